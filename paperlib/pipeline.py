@@ -1,0 +1,127 @@
+"""From a profile to cached artefacts: the benchmark folder, the tokenizer, and the base, original and
+retain models (fine-tuned here for tiny profiles, checkpoints for the paper profile)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from paperlib.cache import cached_run, to_jsonable
+from paperlib.config import Profile, TrainConfig
+from paperlib.data import encoding, mini_tofu, tofu
+from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.train import train
+
+GENERAL = ("real_authors", "world_facts")
+
+
+def benchmark_source(profile: Profile, force: bool = False) -> str:
+    """Folder (mini-TOFU, generated and cached) or hub id / folder (real TOFU) of the benchmark."""
+    bench = profile.benchmark
+    if bench.name == "mini-tofu":
+        return str(cached_run("benchmark", bench.mini, partial(mini_tofu.write, bench.mini), force=force))
+    return bench.source
+
+
+def spans_dir(profile: Profile, forget: str) -> Path:
+    """Folder of the PALU/TPO span file for `forget`."""
+    tofu.check_split(forget, tofu.FORGET_SPLITS)
+    root = Path(profile.benchmark.spans or Path(benchmark_source(profile)) / "spans")
+    return root / f"{forget}_with_common_words_gpt"
+
+
+def _qa(source: str, split: str) -> list[tuple[str, str]]:
+    ds = tofu.load_split(source, split)
+    return list(zip(ds["question"], ds["answer"]))
+
+
+def tokenizer_path(profile: Profile, force: bool = False) -> str:
+    """Tokenizer folder: trained here on all benchmark text (tiny), else the original checkpoint's."""
+    if profile.model.original:
+        return profile.model.original
+    source = benchmark_source(profile)
+    config = {"benchmark": profile.benchmark.mini, "vocab_size": profile.model.tiny.vocab_size}
+
+    def build(out: Path) -> None:
+        texts = []
+        for split in ("full", "holdout10", "retain_perturbed", "forget10_perturbed", *GENERAL):
+            ds = tofu.load_split(source, split)
+            for row in ds:
+                texts += [row["question"], row["answer"], row.get("paraphrased_question") or "",
+                          row.get("paraphrased_answer") or "", *(row.get("perturbed_answer") or [])]
+        texts += tofu.load_idk(source)
+        train_tokenizer(texts, profile.model.tiny.vocab_size).save_pretrained(out)
+
+    return str(cached_run("tokenizer", config, build, force=force))
+
+
+def encode_rows(tokenizer, template: str, rows: list[tuple[str, str]], max_length: int) -> list[dict]:
+    return [encoding.encode(tokenizer, template, q, a, max_length=max_length) for q, a in rows]
+
+
+def nll_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """Fine-tuning loss: mean token NLL over answer tokens."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    return out.loss, {}
+
+
+def _stage_config(profile: Profile, stage: str, splits: tuple[str, ...], train_cfg: TrainConfig, parent) -> dict:
+    return {"stage": stage, "benchmark": profile.benchmark, "model": profile.model.tiny,
+            "template": profile.model.template, "splits": splits, "train": train_cfg, "parent": parent,
+            "max_length": profile.eval.max_length}
+
+
+def _finetune(profile: Profile, config: dict, init: str | None, force: bool) -> str:
+    source, tok_path = benchmark_source(profile), tokenizer_path(profile)
+
+    def build(out: Path) -> None:
+        tok = load_tokenizer(tok_path)
+        encoding.check_template(profile.model.template, tok)
+        rows = [qa for split in config["splits"] for qa in _qa(source, split)]
+        data = encode_rows(tok, profile.model.template, rows, profile.eval.max_length)
+        torch.manual_seed(config["train"].seed)
+        device, dtype = auto_device()
+        model = load_model(init) if init else tiny_llama(profile.model.tiny, tok).to(device, dtype)
+        print(f"[{config['stage']}] {n_params(model):,} parameters, {len(data)} samples, "
+              f"{config['train'].epochs} epochs", flush=True)
+        result = train(model, data, nll_loss, config["train"], partial(encoding.collate, pad_id=tok.pad_token_id),
+                       desc=config["stage"])
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        (out / "train_log.json").write_text(json.dumps(result.steps))
+
+    return str(cached_run("model", config, build, force=force))
+
+
+def base_model(profile: Profile, force: bool = False) -> str:
+    """Stage 1: a tiny model that learns the general-knowledge sets (real authors, world facts)."""
+    config = _stage_config(profile, "base", GENERAL, profile.base, None)
+    return _finetune(profile, config, None, force)
+
+
+def original_model(profile: Profile, force: bool = False) -> str:
+    """TOFU's original model: fine-tuned on `full` (plus the general sets, replayed) on top of the base."""
+    if profile.model.original:
+        return profile.model.original
+    parent = _stage_config(profile, "base", GENERAL, profile.base, None)
+    config = _stage_config(profile, "original", ("full", *GENERAL), profile.finetune, parent)
+    return _finetune(profile, config, base_model(profile), force)
+
+
+def retain_model(profile: Profile, forget: str, force: bool = False) -> str:
+    """TOFU's retain model for `forget` (e.g. retain90 for forget10): never sees the forget authors."""
+    retain = tofu.retain_of(forget)
+    if profile.model.retain:
+        return profile.model.retain.format(retain=retain)
+    parent = _stage_config(profile, "base", GENERAL, profile.base, None)
+    config = _stage_config(profile, retain, (retain, *GENERAL), profile.finetune, parent)
+    return _finetune(profile, config, base_model(profile), force)
+
+
+def describe(profile: Profile) -> dict:
+    """The profile as plain JSON (for logs and the dry run)."""
+    return to_jsonable(asdict(profile))

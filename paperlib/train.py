@@ -1,0 +1,113 @@
+"""The one training loop, for fine-tuning and every unlearning method alike (accelerate; runs unchanged
+under `accelerate launch` on several GPUs).
+
+A method is a `loss_fn(model, batch) -> (loss, parts)`; the loop adds AdamW, warm-up then linear (or
+cosine) decay, gradient accumulation and clipping, an optional mask on the parameter update, a callback
+after every epoch, and stops a run whose loss turns NaN/inf.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from paperlib.config import TrainConfig
+
+LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TrainResult:
+    """Per-step losses, per-epoch callback results, and where the run diverged (None if it did not)."""
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    diverged_at: int | None = None
+
+
+def check_mask(model: torch.nn.Module, mask: dict[str, torch.Tensor]) -> None:
+    """Raise unless every mask entry names a parameter of `model` with the same shape."""
+    params = dict(model.named_parameters())
+    unknown = [n for n in mask if n not in params]
+    if unknown:
+        raise ValueError(f"mask names parameters the model does not have: {unknown[:3]}; "
+                         f"allowed: names from model.named_parameters(), e.g. {list(params)[:2]}")
+    for name, m in mask.items():
+        if m.shape != params[name].shape or m.dtype != torch.bool:
+            raise ValueError(f"mask for {name} is {m.dtype} {tuple(m.shape)}; allowed: bool {tuple(params[name].shape)}")
+
+
+def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "paged_adamw_32bit":
+        import bitsandbytes as bnb  # GPU only, as in the papers' scripts
+
+        return bnb.optim.PagedAdamW32bit(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: TrainConfig,
+          collate: Callable[[list[dict]], dict], on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
+          update_mask: dict[str, torch.Tensor] | None = None, desc: str = "train",
+          on_step: Callable[[dict], None] | None = None) -> TrainResult:
+    """Optimise `model` on `data` with `loss_fn`; `update_mask` (name -> bool) restricts the update to the
+    True entries of the named parameters (all other parameters stay frozen)."""
+    if update_mask is not None:
+        check_mask(model, update_mask)
+    torch.manual_seed(cfg.seed)
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    if update_mask is not None:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in update_mask)
+    params = [p for p in model.parameters() if p.requires_grad]
+    loader = DataLoader(list(data), batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    opt = _optimizer(params, cfg)
+    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+    sched = get_scheduler(cfg.schedule, opt, num_warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+                          num_training_steps=steps_per_epoch * cfg.epochs)
+    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    frozen = {}
+    if update_mask is not None:
+        named = dict(acc.unwrap_model(model).named_parameters())
+        frozen = {n: (named[n], m.to(named[n].device), named[n].detach().clone()) for n, m in update_mask.items()}
+
+    result, step = TrainResult(), 0
+    model.train()
+    for epoch in range(1, cfg.epochs + 1):
+        bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", leave=False, disable=not acc.is_main_process)
+        for batch in bar:
+            with acc.accumulate(model):
+                loss, parts = loss_fn(model, batch)
+                if not torch.isfinite(loss.detach()):
+                    result.diverged_at = step
+                    break
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                for p, m, p0 in frozen.values():
+                    with torch.no_grad():
+                        p.copy_(torch.where(m, p, p0))
+            step += 1
+            row = {"epoch": epoch, "step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0], **parts}
+            result.steps.append(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("epoch", "step")})
+            if on_step:
+                on_step(row)
+        if result.diverged_at is not None:
+            break
+        if on_epoch_end is not None:
+            model.eval()
+            result.epochs.append({"epoch": epoch, **on_epoch_end(acc.unwrap_model(model), epoch)})
+            model.train()
+    model.eval()
+    return result

@@ -1,0 +1,123 @@
+"""mini-TOFU generator, the TOFU loader (on the real files in ../shared/data/tofu), encoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+
+from paperlib.data import encoding, mini_tofu, tofu
+from paperlib.models import train_tokenizer
+
+CFG = mini_tofu.MiniTofuConfig(n_authors=20, qa_per_author=10, n_real_authors=6, n_world_facts=6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    return mini_tofu.write(CFG, tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def tok(bench):
+    texts = [r["question"] + " " + r["answer"] for r in tofu.load_split(bench, "full")]
+    return train_tokenizer(texts + ["[INST] [/INST]"], vocab_size=600)
+
+
+def test_splits_sizes_and_schema(bench):
+    sizes = {s: len(tofu.load_split(bench, s)) for s in tofu.SPLITS}
+    assert sizes["full"] == 200 and sizes["forget10"] == 20 and sizes["forget05"] == sizes["forget01"] == 10
+    assert sizes["retain90"] == 180 and sizes["retain99"] == 190 and sizes["holdout10"] == 20
+    assert sizes["real_authors_perturbed"] == 6 and sizes["retain_perturbed"] == 20
+    full, forget, retain = (list(tofu.load_split(bench, s)["question"]) for s in ("full", "forget10", "retain90"))
+    assert full == retain + forget  # TOFU: forget authors are the last ones
+    pert = tofu.load_split(bench, "forget10_perturbed")
+    assert set(pert.column_names) == {"question", "answer", "paraphrased_question", "paraphrased_answer",
+                                      "perturbed_answer"}
+    assert all(len(p) == 5 and a not in p for p, a in zip(pert["perturbed_answer"], pert["paraphrased_answer"]))
+    assert list(pert["question"]) == forget
+    ra = tofu.load_split(bench, "real_authors_perturbed")
+    assert all(len(p) == 3 for p in ra["perturbed_answer"])
+    holdout = set(tofu.load_split(bench, "holdout10")["question"])
+    assert not holdout & set(full)
+    assert len(tofu.load_idk(bench)) >= 10
+
+
+def test_spans_are_exact(bench):
+    spans = tofu.load_spans(bench / "spans" / "forget10_with_common_words_gpt")
+    raw = datasets.load_from_disk(str(bench / "spans" / "forget10_with_common_words_gpt"))
+    for row in raw:
+        for w in json.loads(row["target_words"]):
+            assert row["answer"][w["start"]:w["end"]] == w["word"]
+    assert sum(len(v["spans"]) for v in spans.values()) > len(spans)  # several facts per answer
+
+
+def test_deterministic_bytes(tmp_path, bench):
+    again = mini_tofu.write(CFG, tmp_path / "again")
+    for f in sorted(bench.rglob("*")):
+        if f.is_file() and f.name != "state.json":  # state.json holds a random datasets fingerprint
+            assert (again / f.relative_to(bench)).read_bytes() == f.read_bytes(), f
+    other = mini_tofu.write(mini_tofu.MiniTofuConfig(n_authors=20, seed=4), tmp_path / "other")
+    assert (other / "full.json").read_bytes() != (bench / "full.json").read_bytes()
+
+
+def test_real_tofu_files(shared_data, tmp_path):
+    root = shared_data / "tofu"
+    ra = tofu.load_split(root, "real_authors_perturbed")
+    wf = tofu.load_split(root, "world_facts_perturbed")
+    assert (len(ra), len(wf)) == (100, 117)
+    assert ra[0]["answer"] == "William Shakespeare" and len(ra[0]["perturbed_answer"]) == 3
+    assert len(tofu.load_idk(root)) == 100
+    for split, n in (("forget01", 40), ("forget05", 200), ("forget10", 400)):
+        spans = tofu.load_spans(root / "spans" / f"{split}_with_common_words_gpt")
+        assert len(spans) == n
+    # join to a forget set by question, in another order
+    spans = tofu.load_spans(root / "spans" / "forget05_with_common_words_gpt")
+    rows = [{"question": q, "answer": v["answer"]} for q, v in reversed(list(spans.items()))]
+    joined = tofu.attach_spans(datasets.Dataset.from_list(rows), spans)
+    assert joined[-1]["spans"] == [[21, 31]]  # "Hina Ameen" in "The author's name is Hina Ameen."
+
+
+def test_encoding_real_spans(shared_data, tok):
+    spans = tofu.load_spans(shared_data / "tofu" / "spans" / "forget05_with_common_words_gpt")
+    for q, v in list(spans.items())[:50]:
+        e = encoding.encode(tok, "tiny", q, v["answer"], v["spans"])
+        text = tok.decode([i for i, s in zip(e["input_ids"], e["sensitive"]) if s])
+        words = "".join(v["answer"][s:e] for s, e in sorted(v["spans"])).replace(" ", "")
+        assert words in text.replace(" ", "") or not v["spans"]  # sensitive tokens cover every span
+        assert e["labels"][: e["prompt_len"]] == [-100] * e["prompt_len"]
+        assert e["labels"][-1] == tok.eos_token_id and not e["sensitive"][-1]
+        assert not any(e["sensitive"][: e["prompt_len"]])
+
+
+def test_encoding_by_hand(tok):
+    e = encoding.encode(tok, "tiny", "Who?", "Ab Cd.", spans=[(3, 5)])
+    answer_tokens = [tok.decode([i]) for i, lab in zip(e["input_ids"], e["labels"]) if lab != -100]
+    assert "".join(answer_tokens[:-1]) == "Ab Cd." and answer_tokens[-1] == "</s>"
+    flagged = "".join(tok.decode([i]) for i, s in zip(e["input_ids"], e["sensitive"]) if s)
+    assert flagged.strip() == "Cd"
+    batch = encoding.collate([e, encoding.encode(tok, "tiny", "Q", "A")], tok.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["sensitive"].shape
+    assert batch["attention_mask"][1].sum() < batch["attention_mask"][0].sum()
+    llama2 = encoding.render_prompt("llama2", tok, "Who?")
+    assert llama2 == "<s>[INST] Who? [/INST]"
+
+
+def test_bad_input(bench, tok, tmp_path):
+    with pytest.raises(ValueError, match="unknown split 'forget07'.*allowed: full"):
+        tofu.load_split(bench, "forget07")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        tofu.load_split(tmp_path / "nowhere.d", "full")
+    bad = tmp_path / "bad_spans"
+    datasets.Dataset.from_list([{"question": "q", "answer": "short",
+                                 "target_words": json.dumps([{"word": "x", "start": 3, "end": 9}])}]).save_to_disk(bad)
+    with pytest.raises(ValueError, match=r"span \(3, 9\) outside answer of length 5"):
+        tofu.load_spans(bad)
+    with pytest.raises(ValueError, match="lacks .*needed by template 'llama3'"):
+        encoding.check_template("llama3", tok)
+    with pytest.raises(ValueError, match="qa_per_author=11"):
+        mini_tofu.MiniTofuConfig(qa_per_author=11)
+    ds = datasets.Dataset.from_list([{"question": "unknown?", "answer": "a"}])
+    with pytest.raises(ValueError, match="no span annotation"):
+        tofu.attach_spans(ds, {})
