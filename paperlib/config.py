@@ -50,6 +50,7 @@ class ModelConfig:
     tiny: TinyLlamaConfig = field(default_factory=TinyLlamaConfig)
     original: str = ""  # checkpoint folder / hub id of the TOFU original model; "" = fine-tune here
     retain: str = ""  # same for retain models, "{retain}" replaced by e.g. retain90; "" = fine-tune here
+    retain_log: str = ""  # published retain-model TOFU_EVAL.json, "{retain}" replaced; "" = evaluate ours
     lora_r: int = 0  # 0 = full fine-tuning; > 0 = LoRA rank (peft)
     lora_alpha: int = 32
     lora_dropout: float = 0.05

@@ -41,7 +41,8 @@ def teacher_forced(model, tokenizer, template: str, pairs: Sequence[tuple[str, s
             eos = tokenizer.eos_token_id
             parts |= {"em": scores.exact_memorization(logits, labels, eos_id=eos),
                       "es": scores.extraction_strength(logits, labels, eos_id=eos),
-                      "min_k": scores.min_k(logits, labels), "min_k_pp": scores.min_k_plus_plus(logits, labels)}
+                      "min_k": scores.min_k(logits, labels, eos_id=eos),
+                      "min_k_pp": scores.min_k_plus_plus(logits, labels, eos_id=eos)}
         for k, v in parts.items():
             out.setdefault(k, []).append(v.cpu())
     return {k: torch.cat(v).double().numpy() for k, v in out.items()}

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 from rouge_score import rouge_scorer
 from scipy import stats
 from sklearn.metrics import roc_auc_score
@@ -45,7 +46,7 @@ PALU_COLUMNS = {"FQ": "forget_quality", "MU": "model_utility", "Fluency": "fluen
                 "R-TR": "retain_Truth_Ratio", "Rw-TR": "wf_Truth_Ratio"}
 
 
-def truth_ratio(correct_avg_loss, perturbed_avg_loss, eps: float = EPS) -> np.ndarray:
+def truth_ratio(correct_avg_loss: ArrayLike, perturbed_avg_loss: ArrayLike, eps: float = EPS) -> np.ndarray:
     """Per-sample TR [n] = exp(-mean_j perturbed[:, j]) / (exp(-correct) + eps): perturbed answers are
     averaged in log space (geometric mean of their probs); eps as open-unlearning."""
     c, w = np.asarray(correct_avg_loss, dtype=float), np.asarray(perturbed_avg_loss, dtype=float)
@@ -55,7 +56,7 @@ def truth_ratio(correct_avg_loss, perturbed_avg_loss, eps: float = EPS) -> np.nd
     return np.exp(-w.mean(axis=1)) / (np.exp(-c) + eps)
 
 
-def forget_quality(tr_unlearned, tr_retain) -> float:
+def forget_quality(tr_unlearned: ArrayLike, tr_retain: ArrayLike) -> float:
     """TOFU forget quality: two-sample KS-test p-value between the unlearned model's and the retain model's
     per-sample forget-set truth ratios."""
     a, b = np.asarray(tr_unlearned, dtype=float), np.asarray(tr_retain, dtype=float)
@@ -96,7 +97,7 @@ def rouge_l_recall(prediction: str, target: str) -> float:
     return rouge_scores(prediction, target)["rougeL_recall"]
 
 
-def normalised_prob(p_true, p_wrong, eps: float = EPS) -> np.ndarray:
+def normalised_prob(p_true: ArrayLike, p_wrong: ArrayLike, eps: float = EPS) -> np.ndarray:
     """p_true [n] / (p_true + sum_j p_wrong[:, j] + eps): the true answer's share of the options' probs."""
     p, w = np.asarray(p_true, dtype=float), np.asarray(p_wrong, dtype=float)
     if p.ndim != 1 or w.ndim != 2 or len(p) != len(w):
@@ -104,7 +105,7 @@ def normalised_prob(p_true, p_wrong, eps: float = EPS) -> np.ndarray:
     return p / (p + w.sum(axis=1) + eps)
 
 
-def mia_auc(forget_scores, holdout_scores) -> float:
+def mia_auc(forget_scores: ArrayLike, holdout_scores: ArrayLike) -> float:
     """ROC AUC of a membership-inference attack: forget = label 0, holdout = label 1, score loss-like (so
     AUC near 1 means the forget set is still told apart, i.e. memorised)."""
     f, h = np.asarray(forget_scores, dtype=float), np.asarray(holdout_scores, dtype=float)
@@ -143,7 +144,7 @@ def fluency_entropy(texts: Sequence[str] | str) -> float:
 # open-unlearning TOFU_EVAL.json logs
 
 
-def validate_tofu_log(log, name: str = "eval_log") -> None:
+def validate_tofu_log(log: object, name: str = "eval_log") -> None:
     """Raise ValueError unless `log` has open-unlearning's TOFU_EVAL.json schema: metric -> dict holding
     `agg_value` and/or per-sample `value_by_index` (MIA metrics: `forget` / `holdout` dicts with one)."""
     hint = f"{name} is not an open-unlearning TOFU_EVAL.json log (metric -> {{agg_value, value_by_index}})"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from paperlib.cache import cached_run, to_jsonable
+from paperlib import evaluate
+from paperlib.cache import RUN_CONFIG, cached_run, to_jsonable
 from paperlib.config import Profile, TrainConfig
 from paperlib.data import encoding, mini_tofu, tofu
 from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
@@ -120,6 +121,45 @@ def retain_model(profile: Profile, forget: str, force: bool = False) -> str:
     parent = _stage_config(profile, "base", GENERAL, profile.base, None)
     config = _stage_config(profile, retain, (retain, *GENERAL), profile.finetune, parent)
     return _finetune(profile, config, base_model(profile), force)
+
+
+def model_identity(path: str) -> str | dict:
+    """What identifies a model for the cache: its run config when it was trained here, else its path."""
+    run_config = Path(path) / RUN_CONFIG
+    return json.loads(run_config.read_text()) if run_config.is_file() else str(path)
+
+
+def evaluation_dir(profile: Profile, model_path: str, forget: str, reference: str | None = "retain",
+                   force: bool = False, progress: bool = True) -> Path:
+    """Cached folder with TOFU_EVAL.json and TOFU_SUMMARY.json of a model. `reference="retain"` compares
+    with the retain model's own (cached) evaluation; a path names a published retain log; None: none."""
+    if reference == "retain":
+        reference = str(retain_log_path(profile, forget))
+    config = {"model": model_identity(model_path), "benchmark": profile.benchmark, "forget": forget,
+              "template": profile.model.template, "eval": profile.eval,
+              "reference": None if reference is None else model_identity(str(Path(reference).parent))}
+
+    def build(out: Path) -> None:
+        tok, model = load_tokenizer(model_path), load_model(model_path)
+        retain_log = evaluate.load_log(reference) if reference else None
+        evaluate.evaluate_tofu(model, tok, profile.model.template, benchmark_source(profile), forget,
+                               profile.eval, retain_log, out_dir=out, progress=progress)
+
+    return cached_run("eval", config, build, force=force)
+
+
+def evaluation(profile: Profile, model_path: str, forget: str, reference: str | None = "retain",
+               force: bool = False) -> tuple[dict, dict]:
+    """(TOFU_EVAL, TOFU_SUMMARY) dicts of a model (cached; see `evaluation_dir`)."""
+    out = evaluation_dir(profile, model_path, forget, reference, force)
+    return evaluate.load_log(out), json.loads((out / "TOFU_SUMMARY.json").read_text())
+
+
+def retain_log_path(profile: Profile, forget: str) -> Path:
+    """The retain model's TOFU_EVAL.json for `forget`: published (profile.model.retain_log) or ours."""
+    if profile.model.retain_log:
+        return Path(profile.model.retain_log.format(retain=tofu.retain_of(forget)))
+    return evaluation_dir(profile, retain_model(profile, forget), forget, reference=None) / "TOFU_EVAL.json"
 
 
 def describe(profile: Profile) -> dict:
