@@ -41,7 +41,8 @@ def check_mask(model: torch.nn.Module, mask: dict[str, torch.Tensor]) -> None:
                          f"allowed: names from model.named_parameters(), e.g. {list(params)[:2]}")
     for name, m in mask.items():
         if m.shape != params[name].shape or m.dtype != torch.bool:
-            raise ValueError(f"mask for {name} is {m.dtype} {tuple(m.shape)}; allowed: bool {tuple(params[name].shape)}")
+            raise ValueError(f"mask for {name} is {m.dtype} {tuple(m.shape)}; "
+                             f"allowed: bool {tuple(params[name].shape)}")
 
 
 def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
