@@ -33,6 +33,43 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {Path(args.out) / 'TOFU_EVAL.json'} and TOFU_SUMMARY.json")
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    """Execute the notebooks with papermill (executed copies under --out/<profile>), or list their runs."""
+    from paperlib import runner
+
+    def items(text: str | None) -> list[str] | None:
+        return None if text is None else [t.strip() for t in text.split(",")]
+
+    try:
+        if args.dry_run:
+            print(runner.format_plan(runner.plan(args.profile, items(args.only), args.notebooks)))
+            return
+        results = runner.reproduce(args.profile, items(args.only), items(args.gpus), out_dir=args.out,
+                                   notebooks_dir=args.notebooks,
+                                   progress_bar=args.gpus is None and sys.stderr.isatty())
+    except ValueError as err:
+        raise SystemExit(f"paperlib reproduce: {err}") from None
+    print(runner.summary(results))
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise SystemExit("paperlib reproduce failed: " + "; ".join(r.describe() for r in failed))
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    """Train (or reuse) the base, original and retain models of a profile and print the memorisation check."""
+    from paperlib import pipeline
+    from paperlib.config import get_profile
+
+    profile = get_profile(args.profile)
+    print("original:", pipeline.original_model(profile, force=args.force))
+    print(f"retain ({args.forget}):", pipeline.retain_model(profile, args.forget, force=args.force))
+    report = pipeline.finetune_report(profile, args.forget)
+    print(json.dumps(report, indent=1))
+    print(f"original model memorises {args.forget}: mean answer probability {report['original_answer_prob']:.3f} "
+          f"(retain model: {report['retain_answer_prob']:.3f}); forget truth ratios original vs retain: "
+          f"KS p = {report['ks_pvalue']:.2e}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +86,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--retain-log", default=None, help="retain model's TOFU_EVAL.json (for forget_quality)")
     ev.add_argument("--out", required=True, help="output folder")
     ev.set_defaults(func=_evaluate)
+
+    ft = sub.add_parser("finetune", help=_finetune.__doc__)
+    ft.add_argument("--profile", default="mini", choices=PROFILE_NAMES)
+    ft.add_argument("--forget", default="forget10", choices=FORGET_SPLITS)
+    ft.add_argument("--force", action="store_true", help="retrain even if cached")
+    ft.set_defaults(func=_finetune)
+
+    rp = sub.add_parser("reproduce", help=_reproduce.__doc__)
+    rp.add_argument("--profile", default="mini", choices=PROFILE_NAMES, help="notebook profile (default: mini)")
+    rp.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 04,05 (default: all)")
+    rp.add_argument("--gpus", default=None,
+                    help="comma-separated device ids, one worker process each (CUDA_VISIBLE_DEVICES), e.g. 0,1; "
+                         "default: one notebook at a time in this process")
+    rp.add_argument("--dry-run", action="store_true",
+                    help="list the runs each notebook would launch, with a rough GPU-hour estimate; execute nothing")
+    rp.add_argument("--out", default="executed", help="folder of the executed copies (default: executed)")
+    rp.add_argument("--notebooks", default="notebooks", help="folder of the NN_name.ipynb notebooks")
+    rp.set_defaults(func=_reproduce)
     return parser
 
 

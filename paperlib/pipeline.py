@@ -8,9 +8,10 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from paperlib import evaluate
+from paperlib import evaluate, metrics
 from paperlib.cache import RUN_CONFIG, cached_run, to_jsonable
 from paperlib.config import Profile, TrainConfig
 from paperlib.data import encoding, mini_tofu, tofu
@@ -121,6 +122,31 @@ def retain_model(profile: Profile, forget: str, force: bool = False) -> str:
     parent = _stage_config(profile, "base", GENERAL, profile.base, None)
     config = _stage_config(profile, retain, (retain, *GENERAL), profile.finetune, parent)
     return _finetune(profile, config, base_model(profile), force)
+
+
+def finetune_report(profile: Profile, forget: str) -> dict[str, float]:
+    """Does the original model memorise and does the retain model not know the forget authors?
+    Mean answer probability of both on `forget`, their forget-set truth ratios, and the KS-test p-value
+    between those (the quantity forget_quality measures)."""
+    from scipy.stats import ks_2samp
+
+    source, template = benchmark_source(profile), profile.model.template
+    pert = tofu.load_split(source, f"{forget}_perturbed")
+    qs = list(pert["question"])
+    pert_pairs = [(q, p) for q, ps in zip(qs, pert["perturbed_answer"]) for p in ps]
+    report, ratios = {"forget": forget}, {}
+    for name, path in (("original", original_model(profile)), ("retain", retain_model(profile, forget))):
+        tok, model = load_tokenizer(path), load_model(path)
+        tf = partial(evaluate.teacher_forced, model, tok, template, batch_size=profile.eval.batch_size,
+                     max_length=profile.eval.max_length)
+        answer = tf(list(zip(qs, pert["answer"])))["avg_loss"]
+        para = tf(list(zip(qs, pert["paraphrased_answer"])))["avg_loss"]
+        wrong = tf(pert_pairs)["avg_loss"].reshape(len(qs), -1)
+        ratios[name] = metrics.truth_ratio(para, wrong)
+        report[f"{name}_answer_prob"] = float(np.exp(-answer).mean())
+        report[f"{name}_truth_ratio"] = float(np.mean(ratios[name]))
+    report["ks_pvalue"] = float(ks_2samp(ratios["original"], ratios["retain"]).pvalue)
+    return report
 
 
 def model_identity(path: str) -> str | dict:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Tests share the project's run cache, so `make test` and `make reproduce` reuse each other's models.
+os.environ.setdefault("PAPERLIB_CACHE", str(ROOT / "runs"))
 SHARED = Path(os.environ.get("PAPERLIB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

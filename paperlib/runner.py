@@ -1,0 +1,493 @@
+"""Batch regeneration: execute the numbered notebooks with papermill, serially or one worker per GPU.
+
+- Notebooks are `notebooks/NN_name.ipynb`, selected by their two-digit prefix NN and run in number order
+  with `profile` (and any extra parameters) injected by papermill. Executed copies, outputs included,
+  go to `<out_dir>/<profile>/NN_name.ipynb`, also when a notebook fails.
+- `DEPENDS` says which notebooks must succeed before another starts (default: notebook 00, which builds
+  the benchmark and the models). A notebook whose dependency failed or was skipped is skipped; the
+  others still run.
+- With `gpus=[0, 1, ...]` one worker process per entry runs ready notebooks at once, each with its own
+  CUDA_VISIBLE_DEVICES (the kernels papermill starts inherit the worker's environment). This works on
+  CPU-only machines too: the variable is set, torch simply sees no GPU.
+- Every kernel gets PAPERLIB_CACHE as an absolute path, so all notebooks share one run cache whatever
+  their working directory; a rerun reuses every cached model and evaluation.
+- `plan(profile)` lists the runs each notebook declares in `PLANS` (model, method, hyperparameters)
+  with a rough GPU-hour estimate, without executing anything (`paperlib reproduce --dry-run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import graphlib
+import importlib
+import multiprocessing as mp
+import os
+import queue
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from paperlib.cache import cache_root
+from paperlib.config import PROFILE_NAMES, Profile, get_profile
+
+NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
+# notebook prefix -> prefixes that must succeed first; a notebook not listed depends on DEFAULT_DEPENDS
+DEPENDS: dict[str, tuple[str, ...]] = {"00": ()}
+DEFAULT_DEPENDS: tuple[str, ...] = ("00",)
+KERNEL_NAME = "python3"
+STATUSES = ("ok", "failed", "skipped")
+
+
+# ----------------------------------------------------------------------------------------- selection
+
+def discover(notebooks_dir: str | Path = "notebooks") -> dict[str, Path]:
+    """{prefix: path} of the `NN_name.ipynb` files in `notebooks_dir`, in number order."""
+    folder = Path(notebooks_dir)
+    if not folder.is_dir():
+        raise ValueError(f"notebooks folder {str(folder)!r} does not exist")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        match = NOTEBOOK_PATTERN.match(path.name)
+        if not match:
+            continue
+        prefix = match.group(1)
+        if prefix in found:
+            raise ValueError(f"two notebooks share the prefix {prefix}: {found[prefix].name}, {path.name}")
+        found[prefix] = path
+    if not found:
+        raise ValueError(f"no notebooks named NN_name.ipynb in {str(folder)!r}")
+    return found
+
+
+def select(notebooks: Mapping[str, Path], only: Sequence[str] | None = None) -> dict[str, Path]:
+    """The notebooks named in `only` (prefixes such as "04", or full names), all of them if None."""
+    if only is None:
+        return dict(notebooks)
+    by_stem = {path.stem: prefix for prefix, path in notebooks.items()}
+    wanted, unknown = set(), []
+    for item in only:
+        key = str(item).strip().removesuffix(".ipynb")
+        key = key.zfill(2) if key.isdigit() else key
+        if key in notebooks:
+            wanted.add(key)
+        elif key in by_stem:
+            wanted.add(by_stem[key])
+        else:
+            unknown.append(item)
+    if unknown or not wanted:
+        available = ", ".join(f"{p} ({path.stem})" for p, path in notebooks.items())
+        what = f"unknown notebook(s) {unknown}" if unknown else "no notebook selected (only is empty)"
+        raise ValueError(f"{what}; available: {available}")
+    return {p: path for p, path in notebooks.items() if p in wanted}
+
+
+def dependencies(prefix: str, depends: Mapping[str, Sequence[str]] | None = None) -> tuple[str, ...]:
+    """Prefixes that `prefix` waits for (DEPENDS, default DEFAULT_DEPENDS; never itself)."""
+    table = DEPENDS if depends is None else depends
+    return tuple(d for d in table.get(prefix, DEFAULT_DEPENDS) if d != prefix)
+
+
+def _check_acyclic(selected: Mapping[str, Path], depends: Mapping[str, Sequence[str]] | None) -> None:
+    graph = {p: [d for d in dependencies(p, depends) if d in selected] for p in selected}
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        raise ValueError(f"notebook dependencies form a cycle: {' -> '.join(err.args[1])}") from None
+
+
+# ----------------------------------------------------------------------------------------- execution
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one notebook."""
+
+    notebook: str  # file stem, e.g. "01_main_results"
+    status: str  # ok | failed | skipped
+    seconds: float = 0.0  # wall time of its execution
+    output: Path | None = None  # executed copy (kept on failure)
+    device: str | None = None  # CUDA_VISIBLE_DEVICES of the worker that ran it (None: serial, inherited)
+    cell_index: int | None = None  # failing cell: 0-based position in the source notebook's cells
+    execution_count: int | None = None  # failing cell's "In [n]" in the executed copy
+    cell_source: str = ""  # first line of the failing cell
+    error: str = ""  # "ename: evalue", or why it was skipped
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def describe(self) -> str:
+        """One line: notebook, status, wall time, and for a failure the cell, error and executed copy."""
+        line = f"{self.notebook}: {self.status}"
+        if self.status == "skipped":
+            return f"{line} ({self.error})"
+        line += f" in {self.seconds:.1f} s"
+        if self.device is not None:
+            line += f" (CUDA_VISIBLE_DEVICES={self.device})"
+        if self.status == "failed":
+            if self.cell_index is not None:
+                line += f" at cell {self.cell_index} (In [{self.execution_count}]: {self.cell_source})"
+            line += f": {self.error}"
+        if self.output is not None:
+            line += f"; executed copy {self.output}"
+        return line
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One papermill execution, picklable for the worker processes."""
+
+    notebook: str
+    input: Path
+    output: Path
+    parameters: dict[str, Any]
+    kernel_name: str
+    cwd: Path
+    progress_bar: bool
+
+
+def _source_cell_index(notebook: Path, executed_index: int) -> int:
+    """Position in the source notebook of the cell at `executed_index` of the papermill-executed one
+    (papermill inserts an `injected-parameters` cell after the `parameters` cell, or first)."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    tags = [cell.get("metadata", {}).get("tags", []) for cell in cells]
+    if any("injected-parameters" in t for t in tags):
+        return executed_index  # papermill replaces that cell in place
+    params = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    injected_at = 0 if params is None else params + 1
+    return executed_index - 1 if executed_index > injected_at else executed_index
+
+
+def _execute(task: _Task, device: str | None) -> Result:
+    """Run one notebook with papermill; a failure becomes a Result, never an exception."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    task.output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    common = {"notebook": task.notebook, "output": task.output, "device": device}
+    try:
+        papermill.execute_notebook(str(task.input), str(task.output), parameters=task.parameters,
+                                   kernel_name=task.kernel_name, cwd=str(task.cwd),
+                                   progress_bar=task.progress_bar)
+    except PapermillExecutionError as err:
+        first = next((line for line in str(err.source).splitlines() if line.strip()), "")
+        return Result(status="failed", seconds=time.perf_counter() - start,
+                      cell_index=_source_cell_index(task.input, err.cell_index), execution_count=err.exec_count,
+                      cell_source=first.strip(), error=f"{err.ename}: {err.evalue}", **common)
+    except Exception as err:  # kernel died, bad notebook JSON, ...: still a per-notebook failure
+        output = task.output if task.output.exists() else None
+        return Result(status="failed", seconds=time.perf_counter() - start, error=f"{type(err).__name__}: {err}",
+                      **{**common, "output": output})
+    return Result(status="ok", seconds=time.perf_counter() - start, **common)
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """os.environ with `values` set inside the block, restored afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class _Serial:
+    """Runs each task in this process as it is submitted (one slot)."""
+
+    def __init__(self) -> None:
+        self._done: list[tuple[str, Result]] = []
+
+    def device(self, slot: int) -> str | None:
+        return None
+
+    def free_slot(self) -> int | None:
+        return None if self._done else 0
+
+    def submit(self, slot: int, task: _Task) -> None:
+        self._done.append((task.notebook, _execute(task, None)))
+
+    def next_result(self) -> tuple[str, Result]:
+        return self._done.pop(0)
+
+    def close(self) -> None:
+        pass
+
+
+def _worker(device: str, env: Mapping[str, str], inbox: Any, results: Any) -> None:
+    """Worker process: fix its GPU and environment, then execute tasks until it receives None."""
+    os.environ.update(env)
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    for slot, task in iter(inbox.get, None):
+        results.put((slot, _execute(task, device)))
+
+
+class _Workers:
+    """One spawned process per device; the scheduler hands each task to a chosen idle worker."""
+
+    def __init__(self, devices: Sequence[str], env: Mapping[str, str]) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a process holding threads, CUDA or kernel sockets
+        self.devices = list(devices)
+        self.results = ctx.Queue()
+        self.inboxes = [ctx.Queue() for _ in devices]
+        self.busy: list[_Task | None] = [None] * len(devices)
+        self.procs = [ctx.Process(target=_worker, args=(d, dict(env), inbox, self.results), name=f"paperlib-gpu{d}")
+                      for d, inbox in zip(self.devices, self.inboxes)]
+        for proc in self.procs:
+            proc.start()
+
+    def device(self, slot: int) -> str | None:
+        return self.devices[slot]
+
+    def free_slot(self) -> int | None:
+        return next((i for i, task in enumerate(self.busy) if task is None), None)
+
+    def submit(self, slot: int, task: _Task) -> None:
+        self.busy[slot] = task
+        self.inboxes[slot].put((slot, task))
+
+    def next_result(self) -> tuple[str, Result]:
+        while True:
+            try:
+                slot, result = self.results.get(timeout=1.0)
+            except queue.Empty:
+                for slot, (proc, task) in enumerate(zip(self.procs, self.busy)):
+                    if task is not None and not proc.is_alive():
+                        self.busy[slot] = None
+                        return task.notebook, Result(task.notebook, "failed", device=self.devices[slot],
+                                                     error=f"worker process died (exit code {proc.exitcode})")
+                continue
+            task, self.busy[slot] = self.busy[slot], None
+            return task.notebook, result
+
+    def close(self) -> None:
+        for inbox, proc in zip(self.inboxes, self.procs):
+            if proc.is_alive():
+                inbox.put(None)
+        for proc in self.procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+
+
+def _check_devices(gpus: Sequence[int | str]) -> list[str]:
+    devices = [str(g).strip() for g in gpus]
+    if not devices or any(not d or "," in d or " " in d for d in devices):
+        raise ValueError(f"gpus {list(gpus)!r}: give one device id per worker, e.g. [0, 1] (--gpus 0,1)")
+    return devices
+
+
+def _check_kernel(kernel_name: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    available = KernelSpecManager().find_kernel_specs()
+    if kernel_name not in available:
+        raise ValueError(f"Jupyter kernel {kernel_name!r} is not installed; available: {', '.join(available)} "
+                         f"(install one with `python -m ipykernel install --sys-prefix --name {kernel_name}`)")
+
+
+def _echo(message: str) -> None:
+    print(message, flush=True)
+
+
+def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Sequence[int | str] | None = None,
+              out_dir: str | Path = "executed", notebooks_dir: str | Path = "notebooks",
+              parameters: Mapping[str, Any] | None = None, cwd: str | Path | None = None,
+              depends: Mapping[str, Sequence[str]] | None = None, kernel_name: str = KERNEL_NAME,
+              progress_bar: bool = False, echo: Callable[[str], None] = _echo) -> list[Result]:
+    """Execute the selected notebooks with papermill and return one Result per notebook, in number order.
+
+    profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
+    inject. only: prefixes ("04") or names to run (default all). gpus: None runs the notebooks one after
+    another in this process; [0, 1, ...] starts one worker per entry with that CUDA_VISIBLE_DEVICES and
+    runs notebooks whose dependencies are done in parallel. out_dir: executed copies go to
+    `<out_dir>/<profile>/`. cwd: the kernels' working directory, where relative outputs (figures/,
+    tables/) land (default: the folder above `notebooks_dir`). depends: overrides DEPENDS.
+    echo: receives one progress line per notebook start and end. All input is checked before anything runs.
+    """
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
+    if parameters and "profile" in parameters:
+        raise ValueError("pass the profile as reproduce(profile=...), not inside parameters")
+    selected = select(discover(notebooks_dir), only)
+    _check_acyclic(selected, depends)
+    devices = None if gpus is None else _check_devices(gpus)
+    _check_kernel(kernel_name)
+    workdir = Path(cwd) if cwd is not None else Path(notebooks_dir).resolve().parent
+    if not workdir.is_dir():
+        raise ValueError(f"working directory {str(workdir)!r} does not exist")
+    out = Path(out_dir).resolve() / profile
+    params = {"profile": profile, **(parameters or {})}
+    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(),
+                      progress_bar) for p, path in selected.items()}
+
+    env = {"PAPERLIB_CACHE": str(cache_root().resolve())}
+    if devices is not None:
+        threads = str(max(1, (os.cpu_count() or 1) // len(devices)))
+        env |= {k: os.environ.get(k, threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
+         + ("serial" if devices is None else f"{len(devices)} worker(s) on CUDA_VISIBLE_DEVICES {','.join(devices)}")
+         + f", cache {env['PAPERLIB_CACHE']}, executed copies in {out}")
+    with _environ(env):
+        pool: _Serial | _Workers = _Serial() if devices is None else _Workers(devices, env)
+        try:
+            results = _schedule(tasks, depends, pool, echo)
+        finally:
+            pool.close()
+    return [results[p] for p in tasks]
+
+
+def _schedule(tasks: Mapping[str, _Task], depends: Mapping[str, Sequence[str]] | None,
+              pool: _Serial | _Workers, echo: Callable[[str], None]) -> dict[str, Result]:
+    """Start each notebook, in number order, once its selected dependencies succeeded; skip it if one did not."""
+    results: dict[str, Result] = {}
+    pending = list(tasks)
+    running: set[str] = set()
+    stem_to_prefix = {task.notebook: p for p, task in tasks.items()}
+    position = {p: i + 1 for i, p in enumerate(tasks)}
+    width = len(str(len(tasks)))
+
+    def counter(prefix: str) -> str:
+        return f"[{position[prefix]:>{width}}/{len(tasks)}]"
+
+    while pending or running:
+        for prefix in list(pending):
+            deps = [d for d in dependencies(prefix, depends) if d in tasks]
+            bad = [tasks[d].notebook for d in deps if d in results and not results[d].ok]
+            if bad:
+                pending.remove(prefix)
+                results[prefix] = Result(tasks[prefix].notebook, "skipped",
+                                         error=f"depends on {', '.join(bad)}, which did not succeed")
+                echo(f"{counter(prefix)} {results[prefix].describe()}")
+                continue
+            if any(d not in results for d in deps):
+                continue
+            slot = pool.free_slot()
+            if slot is None:
+                break
+            pending.remove(prefix)
+            running.add(prefix)
+            device = pool.device(slot)
+            echo(f"{counter(prefix)} {tasks[prefix].notebook}: running"
+                 + ("" if device is None else f" (CUDA_VISIBLE_DEVICES={device})"))
+            pool.submit(slot, tasks[prefix])
+        if not running:
+            if pending:  # cannot happen for an acyclic graph; guards against an endless loop
+                raise RuntimeError(f"notebooks {pending} can never start")
+            break
+        stem, result = pool.next_result()
+        prefix = stem_to_prefix[stem]
+        running.discard(prefix)
+        results[prefix] = result
+        echo(f"{counter(prefix)} {result.describe()}")
+    return results
+
+
+def summary(results: Sequence[Result]) -> str:
+    """A few lines: every notebook's outcome, then the counts per status and the total wall time."""
+    lines = [r.describe() for r in results]
+    counts = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in STATUSES)
+    lines.append(f"{len(results)} notebook(s): {counts}; {sum(r.seconds for r in results):.1f} s of execution")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- dry run
+
+# Rough GPU-hour model (stated assumptions, not measurements):
+# training FLOPs = 6 * parameters * tokens (forward + backward, Kaplan et al. 2020) per pass over an example;
+TOKENS_PER_EXAMPLE = 256  # a TOFU QA pair in the Llama-2 chat template is ~100-200 tokens; batches pad
+SUSTAINED_FLOPS = 1.0e14  # per GPU: ~30% of an A100's 312 TFLOP/s bf16 peak (a third of an H100's ~1e15 at 30%)
+# one TOFU evaluation of a 7B model: ~1.3k prompts x 200 greedy tokens at batch 32 (~30 ms per step) plus
+# the probability passes: about 0.1 GPU-hour, i.e. 0.015 GPU-hour per billion parameters
+EVAL_GPU_HOURS_PER_B = 0.015
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training or unlearning run a notebook would launch, and its rough cost."""
+
+    notebook: str
+    model: str  # checkpoint / hub id
+    method: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    n_examples: int = 0  # training examples per epoch (e.g. the forget split: 200 for TOFU forget05)
+    epochs: float = 0.0
+    params_b: float = 7.0  # model size, billions of parameters
+    passes: float = 1.0  # forward+backward cost per example relative to plain fine-tuning (2: a retain term)
+    evaluations: int = 1  # full TOFU evaluations of the result
+
+    @property
+    def gpu_hours(self) -> float:
+        """Training (6 N D FLOPs at SUSTAINED_FLOPS) plus evaluation (EVAL_GPU_HOURS_PER_B per billion)."""
+        flops = 6 * self.params_b * 1e9 * TOKENS_PER_EXAMPLE * self.n_examples * self.epochs * self.passes
+        return flops / SUSTAINED_FLOPS / 3600 + self.evaluations * EVAL_GPU_HOURS_PER_B * self.params_b
+
+
+PlanFn = Callable[[Profile], list[dict[str, Any]]]
+# prefix -> a function of the Profile returning one dict per run (keys: model, method, hyperparameters,
+# n_examples, epochs, optional params_b, passes, evaluations), or "module:function" imported lazily.
+# A notebook without an entry declares no runs.
+PLANS: dict[str, PlanFn | str] = {}
+_REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")
+_OPTIONAL = ("params_b", "passes", "evaluations")
+
+
+def _plan_fn(prefix: str, entry: PlanFn | str) -> PlanFn:
+    if callable(entry):
+        return entry
+    module, _, name = str(entry).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"PLANS[{prefix!r}] = {entry!r}: cannot import it ({err}); expected 'module:function'") \
+            from None
+
+
+def plan(profile: str = "paper", only: Sequence[str] | None = None, notebooks_dir: str | Path = "notebooks",
+         plans: Mapping[str, PlanFn | str] | None = None) -> dict[str, list[PlannedRun]]:
+    """{notebook: its planned runs} for the selected notebooks (an empty list: no runs declared). Calls only
+    the plan functions, which must work from the profile's settings alone (no hub, no data, no model)."""
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
+    settings = get_profile(profile)
+    table = PLANS if plans is None else plans
+    planned: dict[str, list[PlannedRun]] = {}
+    for prefix, path in select(discover(notebooks_dir), only).items():
+        rows = _plan_fn(prefix, table[prefix])(settings) if prefix in table else []
+        runs = []
+        for row in rows:
+            missing = [k for k in _REQUIRED if k not in row]
+            extra = [k for k in row if k not in _REQUIRED + _OPTIONAL]
+            if missing or extra:
+                raise ValueError(f"plan of {path.stem}: run {row!r} lacks {missing} / has unknown keys {extra}; "
+                                 f"keys: {', '.join(_REQUIRED)} (required), {', '.join(_OPTIONAL)} (optional)")
+            runs.append(PlannedRun(notebook=path.stem, **row))
+        planned[path.stem] = runs
+    return planned
+
+
+def format_plan(planned: Mapping[str, Sequence[PlannedRun]]) -> str:
+    """The dry-run listing: one line per run, 'no runs declared' for notebooks without any, totals."""
+    lines, total, count = [], 0.0, 0
+    for notebook, runs in planned.items():
+        lines.append(f"{notebook}:" + ("" if runs else " no runs declared"))
+        for run in runs:
+            hp = ", ".join(f"{k}={v}" for k, v in run.hyperparameters.items())
+            lines.append(f"  {run.method:<10} {run.model}  epochs={run.epochs:g} n={run.n_examples}"
+                         f"{'  ' + hp if hp else ''}  ~{run.gpu_hours:.2f} GPU-h")
+            total += run.gpu_hours
+            count += 1
+    lines.append(f"total: {count} run(s), ~{total:.1f} GPU-hours (rough: 6*N*D FLOPs at "
+                 f"{SUSTAINED_FLOPS:.0e} FLOP/s per GPU, {TOKENS_PER_EXAMPLE} tokens per example, "
+                 f"{EVAL_GPU_HOURS_PER_B} GPU-h per evaluation and billion parameters)")
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""One unlearning run, cached: forget data -> reference pass -> the one training loop -> evaluations.
+
+`unlearn(profile, method, forget)` builds the forget dataset (each forget item paired with one seeded,
+uniformly random retain item and, for DPO, one IdK answer; PALU/TPO get span flags), checks every input
+before any compute, runs the frozen reference model once (`paperlib.reference`), trains with
+`paperlib.train.train` and the method's loss, evaluates after every epoch against the retain model's log,
+and returns a run folder (`<cache>/unlearn/<hash of the full config>/`) holding:
+
+- `train_log.json`: one row per step (loss, lr and the method's loss parts, e.g. PDU's `lam`);
+- `epochs.json`: the TOFU summary after each evaluated epoch (curves);
+- `TOFU_EVAL.json`, `TOFU_SUMMARY.json`: the final evaluation (open-unlearning's schema);
+- `status.json`: {"status": "completed"} or {"status": "diverged", "step": s, "last": {...}}, plus timings;
+- `model/`: the final weights and tokenizer (LoRA merged), unless save_model=False.
+
+A NaN/inf loss stops that run only: the folder is complete with status "diverged" and the caller goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+
+from paperlib import evaluate, pipeline
+from paperlib.cache import cached_run, is_complete, run_dir
+from paperlib.config import Profile, TrainConfig
+from paperlib.data import encoding, tofu
+from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
+from paperlib.reference import ReferenceConfig, make_reference
+from paperlib.train import check_mask, train
+
+KIND = "unlearn"
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+REFERENCE_KEYS = {"ref_cache_gb": "cache_gb", "ref_batch_size": "batch_size", "ref_mode": "mode"}
+
+
+# ----------------------------------------------------------------------------------------- settings
+def split_overrides(method: str, overrides: dict[str, Any] | None) -> tuple[dict, dict, dict]:
+    """(hyperparameters, TrainConfig fields, ReferenceConfig fields) from one dict of `key=value` settings.
+
+    Keys: the method's hyperparameter names, TrainConfig fields (`lr`, `epochs`, ... or `train.lr`), and
+    `ref_cache_gb`, `ref_batch_size`, `ref_mode`. String values are parsed to the field's type.
+    """
+    hp_names = hparam_names(method)
+    hp, train_kw, ref_kw = {}, {}, {}
+    for key, value in (overrides or {}).items():
+        bare = key.removeprefix("train.")
+        if key in hp_names:
+            hp[key] = value
+        elif bare in TRAIN_KEYS:
+            kind = type(getattr(TrainConfig(), bare))
+            train_kw[bare] = parse_value(kind, value, key)
+        elif key in REFERENCE_KEYS:
+            field = REFERENCE_KEYS[key]
+            ref_kw[field] = parse_value(type(getattr(ReferenceConfig(), field)), value, key)
+        else:
+            allowed = [*hp_names, *TRAIN_KEYS, *REFERENCE_KEYS]
+            raise ValueError(f"unknown setting {key!r} for {method}; allowed: {', '.join(allowed)}")
+    return hp, train_kw, ref_kw
+
+
+def resolve(profile: Profile, method: str, overrides: dict[str, Any] | None = None
+            ) -> tuple[Method, TrainConfig, ReferenceConfig]:
+    """The method object (profile's scale changes, then `overrides`), its TrainConfig and ReferenceConfig."""
+    hp, train_kw, ref_kw = split_overrides(method, overrides)
+    m = make_method(method, {**profile_hparams(profile, method), **hp})
+    return m, dataclasses.replace(train_config(profile, method), **train_kw), ReferenceConfig(**ref_kw)
+
+
+def mask_digest(mask: dict[str, torch.Tensor] | None) -> str | None:
+    """A stable digest of a parameter update mask (names and contents), for the run's cache key."""
+    if mask is None:
+        return None
+    h = hashlib.sha256()
+    for name in sorted(mask):
+        h.update(name.encode())
+        h.update(str(tuple(mask[name].shape)).encode())
+        h.update(mask[name].detach().cpu().to(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------- data
+def forget_rows(profile: Profile, forget: str, needs: Needs) -> list[dict]:
+    """The forget split as rows (question, answer and, when the method needs them, spans / common words)."""
+    source = pipeline.benchmark_source(profile)
+    ds = tofu.load_split(source, forget)
+    if needs.spans or needs.common:
+        folder = pipeline.spans_dir(profile, forget)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no span annotation for {forget} at {folder}: this method needs the forget "
+                                    "set's sensitive spans (PALU/TPO span files, target_words + common_words)")
+        ds = tofu.attach_spans(ds, tofu.load_spans(folder))
+    return ds.to_list()
+
+
+def encode_samples(tokenizer, template: str, rows: list[dict], retain_rows: list[dict], idk: list[str] | None,
+                   needs: Needs, max_length: int, seed: int = 0) -> list[dict]:
+    """Training samples {index, forget, retain, idk}: each forget row with one uniformly random retain row
+    (seeded) and, with `idk`, one random IdK answer. Flags: `sensitive` (spans) and, with `needs.common`,
+    `unwanted` = answer tokens outside the common words (TPO; the final EOS counts as general)."""
+    rng = random.Random(seed)
+    samples = []
+    for i, row in enumerate(rows):
+        f = encoding.encode(tokenizer, template, row["question"], row["answer"], row.get("spans") or (), max_length)
+        f.pop("prompt_len")
+        if needs.common:
+            common = encoding.encode(tokenizer, template, row["question"], row["answer"], row.get("common") or (),
+                                     max_length)["sensitive"]
+            f["unwanted"] = [y != -100 and not c for y, c in zip(f["labels"], common)]
+            f["unwanted"][-1] = False
+        sample = {"index": i, "forget": f}
+        if needs.retain:
+            r = retain_rows[rng.randrange(len(retain_rows))]
+            sample["retain"] = _plain(encoding.encode(tokenizer, template, r["question"], r["answer"],
+                                                      max_length=max_length))
+        if needs.idk:
+            sample["idk"] = _plain(encoding.encode(tokenizer, template, row["question"], rng.choice(idk),
+                                                   max_length=max_length))
+        samples.append(sample)
+    if needs.spans and not any(any(s["forget"]["sensitive"]) for s in samples):
+        raise ValueError("the forget set's span annotation marks no answer token as sensitive; PALU needs "
+                         "sensitive spans (or set tokens=all)")
+    return samples
+
+
+def _plain(sample: dict) -> dict:
+    return {"input_ids": sample["input_ids"], "labels": sample["labels"]}
+
+
+def _idk_answers(profile: Profile, method: Method) -> list[str]:
+    path = getattr(method.hp, "idk", "") or pipeline.benchmark_source(profile)
+    return tofu.load_idk(path)
+
+
+def _model_shape(model_path: str) -> tuple[int, int, Any]:
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(model_path)
+    return cfg.vocab_size, cfg.num_hidden_layers, cfg
+
+
+def _check_mask_early(config, mask: dict[str, torch.Tensor], lora: bool) -> None:
+    """Check a mask's names and shapes on a weightless (meta-device) copy of the model, before any compute."""
+    if lora:
+        return  # names of the LoRA-wrapped model: checked after wrapping, still before training
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(config)
+    check_mask(meta, mask)
+
+
+# ----------------------------------------------------------------------------------------- the run
+def run_config(profile: Profile, method: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
+               model_path: str, retain_log: str, eval_every_epoch: bool, update_mask: dict | None,
+               save_model: bool) -> dict:
+    """Everything that determines an unlearning run's result (its cache key)."""
+    return {"method": method.name, "hparams": dataclasses.asdict(method.hp), "forget": forget, "train": train_cfg,
+            "reference": ref_cfg, "benchmark": profile.benchmark, "template": profile.model.template,
+            "lora": (profile.model.lora_r, profile.model.lora_alpha, profile.model.lora_dropout),
+            "eval": profile.eval, "model": pipeline.model_identity(model_path),
+            "retain_log": pipeline.model_identity(str(Path(retain_log).parent)),
+            "eval_every_epoch": eval_every_epoch, "update_mask": mask_digest(update_mask), "save_model": save_model}
+
+
+def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: dict[str, Any] | None = None,
+            model_path: str | None = None, force: bool = False, eval_every_epoch: bool = True,
+            update_mask: dict[str, torch.Tensor] | None = None, save_model: bool = True,
+            progress: bool = True) -> Path:
+    """Unlearn `forget` from `model_path` (default: the profile's original model) with `method`; return the
+    complete run folder (cached by the full config). `overrides`: hyperparameters, TrainConfig fields and
+    ref_* settings (see `split_overrides`); `update_mask`: parameter name -> bool tensor (True = may change).
+    Every input is checked before any model runs."""
+    tofu.check_split(forget, tofu.FORGET_SPLITS)
+    m, train_cfg, ref_cfg = resolve(profile, method, overrides)
+    model_path = str(model_path or pipeline.original_model(profile))
+    vocab, layers, model_config = _model_shape(model_path)
+    m.check(vocab, layers)
+    if update_mask is not None:
+        _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
+    needs = m.needs()
+    rows = forget_rows(profile, forget, needs)
+    retain_log = str(pipeline.retain_log_path(profile, forget))
+    config = run_config(profile, m, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch,
+                        update_mask, save_model)
+    build = partial(_build, profile, m, forget, train_cfg, ref_cfg, model_path, rows, retain_log,
+                    eval_every_epoch, update_mask, save_model, progress)
+    return _cached(config, build, force)
+
+
+def _cached(config: dict, build: Callable[[Path], None], force: bool) -> Path:
+    """`cached_run`, also under `accelerate launch`: every process trains, the main one owns the folder."""
+    state = PartialState()
+    if state.num_processes == 1:
+        return cached_run(KIND, config, build, force=force)
+    final = run_dir(KIND, config)
+    if state.is_main_process:
+        cached_run(KIND, config, build, force=force)
+    elif force or not is_complete(final):
+        with tempfile.TemporaryDirectory() as scratch:
+            build(Path(scratch))
+    state.wait_for_everyone()
+    return final
+
+
+def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
+           model_path: str, rows: list[dict], retain_log_path: str, eval_every_epoch: bool,
+           update_mask: dict | None, save_model: bool, progress: bool, out: Path) -> None:
+    from paperlib.models import add_lora, load_model, load_tokenizer
+
+    state = PartialState()
+    main = state.is_main_process
+    timing: dict[str, Any] = {}
+    tok = load_tokenizer(model_path)
+    encoding.check_template(profile.model.template, tok)
+    needs = m.needs()
+    source = pipeline.benchmark_source(profile)
+    retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
+    idk = _idk_answers(profile, m) if needs.idk else None
+    data = encode_samples(tok, profile.model.template, rows, retain_rows, idk, needs, profile.eval.max_length,
+                          train_cfg.seed)
+    collate = partial(encoding.collate, pad_id=tok.pad_token_id)
+
+    model = load_model(model_path, device=state.device)
+    if profile.model.lora_r > 0:
+        model = add_lora(model, profile.model)
+    if update_mask is not None:
+        check_mask(model, update_mask)
+
+    t0 = time.perf_counter()
+    ref_model = load_model(model_path, device=state.device) if needs.ref else None
+    ref = make_reference(ref_model, data, needs, collate, ref_cfg)
+    if ref.mode == "cache":
+        del ref_model
+    timing["reference"] = {"mode": ref.mode, "seconds": time.perf_counter() - t0,
+                           "bytes": ref.nbytes() if ref.mode == "cache" else None}
+
+    retain_log = evaluate.load_log(retain_log_path)
+    eval_seconds: list[float] = []
+    last_eval: dict = {}
+
+    def run_eval(model_now: torch.nn.Module, write: bool) -> dict:
+        t = time.perf_counter()
+        was_training = model_now.training
+        model_now.eval()
+        _, summary = evaluate.evaluate_tofu(model_now, tok, profile.model.template, source, forget, profile.eval,
+                                            retain_log, out_dir=out if write else None, progress=False)
+        model_now.train(was_training)
+        eval_seconds.append(time.perf_counter() - t)
+        last_eval.clear()
+        last_eval.update(summary)
+        return summary
+
+    def on_epoch_end(model_now: torch.nn.Module, epoch: int) -> dict:
+        final = epoch == train_cfg.epochs
+        if not main or not (eval_every_epoch or final):
+            return {}
+        summary = run_eval(model_now, write=final)
+        if progress:
+            fq = summary.get("forget_quality", float("nan"))
+            print(f"[{m.name}] epoch {epoch}/{train_cfg.epochs}: forget_quality={fq:.3g} "
+                  f"model_utility={summary['model_utility']:.3f}", flush=True)
+        return summary
+
+    m.setup(-(-len(data) // (train_cfg.batch_size * state.num_processes)))
+    t0 = time.perf_counter()
+    result = train(model, data, lambda model_, batch: m.loss(model_, batch, ref(batch)), train_cfg, collate,
+                   on_epoch_end=on_epoch_end, update_mask=update_mask, desc=f"unlearn {m.name}")
+    timing["train_seconds"] = time.perf_counter() - t0 - sum(eval_seconds)
+    timing["eval_seconds"] = list(eval_seconds)
+    if not main:
+        return
+
+    status: dict[str, Any] = {"status": "completed"}
+    if result.diverged_at is not None:
+        finite = all(torch.isfinite(p).all() for p in model.parameters())
+        if finite:
+            run_eval(model, write=True)
+        status = {"status": "diverged", "step": result.diverged_at + 1,
+                  "message": f"diverged at step {result.diverged_at + 1}: non-finite loss",
+                  "last": {"step": result.steps[-1] if result.steps else {}, "eval": dict(last_eval)},
+                  "weights_finite": bool(finite)}
+    (out / "train_log.json").write_text(json.dumps(result.steps))
+    (out / "epochs.json").write_text(json.dumps([e for e in result.epochs if len(e) > 1], indent=1))
+    timing["eval_seconds"] = list(eval_seconds)
+    timing["steps"] = len(result.steps)
+    (out / "status.json").write_text(json.dumps({**status, "timing": timing}, indent=1))
+    if save_model:
+        final_model = model.merge_and_unload() if profile.model.lora_r > 0 else model
+        final_model.save_pretrained(out / "model")
+        tok.save_pretrained(out / "model")
+
+
+# ----------------------------------------------------------------------------------------- reading a run
+def read_run(path: str | Path) -> dict[str, Any]:
+    """A run folder's status, final summary (None if absent), per-epoch summaries and per-step log."""
+    p = Path(path)
+    summary = p / "TOFU_SUMMARY.json"
+    return {"status": json.loads((p / "status.json").read_text()),
+            "summary": json.loads(summary.read_text()) if summary.is_file() else None,
+            "epochs": json.loads((p / "epochs.json").read_text()),
+            "steps": json.loads((p / "train_log.json").read_text()),
+            "config": json.loads((p / "run_config.json").read_text())}
+
+
+def unlearned_model(run: str | Path) -> Path:
+    """Folder of a run's final weights (`save_model=True`)."""
+    path = Path(run) / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{run} holds no saved model (run with save_model=True)")
+    return path

@@ -1,0 +1,61 @@
+"""Evaluation suite on real models: batching, open-unlearning logs, FQ / MU of the mini models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paperlib import evaluate, metrics, pipeline
+from paperlib.cli import main
+from paperlib.config import get_profile
+from paperlib.models import load_model, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    profile = get_profile("smoke")
+    path = pipeline.original_model(profile)
+    return profile, path, load_model(path), load_tokenizer(path)
+
+
+def test_batched_equals_single(smoke):
+    profile, path, _, tok = smoke
+    model = load_model(path).double()  # float64: padding must change nothing beyond rounding
+    qs = ["Who wrote 'The Glass River'?", "Where was Kreko Thoninei born? Tell me everything please.", "Hi?"]
+    answers = ["Someone.", "In a city far away, long ago.", "Hello."]
+    batched = evaluate.teacher_forced(model, tok, "tiny", list(zip(qs, answers)), batch_size=3, full=True)
+    for i, qa in enumerate(zip(qs, answers)):
+        single = evaluate.teacher_forced(model, tok, "tiny", [qa], batch_size=1, full=True)
+        for key, value in single.items():
+            assert batched[key][i] == pytest.approx(value[0], rel=1e-9, abs=1e-12), key
+    gens = evaluate.generate(model, tok, "tiny", qs, max_new_tokens=8, batch_size=3)
+    assert gens == [evaluate.generate(model, tok, "tiny", [q], max_new_tokens=8)[0] for q in qs]
+
+
+def test_cli_writes_open_unlearning_logs(smoke, tmp_path):
+    _, path, _, _ = smoke
+    main(["evaluate", "--model", path, "--profile", "smoke", "--forget", "forget10", "--out", str(tmp_path)])
+    log = json.loads((tmp_path / "TOFU_EVAL.json").read_text())
+    summary = json.loads((tmp_path / "TOFU_SUMMARY.json").read_text())
+    metrics.validate_tofu_log(log)
+    assert "forget_quality" not in summary  # no retain log given: absent, never invented
+    assert metrics.summarize_tofu(log) == pytest.approx(summary, rel=1e-12)
+    for name in ("forget_Q_A_Prob", "forget_truth_ratio", "model_utility", "mia_min_k", "exact_memorization"):
+        assert log[name]["agg_value"] == summary[name]
+    n_forget = len(log["forget_Q_A_Prob"]["value_by_index"])
+    assert len(log["mia_min_k"]["forget"]["value_by_index"]) == n_forget
+    assert len(log["forget_Q_A_PERT_Prob"]["value_by_index"]["0"]["avg_loss"]) == 5
+
+
+def test_mini_original_vs_retain(capsys):
+    profile = get_profile("mini")
+    retain = pipeline.retain_model(profile, "forget10")
+    _, retain_summary = pipeline.evaluation(profile, retain, "forget10")  # retain vs its own log
+    _, original_summary = pipeline.evaluation(profile, pipeline.original_model(profile), "forget10")
+    with capsys.disabled():
+        for name, s in (("original", original_summary), ("retain", retain_summary)):
+            print(f"\n{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.palu_columns(s).items()))
+    assert retain_summary["forget_quality"] == 1.0
+    assert original_summary["forget_quality"] < 1e-3
+    assert abs(original_summary["model_utility"] - retain_summary["model_utility"]) < 0.1

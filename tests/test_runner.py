@@ -1,0 +1,213 @@
+"""paperlib.runner and `paperlib reproduce` on tiny throwaway notebooks (not the research notebooks).
+
+Each notebook has a `parameters` cell (profile, out) and writes `<out>/<name>.txt` (deterministic) and
+`<out>/<name>.env.json` (CUDA_VISIBLE_DEVICES, PAPERLIB_CACHE and cwd as its kernel saw them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from paperlib import cli, runner
+
+WRITE = '''import json, os, pathlib
+name = "{name}"
+folder = pathlib.Path(out)
+folder.mkdir(parents=True, exist_ok=True)
+(folder / f"{{name}}.txt").write_text(f"{{name}} profile={{profile}}\\n")
+env = {{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "PAPERLIB_CACHE")}}
+(folder / f"{{name}}.env.json").write_text(json.dumps({{**env, "cwd": os.getcwd()}}))
+print("wrote", name)'''
+
+
+def make_notebook(folder: Path, name: str, fail: bool = False) -> Path:
+    """`folder/name.ipynb`: cell 0 parameters, cell 1 writes the files, cell 2 raises if `fail`."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "mini"\nout = "out"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(WRITE.format(name=name))]
+    if fail:
+        nb.cells.append(nbformat.v4.new_code_cell('raise ValueError("boom")'))
+    nb.cells.append(nbformat.v4.new_markdown_cell("the end"))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ok_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ok")
+    for name in ("01_alpha", "02_beta", "03_gamma"):
+        make_notebook(root / "notebooks", name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def serial_run(ok_notebooks: Path) -> tuple[list[runner.Result], list[str]]:
+    """01 and 02 executed one after the other (03 filtered out by `only`)."""
+    lines: list[str] = []
+    results = runner.reproduce("smoke", only=["01", "2"], out_dir=ok_notebooks / "executed",
+                               notebooks_dir=ok_notebooks / "notebooks",
+                               parameters={"out": str(ok_notebooks / "serial")}, echo=lines.append)
+    return results, lines
+
+
+def test_serial_run_writes_files_and_executed_copies(ok_notebooks: Path, serial_run) -> None:
+    results, lines = serial_run
+    assert [(r.notebook, r.status) for r in results] == [("01_alpha", "ok"), ("02_beta", "ok")]
+    out = ok_notebooks / "serial"
+    assert sorted(p.name for p in out.glob("*.txt")) == ["01_alpha.txt", "02_beta.txt"]  # 03 not selected
+    assert (out / "01_alpha.txt").read_text() == "01_alpha profile=smoke\n"  # profile injected
+    env = json.loads((out / "01_alpha.env.json").read_text())
+    assert Path(env["PAPERLIB_CACHE"]).is_absolute()
+    assert env["cwd"] == str(ok_notebooks.resolve())  # default kernel cwd: the folder above notebooks/
+    executed = nbformat.read(ok_notebooks / "executed" / "smoke" / "02_beta.ipynb", as_version=4)
+    assert results[1].output == (ok_notebooks / "executed" / "smoke" / "02_beta.ipynb").resolve()
+    outputs = [o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert "wrote 02_beta\n" in outputs
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert any("01_alpha: running" in line for line in lines)
+    assert any(line.startswith("[2/2] 02_beta: ok in") for line in lines)
+
+
+def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run) -> None:
+    results = runner.reproduce("smoke", only=["01", "02"], gpus=[0, 1], out_dir=ok_notebooks / "executed-par",
+                               notebooks_dir=ok_notebooks / "notebooks",
+                               parameters={"out": str(ok_notebooks / "parallel")}, echo=lambda _: None)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert {r.device for r in results} == {"0", "1"}
+    par, ser = ok_notebooks / "parallel", ok_notebooks / "serial"
+    devices = {json.loads(p.read_text())["CUDA_VISIBLE_DEVICES"] for p in par.glob("*.env.json")}
+    assert devices == {"0", "1"}  # each kernel saw its own worker's device
+    assert sorted(p.name for p in par.glob("*.txt")) == sorted(p.name for p in ser.glob("*.txt"))
+    for path in ser.glob("*.txt"):
+        assert (par / path.name).read_bytes() == path.read_bytes()
+    assert (ok_notebooks / "executed-par" / "smoke" / "01_alpha.ipynb").is_file()
+
+
+@pytest.fixture(scope="module")
+def failing_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fail")
+    make_notebook(root / "notebooks", "01_broken", fail=True)
+    make_notebook(root / "notebooks", "02_independent")
+    make_notebook(root / "notebooks", "03_dependent")
+    return root
+
+
+def test_failure_is_reported_kept_and_only_dependents_skipped(failing_notebooks: Path) -> None:
+    root = failing_notebooks
+    results = runner.reproduce("mini", out_dir=root / "executed", notebooks_dir=root / "notebooks",
+                               depends={"03": ("01",)}, parameters={"out": str(root / "lib")},
+                               echo=lambda _: None)
+    broken, independent, dependent = results
+    assert (broken.status, independent.status, dependent.status) == ("failed", "ok", "skipped")
+    assert broken.cell_index == 2 and broken.error == "ValueError: boom"
+    assert broken.cell_source == 'raise ValueError("boom")'
+    assert "01_broken" in broken.describe() and "cell 2" in broken.describe()
+    executed = nbformat.read(broken.output, as_version=4)  # executed copy kept, with the traceback
+    assert any(o.get("ename") == "ValueError" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert (root / "lib" / "02_independent.txt").is_file()
+    assert not (root / "lib" / "03_dependent.txt").exists()
+    assert "01_broken" in dependent.error
+    assert "1 ok, 1 failed, 1 skipped" in runner.summary(results)
+
+
+def test_cli_exits_nonzero_naming_notebook_and_cell(failing_notebooks: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PAPERLIB_CACHE": str(tmp_path / "runs")}
+    proc = subprocess.run([sys.executable, "-m", "paperlib.cli", "reproduce", "--only", "01", "--notebooks",
+                           str(failing_notebooks / "notebooks"), "--out", str(tmp_path / "executed")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "01_broken" in proc.stderr and "cell 2" in proc.stderr and "ValueError: boom" in proc.stderr
+    assert (tmp_path / "executed" / "mini" / "01_broken.ipynb").is_file()
+
+
+def test_bad_input_fails_before_anything_runs(ok_notebooks: Path, tmp_path: Path) -> None:
+    nbs = ok_notebooks / "notebooks"
+    with pytest.raises(ValueError, match=r"unknown notebook\(s\) \['07'\]; available: 01 \(01_alpha\)"):
+        runner.reproduce(only=["07"], notebooks_dir=nbs, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="profile 'huge'; allowed: smoke, mini, paper"):
+        runner.reproduce("huge", notebooks_dir=nbs, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="gpus"):
+        runner.reproduce(gpus=[], notebooks_dir=nbs, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="kernel 'nope' is not installed"):
+        runner.reproduce(kernel_name="nope", notebooks_dir=nbs, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="cycle"):
+        runner.reproduce(depends={"01": ("02",), "02": ("01",)}, notebooks_dir=nbs, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="no notebooks named"):
+        runner.reproduce(notebooks_dir=tmp_path, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing executed, nothing written
+    with pytest.raises(SystemExit, match="unknown notebook"):
+        cli.main(["reproduce", "--only", "09", "--notebooks", str(nbs)])
+
+
+def test_selection_and_dependencies(ok_notebooks: Path) -> None:
+    found = runner.discover(ok_notebooks / "notebooks")
+    assert list(found) == ["01", "02", "03"]
+    assert list(runner.select(found, ["03", "1"])) == ["01", "03"]  # number order, "1" means "01"
+    assert list(runner.select(found, ["02_beta"])) == ["02"]
+    assert runner.dependencies("00") == ()
+    assert runner.dependencies("05") == ("00",)
+    assert runner.dependencies("03", {"03": ("01", "03")}) == ("01",)
+
+
+# ------------------------------------------------------------------------------------------- dry run
+
+def fake_plan(profile) -> list[dict]:
+    return [{"model": profile.model.original, "method": "PALU", "hyperparameters": {"lr": 1e-5, "N": 3},
+             "n_examples": 200, "epochs": 10, "passes": 2}]
+
+
+def test_plan_lists_runs_and_notebooks_without_runs(ok_notebooks: Path) -> None:
+    planned = runner.plan("paper", notebooks_dir=ok_notebooks / "notebooks",
+                          plans={"01": fake_plan, "02": f"{__name__}:fake_plan"})
+    assert list(planned) == ["01_alpha", "02_beta", "03_gamma"]
+    run = planned["01_alpha"][0]
+    assert run.model == "open-unlearning/tofu_Llama-2-7b-chat-hf_full" and run.hyperparameters["N"] == 3
+    assert planned["03_gamma"] == []
+    text = runner.format_plan(planned)
+    assert "03_gamma: no runs declared" in text and "PALU" in text and "GPU-h" in text
+
+
+def test_gpu_hour_estimate_follows_the_stated_formula() -> None:
+    run = runner.PlannedRun("x", "m", "GA", {}, n_examples=200, epochs=10, params_b=7.0, evaluations=0)
+    expected = 6 * 7e9 * runner.TOKENS_PER_EXAMPLE * 2000 / runner.SUSTAINED_FLOPS / 3600
+    assert run.gpu_hours == pytest.approx(expected)
+    double = runner.PlannedRun("x", "m", "GD", {}, n_examples=200, epochs=10, passes=2.0, evaluations=0)
+    assert double.gpu_hours == pytest.approx(2 * expected)
+    evaluated = runner.PlannedRun("x", "m", "GA", {}, n_examples=200, epochs=10, evaluations=1)
+    assert evaluated.gpu_hours == pytest.approx(expected + 7 * runner.EVAL_GPU_HOURS_PER_B)
+
+
+def test_bad_plan_rows_are_named(ok_notebooks: Path) -> None:
+    with pytest.raises(ValueError, match=r"plan of 01_alpha: .* lacks \['epochs'\]"):
+        runner.plan(notebooks_dir=ok_notebooks / "notebooks",
+                    plans={"01": lambda p: [{"model": "m", "method": "GA", "hyperparameters": {}, "n_examples": 1}]})
+    with pytest.raises(ValueError, match="cannot import"):
+        runner.plan(notebooks_dir=ok_notebooks / "notebooks", plans={"01": "paperlib.nothing:plan"})
+
+
+def test_registered_plans_resolve_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Every plan in runner.PLANS resolves for the paper profile without any network access."""
+    for prefix in {*runner.PLANS, "00"}:
+        make_notebook(tmp_path / "notebooks", f"{prefix}_nb")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the dry run tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    planned = runner.plan("paper", notebooks_dir=tmp_path / "notebooks")
+    assert set(planned) == {f"{p}_nb" for p in {*runner.PLANS, "00"}}
+    cli.main(["reproduce", "--profile", "paper", "--dry-run", "--notebooks", str(tmp_path / "notebooks")])
+    assert "total:" in capsys.readouterr().out
