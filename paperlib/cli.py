@@ -70,6 +70,40 @@ def _finetune(args: argparse.Namespace) -> None:
           f"KS p = {report['ks_pvalue']:.2e}")
 
 
+def _unlearn(args: argparse.Namespace) -> None:
+    """Unlearn a forget set from a model with one method; the run lands in the run cache and in --out."""
+    import shutil
+
+    from paperlib import unlearn
+    from paperlib.config import get_profile
+
+    profile = get_profile(args.profile or ("paper" if args.benchmark == "tofu" else "mini"))
+    if profile.benchmark.name != args.benchmark:
+        raise SystemExit(f"--benchmark {args.benchmark} with profile {profile.name!r} (a {profile.benchmark.name} "
+                         f"profile); allowed: tofu with paper, mini-tofu with smoke or mini")
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}; allowed: key=value (a hyperparameter or training setting)")
+        overrides[key.strip()] = value.strip()
+    try:
+        run = unlearn.unlearn(profile, args.method, args.forget or profile.benchmark.forget, overrides=overrides,
+                              model_path=args.model, force=args.force)
+    except ValueError as err:
+        raise SystemExit(f"paperlib unlearn: {err}") from None
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "run_config.json").is_file():
+        raise SystemExit(f"--out {out} exists and is not an earlier run copy; allowed: a new or empty folder")
+    if out.is_dir():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run, out, symlinks=True)
+    result = unlearn.read_run(out)
+    print(json.dumps({"status": result["status"]["status"], **(result["summary"] or {})}, indent=1))
+    print(f"run {run} copied to {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--retain-log", default=None, help="retain model's TOFU_EVAL.json (for forget_quality)")
     ev.add_argument("--out", required=True, help="output folder")
     ev.set_defaults(func=_evaluate)
+
+    un = sub.add_parser("unlearn", help=_unlearn.__doc__)
+    un.add_argument("--method", required=True, help="PALU, NPO, GA, ... (paperlib.methods.METHODS)")
+    un.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the profile's original)")
+    un.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu"])
+    un.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+                    help="scale and training settings (default: paper for tofu, mini for mini-tofu)")
+    un.add_argument("--forget", default=None, choices=FORGET_SPLITS, help="default: the profile's (mini forget10)")
+    un.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="hyperparameter (e.g. n=3, k=5000) or training setting (lr=1e-5, epochs=10); repeatable")
+    un.add_argument("--force", action="store_true", help="recompute even if the run is cached")
+    un.add_argument("--out", required=True, help="folder to copy the run into")
+    un.set_defaults(func=_unlearn)
 
     ft = sub.add_parser("finetune", help=_finetune.__doc__)
     ft.add_argument("--profile", default="mini", choices=PROFILE_NAMES)

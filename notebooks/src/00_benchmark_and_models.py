@@ -1,0 +1,62 @@
+# %%
+profile = "mini"  # smoke | mini | paper
+forget = "forget10"  # forget split the later notebooks unlearn (paper: forget05)
+figures_dir = "figures"
+tables_dir = "tables"
+
+# %% [markdown]
+# # 00 · Benchmark and models
+#
+# **Question.** Does the TOFU-shaped benchmark behave like TOFU: does the *original* model (fine-tuned on all
+# authors) memorise the forget authors while the *retain* model (never shown them) does not know them?
+#
+# **TOFU's design (Maini et al., 2024).** The original model answers its training questions almost verbatim
+# (Llama-2-7B-chat: EM 0.999 on forget05) and its forget-set truth ratios differ sharply from the retain
+# model's (forget quality 5.9e-14), while both keep general knowledge (model utility 0.628 vs 0.627).
+# Every later notebook unlearns from this original model and scores against this retain model.
+
+# %%
+from paperlib import experiments, pipeline, plots, report
+from paperlib.config import get_profile
+
+P = get_profile(profile)
+print("benchmark:", pipeline.benchmark_source(P))
+
+# %% [markdown]
+# ## The benchmark
+# Split sizes, answer lengths and the exact sensitive spans that PALU unlearns.
+
+# %%
+stats = experiments.dataset_stats(P)
+report.save_table(stats, "00_dataset_stats", tables_dir, caption="Benchmark splits", profile=profile)
+stats
+
+# %% [markdown]
+# ## Fine-tuning the original and the retain model (cached after the first run)
+
+# %%
+print(pipeline.finetune_report(P, forget))
+curves = experiments.training_curves(P, forget)
+report.save_figure(plots.training_curves(curves), "00_training_curves", figures_dir)
+
+# %% [markdown]
+# ## Original vs retain model
+
+# %%
+tr = experiments.truth_ratios(P, forget)
+report.save_figure(plots.truth_ratio_hist(tr), "00_truth_ratios", figures_dir)
+models = experiments.reference_rows(P, forget)
+report.save_table(models, "00_models", tables_dir,
+                  caption=f"Original and retain model on {forget}; Fluency = n-gram entropy (bits)", profile=profile)
+models
+
+# %% [markdown]
+# ## What we see
+# The closing numbers are printed below from this run; compare them with TOFU's design above.
+
+# %%
+orig, ret = models.set_index("method").loc["Original"], models.set_index("method").loc["Retain"]
+print(f"Original EM {orig['EM']:.3f} vs retain {ret['EM']:.3f}; FQ(original) = {orig['FQ']:.2e}; "
+      f"MU {orig['MU']:.3f} vs {ret['MU']:.3f}.")
+print("TOFU's design reproduced:" if orig["FQ"] < 1e-3 and abs(orig["MU"] - ret["MU"]) < 0.1 else "NOT reproduced:",
+      "the original memorises the forget authors, the retain model does not, and both keep general knowledge.")

@@ -1,0 +1,95 @@
+"""Figures of the notebooks, in the paper style of `paperlib.report` (each returns a matplotlib figure)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from paperlib import report
+
+WIDTH = 3.4  # inches: one column of a two-column paper
+
+
+def training_curves(steps: pd.DataFrame) -> plt.Figure:
+    """Fine-tuning loss per step, one line per stage (base, original, retain)."""
+    report.set_paper_style()
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    sns.lineplot(steps, x="step", y="loss", hue="stage", ax=ax, linewidth=1)
+    ax.set(yscale="log", xlabel="optimizer step", ylabel="answer NLL", title="Fine-tuning the tiny models")
+    return fig
+
+
+def truth_ratio_hist(tr: pd.DataFrame) -> plt.Figure:
+    """Forget-set truth ratios of the original vs the retain model (what forget quality compares)."""
+    report.set_paper_style()
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
+    palette = report.method_palette(tr["model"].unique())
+    sns.histplot(tr, x="truth ratio", hue="model", palette=palette, bins=30, log_scale=True, element="step",
+                 ax=ax)
+    ax.set(title="Forget-set truth ratio", xlabel="truth ratio P(perturbed) / P(paraphrased)")
+    return fig
+
+
+def fq_mu_scatter(table: pd.DataFrame) -> plt.Figure:
+    """Forget quality (log scale) against model utility, one point per method."""
+    report.set_paper_style()
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
+    names = list(table["method"])
+    palette, markers = report.method_palette(names), report.method_markers(names)
+    for _, row in table.iterrows():
+        ax.scatter(row["MU"], max(row["FQ"], 1e-300), color=palette[row["method"]],
+                   marker=markers[row["method"]], s=40 if row["method"] == "PALU" else 22, zorder=3)
+        ax.annotate(row["method"], (row["MU"], max(row["FQ"], 1e-300)), fontsize=6, xytext=(3, 2),
+                    textcoords="offset points")
+    ax.set(yscale="log", xlabel="model utility (MU)", ylabel="forget quality (FQ)",
+           title="Forgetting vs utility")
+    return fig
+
+
+def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None = None,
+                 title: str = "", logx: bool = False, log_metrics: tuple[str, ...] = ("FQ",)) -> plt.Figure:
+    """One panel per metric, `x` on the horizontal axis (sweeps and per-epoch curves)."""
+    report.set_paper_style()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH * len(metrics) / 1.6, 2.3), squeeze=False)
+    palette = report.method_palette(df[hue].unique()) if hue else None
+    for ax, metric in zip(axes[0], metrics):
+        sns.lineplot(df, x=x, y=metric, hue=hue, palette=palette, marker="o", ax=ax, legend=ax is axes[0][-1])
+        ax.set(title=metric, ylabel="", yscale="log" if metric in log_metrics else "linear",
+               xscale="log" if logx else "linear")
+    if title:
+        fig.suptitle(title)
+    if hue and axes[0][-1].get_legend():
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1, 1), frameon=False)
+    return fig
+
+
+def bars(long: pd.DataFrame, title: str = "") -> plt.Figure:
+    """One panel per metric, one bar per method (long frame: method, metric, value)."""
+    report.set_paper_style()
+    metrics = list(dict.fromkeys(long["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH * len(metrics) / 1.7, 2.4), squeeze=False)
+    palette = report.method_palette(long["method"].unique())
+    for ax, metric in zip(axes[0], metrics):
+        part = long[long["metric"] == metric]
+        sns.barplot(part, x="method", y="value", hue="method", palette=palette, ax=ax, legend=False)
+        ax.set(title=metric, xlabel="", ylabel="", yscale="log" if metric == "FQ" else "linear")
+        ax.tick_params(axis="x", rotation=60, labelsize=6)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def timing(df: pd.DataFrame) -> plt.Figure:
+    """Loss time against K, one line per vocabulary size, the full-vocabulary loss as dashed levels."""
+    report.set_paper_style()
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
+    topk = df[df["loss"] != "full-vocabulary"]
+    sns.lineplot(topk, x="K", y="ms", hue="V", marker="o", ax=ax, palette="viridis")
+    for (v, ms), color in zip(df[df["loss"] == "full-vocabulary"][["V", "ms"]].values,
+                              sns.color_palette("viridis", df["V"].nunique())):
+        ax.axhline(ms, linestyle="--", linewidth=0.8, color=color, label=f"full V={v}")
+    ax.set(xscale="log", yscale="log", xlabel="top-K size K", ylabel="forward+backward (ms)",
+           title="Local entropy: O(TK) vs O(TV)")
+    ax.legend(fontsize=6)
+    return fig
