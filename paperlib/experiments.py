@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from paperlib import methods, metrics, pipeline, unlearn
 from paperlib.config import Profile
-from paperlib.data import tofu
+from paperlib.data import mini_tofu, tofu
 from paperlib.models import load_tokenizer
 
 STATS_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "holdout10", "retain_perturbed",
@@ -207,3 +207,43 @@ def step_times(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
         rows.append({"method": label, "s / step": st["train_seconds"] / max(1, st["steps"]),
                      "reference s": st["reference"]["seconds"], "reference mode": st["reference"]["mode"]})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------- dry-run plans
+TOFU_FORGET_SIZES = {"forget01": 40, "forget05": 200, "forget10": 400}
+NOTEBOOK_RUNS = {"01": (main_runs, False), "02": (localization_runs, False), "03": (nce_runs, True),
+                 "04": (prefix_runs, False), "05": (topk_runs, False), "06": (target_runs, False),
+                 "07": (None, False), "08": (None, False)}
+
+
+def _forget_size(profile: Profile) -> int:
+    forget = profile.benchmark.forget
+    if profile.benchmark.name == "tofu":
+        return TOFU_FORGET_SIZES[forget]
+    cfg = profile.benchmark.mini
+    return mini_tofu.n_forget_authors(cfg.n_authors, int(forget[-2:])) * cfg.qa_per_author
+
+
+def _planned(profile: Profile, run: Run, eval_every_epoch: bool) -> dict:
+    m, train_cfg, _ = unlearn.resolve(profile, run.method, run.overrides)
+    return {"model": pipeline.original_model(profile), "method": run.method,
+            "hyperparameters": {**run.overrides, "lr": train_cfg.lr}, "n_examples": _forget_size(profile),
+            "epochs": train_cfg.epochs, "passes": 2 if m.needs().retain else 1,
+            "evaluations": train_cfg.epochs if eval_every_epoch else 1}
+
+
+def plan(notebook: str, profile: Profile) -> list[dict]:
+    """Runs notebook `notebook` launches in `profile` that no earlier notebook launched (the dry run);
+    resolved from settings alone, without the hub or any data."""
+    if notebook == "00":
+        forget = profile.benchmark.forget
+        return [{"model": path, "method": "evaluate", "hyperparameters": {}, "n_examples": 0, "epochs": 0}
+                for path in (pipeline.original_model(profile), pipeline.retain_model(profile, forget))]
+    seen = set()
+    for prefix, (runs_fn, every) in NOTEBOOK_RUNS.items():
+        runs = [(r.method, tuple(sorted(r.overrides.items())), every) for r in (runs_fn(profile) if runs_fn else [])]
+        if prefix == notebook:
+            return [_planned(profile, Run("", method, dict(over)), ev) for method, over, ev in runs
+                    if (method, over, ev) not in seen]
+        seen.update(runs)
+    raise ValueError(f"notebook {notebook!r} has no plan; allowed: 00, {', '.join(NOTEBOOK_RUNS)}")

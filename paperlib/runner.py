@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -434,10 +435,19 @@ class PlannedRun:
 
 
 PlanFn = Callable[[Profile], list[dict[str, Any]]]
+
+
+def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
+    """Notebooks 00-08 declare their runs in `paperlib.experiments.plan` (imported only for the dry run)."""
+    from paperlib import experiments
+
+    return experiments.plan(notebook, profile)
+
+
 # prefix -> a function of the Profile returning one dict per run (keys: model, method, hyperparameters,
 # n_examples, epochs, optional params_b, passes, evaluations), or "module:function" imported lazily.
 # A notebook without an entry declares no runs.
-PLANS: dict[str, PlanFn | str] = {}
+PLANS: dict[str, PlanFn | str] = {f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)}
 _REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")
 _OPTIONAL = ("params_b", "passes", "evaluations")
 

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"  # smoke | mini | paper
-forget = "forget10"  # forget split the later notebooks unlearn (paper: forget05)
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -20,6 +20,7 @@ from paperlib import experiments, pipeline, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 print("benchmark:", pipeline.benchmark_source(P))
 
 # %% [markdown]

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"  # smoke | mini | paper
-forget = "forget10"  # paper main table: forget05
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -16,6 +16,7 @@ from paperlib import experiments, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 runs = experiments.main_runs(P)
 
 # %%

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = "forget10"
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -19,6 +19,7 @@ from paperlib import experiments, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 table = experiments.results_table(P, experiments.localization_runs(P), forget, with_references=True)
 report.save_table(table, "02_token_localization", tables_dir, caption="Which tokens PALU unlearns", profile=profile)
 table

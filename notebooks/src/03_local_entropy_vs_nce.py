@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = "forget10"
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -18,6 +18,7 @@ from paperlib import experiments, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 curves = experiments.epoch_curves(P, experiments.nce_runs(P), forget)
 report.save_table(curves, "03_epoch_curves", tables_dir, caption="FQ and MU after every epoch", profile=profile)
 report.save_figure(plots.metric_lines(curves, "epoch", ["FQ", "MU", "F-TR"], hue="method",

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = "forget10"
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -18,6 +18,7 @@ from paperlib import experiments, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 runs = experiments.topk_runs(P)
 table = experiments.results_table(P, runs, forget).rename(columns={"method": "K"})
 table["s / step"] = experiments.step_times(P, runs, forget)["s / step"].values

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = "forget10"
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -17,6 +17,7 @@ from paperlib import experiments, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 table = experiments.results_table(P, experiments.target_runs(P), forget).rename(columns={"method": "target"})
 report.save_table(table, "06_flattening_target", tables_dir, caption="PALU with flattening target c",
                   profile=profile)

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = "forget10"
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -17,6 +17,7 @@ from paperlib import experiments, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 ks = [1, 64, 320, 640, 1000, 5000, 10000]
 vocab_sizes = [2048, 8192, 32000] if profile != "smoke" else [512, 2048]
 timing = experiments.loss_timing(ks, vocab_sizes, tokens=256 if profile != "smoke" else 64)

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = "forget10"
+forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -18,6 +18,7 @@ from paperlib import experiments, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
+forget = forget or P.benchmark.forget
 table = experiments.privacy_table(P, experiments.main_runs(P), forget)
 report.save_table(table, "08_privacy", tables_dir, caption="MIA AUC (forget vs holdout) and privleak",
                   profile=profile)
