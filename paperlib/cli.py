@@ -24,6 +24,8 @@ def _evaluate(args: argparse.Namespace) -> None:
                          f"profile); allowed: tofu with paper, mini-tofu with smoke or mini")
     if args.source:
         profile = replace(profile, benchmark=replace(profile.benchmark, source=args.source))
+    if args.fluency_classifier:
+        profile = replace(profile, eval=replace(profile.eval, fluency_classifier=args.fluency_classifier))
     template = args.template or profile.model.template
     model, tok = load_model(args.model), load_tokenizer(args.model)
     retain_log = evaluate.load_log(args.retain_log) if args.retain_log else None
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--template", default=None, choices=["tiny", "llama2", "llama3"],
                     help="prompt format (default: the profile's)")
     ev.add_argument("--retain-log", default=None, help="retain model's TOFU_EVAL.json (for forget_quality)")
+    ev.add_argument("--fluency-classifier", default=None,
+                    help="local copy of the gibberish classifier (default: model-free n-gram entropy)")
     ev.add_argument("--out", required=True, help="output folder")
     ev.set_defaults(func=_evaluate)
 

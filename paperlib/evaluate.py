@@ -164,7 +164,24 @@ class TofuEvaluator:
             log[f"{prefix}_Q_A_ROUGE"] = self._rouge(ds, f"ROUGE {prefix}")
         gens = [r["generation"] for r in log["forget_Q_A_ROUGE"]["value_by_index"].values()]
         log["fluency"] = {"value_by_index": _by_index(score=[metrics.fluency_entropy([g]) for g in gens])}
+        if self.cfg.fluency_classifier:
+            clean = classifier_fluency(gens, self.cfg.fluency_classifier, self.cfg.batch_size)
+            log["fluency_classifier"] = {"value_by_index": _by_index(score=clean)}
         return log
+
+
+def classifier_fluency(texts: Sequence[str], path: str, batch_size: int = 32) -> list[float]:
+    """P(label "clean") of a local copy of the gibberish classifier the PALU paper scores fluency with
+    (`madhurjindal/autonlp-Gibberish-Detector-492513457`, labels clean / mild gibberish / noise / word salad)."""
+    from transformers import pipeline as hf_pipeline
+
+    from paperlib.models import _resolve
+
+    clf = hf_pipeline("text-classification", model=_resolve(path), top_k=None, device=-1)
+    if "clean" not in clf.model.config.label2id:
+        raise ValueError(f"fluency classifier {path} has labels {list(clf.model.config.label2id)}; needs 'clean'")
+    scores = clf([t or " " for t in texts], batch_size=batch_size, truncation=True)
+    return [next(s["score"] for s in row if s["label"] == "clean") for row in scores]
 
 
 def fill_aggregates(log: dict, summary: dict) -> dict:

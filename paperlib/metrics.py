@@ -296,10 +296,14 @@ def summarize_tofu(eval_log: Mapping, retain_log: Mapping | None = None) -> dict
 def palu_columns(summary: Mapping[str, float]) -> dict[str, float]:
     """The PALU paper's table columns from a `summarize_tofu` result: FQ (forget_quality; NaN without a
     reference log), MU, Fluency (the summary's `fluency`, e.g. mean `fluency_entropy` of the forget-set
-    generations, NaN if absent: PALU's own column is a gibberish-classifier score, so say which one a table
-    shows), EM (forget-set exact memorisation), F-TR, Ra-TR, R-TR, Rw-TR (the four truth-ratio aggregates)."""
+    generations, NaN if absent; `fluency_classifier`, the paper's gibberish-classifier score, when present:
+    say which one a table shows), EM (forget-set exact memorisation), F-TR, Ra-TR, R-TR, Rw-TR (the four
+    truth-ratio aggregates)."""
     optional = ("FQ", "Fluency")
     missing = [k for c, k in PALU_COLUMNS.items() if c not in optional and k not in summary]
     if missing:
         raise ValueError(f"palu_columns: summary lacks {missing}")
-    return {c: float(summary.get(k, math.nan)) for c, k in PALU_COLUMNS.items()}
+    out = {c: float(summary.get(k, math.nan)) for c, k in PALU_COLUMNS.items()}
+    if "fluency_classifier" in summary:  # the paper's own measure, when a local classifier was given
+        out["Fluency"] = float(summary["fluency_classifier"])
+    return out

@@ -59,3 +59,25 @@ def test_mini_original_vs_retain(capsys):
     assert retain_summary["forget_quality"] == 1.0
     assert original_summary["forget_quality"] < 1e-3
     assert abs(original_summary["model_utility"] - retain_summary["model_utility"]) < 0.1
+
+
+def test_gibberish_classifier_from_local_copy(tmp_path):
+    """The paper's fluency classifier path works with any local text-classification folder whose labels
+    include "clean" (here a random tiny BERT with the real classifier's four labels)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from paperlib.models import train_tokenizer
+
+    tok = train_tokenizer(["some clean text here", "zzkq xxw"] * 10, vocab_size=300)
+    labels = ["clean", "mild gibberish", "noise", "word salad"]
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, num_labels=4, id2label=dict(enumerate(labels)),
+                     label2id={x: i for i, x in enumerate(labels)}, pad_token_id=tok.pad_token_id)
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    scores = evaluate.classifier_fluency(["some clean text", "zzkq"], str(tmp_path))
+    assert len(scores) == 2 and all(0 < s < 1 for s in scores)
+    summary = {"forget_quality": 0.5, "model_utility": 0.6, "fluency": 3.0, "fluency_classifier": 0.8,
+               "exact_memorization": 1, "forget_truth_ratio": 0.5, "ra_Truth_Ratio": 0.5,
+               "retain_Truth_Ratio": 0.5, "wf_Truth_Ratio": 0.5}
+    assert metrics.palu_columns(summary)["Fluency"] == 0.8

@@ -8,9 +8,8 @@ import socket
 import sys
 
 import nbformat
-import pytest
-
 from conftest import ROOT
+
 from paperlib import runner
 
 sys.path.insert(0, str(ROOT / "tools"))
