@@ -11,12 +11,15 @@ Quantities (names used by `methods.Needs.ref`), batch-shaped as the losses read 
 
 `CachedReference` stores, per sample index, only the rows a loss reads (answer positions; every token
 position for "retain.logprobs"; answer tokens for "retain.hidden") and rebuilds the batch tensors (zeros
-elsewhere, which the losses mask out). `LiveReference` runs the frozen model on every batch instead;
-`make_reference` picks the cache unless its estimated size exceeds `ReferenceConfig.cache_gb`.
+elsewhere, which the losses mask out). `LiveReference` runs a frozen copy on every batch instead;
+`make_reference` picks the cache unless its estimated size exceeds `ReferenceConfig.cache_gb`. The cache is
+computed with the model about to be unlearned (identical to the reference before the first step), so a cached
+run never holds a second copy of the model.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -186,17 +189,29 @@ def estimate_bytes(data: Sequence[dict], needs: Needs, vocab_size: int, hidden_s
     return total
 
 
-def make_reference(ref_model: torch.nn.Module | None, data: Sequence[dict], needs: Needs,
-                   collate: Callable[[list[dict]], dict], cfg: ReferenceConfig = ReferenceConfig()):
-    """A `CachedReference` (built now) when it fits `cfg.cache_gb` (or mode="cache"), else a
-    `LiveReference`; None-safe: a method without reference quantities gets an empty cache and no model."""
+def choose_mode(data: Sequence[dict], needs: Needs, vocab_size: int, hidden_size: int,
+                cfg: ReferenceConfig = ReferenceConfig()) -> str:
+    """"cache" or "live": the cache unless `cfg.mode` says otherwise or (auto) its estimated size exceeds
+    `cfg.cache_gb`."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    return "cache" if estimate_bytes(data, needs, vocab_size, hidden_size) <= cfg.cache_gb * 2**30 else "live"
+
+
+def make_reference(model: torch.nn.Module, data: Sequence[dict], needs: Needs, collate: Callable[[list[dict]], dict],
+                   cfg: ReferenceConfig = ReferenceConfig(),
+                   load_frozen: Callable[[], torch.nn.Module] | None = None) -> CachedReference | LiveReference:
+    """The reference for one run. `model` is the model about to be unlearned, still equal to the reference: the
+    one caching pass runs on it (no second copy in memory). Live mode runs `load_frozen()` (default: a deep copy
+    of `model`) on every batch. A method without reference quantities gets an empty cache."""
     _check_needs(needs)
     if not needs.ref:
         return CachedReference(needs, {})
-    if ref_model is None:
-        raise ValueError(f"reference quantities {sorted(needs.ref)} need a reference model")
-    config = ref_model.config
-    size = estimate_bytes(data, needs, config.vocab_size, config.hidden_size)
-    if cfg.mode == "live" or (cfg.mode == "auto" and size > cfg.cache_gb * 2**30):
-        return LiveReference(ref_model, needs)
-    return CachedReference.build(ref_model.eval(), data, needs, collate, cfg.batch_size)
+    config = model.config
+    if choose_mode(data, needs, config.vocab_size, config.hidden_size, cfg) == "live":
+        frozen = load_frozen() if load_frozen is not None else copy.deepcopy(model)
+        return LiveReference(frozen, needs)
+    was_training = model.training
+    cached = CachedReference.build(model.eval(), data, needs, collate, cfg.batch_size)
+    model.train(was_training)
+    return cached

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from paperlib import evaluate, pipeline
 from paperlib.cache import cached_run, is_complete, run_dir
@@ -188,19 +189,39 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
     m.check(vocab, layers)
     if update_mask is not None:
         _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
+    _check_optimizer(train_cfg)
     needs = m.needs()
     rows = forget_rows(profile, forget, needs)
+    source = pipeline.benchmark_source(profile)
+    retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
+    idk = _idk_answers(profile, m) if needs.idk else None
     retain_log = str(pipeline.retain_log_path(profile, forget))
     config = run_config(profile, m, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch,
                         update_mask, save_model)
-    build = partial(_build, profile, m, forget, train_cfg, ref_cfg, model_path, rows, retain_log,
+    build = partial(_build, profile, m, forget, train_cfg, ref_cfg, model_path, (rows, retain_rows, idk), retain_log,
                     eval_every_epoch, update_mask, save_model, progress)
     return _cached(config, build, force)
 
 
+def _check_optimizer(cfg: TrainConfig) -> None:
+    """paged_adamw_32bit (the paper profile's) needs bitsandbytes and a GPU: say so before any compute."""
+    if cfg.optimizer != "paged_adamw_32bit":
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        raise ValueError("optimizer='paged_adamw_32bit' needs bitsandbytes and a CUDA GPU; allowed here: "
+                         "optimizer=adamw (e.g. --set optimizer=adamw)")
+
+
+def _state() -> PartialState:
+    """The process state (`accelerate launch` / torchrun; ACCELERATE_USE_CPU=1 runs several CPU processes)."""
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
 def _cached(config: dict, build: Callable[[Path], None], force: bool) -> Path:
     """`cached_run`, also under `accelerate launch`: every process trains, the main one owns the folder."""
-    state = PartialState()
+    state = _state()
     if state.num_processes == 1:
         return cached_run(KIND, config, build, force=force)
     final = run_dir(KIND, config)
@@ -214,19 +235,18 @@ def _cached(config: dict, build: Callable[[Path], None], force: bool) -> Path:
 
 
 def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
-           model_path: str, rows: list[dict], retain_log_path: str, eval_every_epoch: bool,
-           update_mask: dict | None, save_model: bool, progress: bool, out: Path) -> None:
+           model_path: str, texts: tuple[list[dict], list[dict], list[str] | None], retain_log_path: str,
+           eval_every_epoch: bool, update_mask: dict | None, save_model: bool, progress: bool, out: Path) -> None:
     from paperlib.models import add_lora, load_model, load_tokenizer
 
-    state = PartialState()
+    state = _state()
     main = state.is_main_process
     timing: dict[str, Any] = {}
     tok = load_tokenizer(model_path)
     encoding.check_template(profile.model.template, tok)
     needs = m.needs()
     source = pipeline.benchmark_source(profile)
-    retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
-    idk = _idk_answers(profile, m) if needs.idk else None
+    rows, retain_rows, idk = texts
     data = encode_samples(tok, profile.model.template, rows, retain_rows, idk, needs, profile.eval.max_length,
                           train_cfg.seed)
     collate = partial(encoding.collate, pad_id=tok.pad_token_id)
@@ -238,10 +258,8 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
         check_mask(model, update_mask)
 
     t0 = time.perf_counter()
-    ref_model = load_model(model_path, device=state.device) if needs.ref else None
-    ref = make_reference(ref_model, data, needs, collate, ref_cfg)
-    if ref.mode == "cache":
-        del ref_model
+    ref = make_reference(model, data, needs, collate, ref_cfg,
+                         load_frozen=lambda: load_model(model_path, device=state.device))
     timing["reference"] = {"mode": ref.mode, "seconds": time.perf_counter() - t0,
                            "bytes": ref.nbytes() if ref.mode == "cache" else None}
 

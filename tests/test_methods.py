@@ -276,3 +276,13 @@ def test_cli_unlearn_copies_the_run_and_rejects_unknown_settings(tmp_path, capsy
         cli_main(["unlearn", "--method", "GA", "--profile", "smoke", "--set", "gamma=2", "--out", str(out)])
     with pytest.raises(SystemExit, match=r"unknown method 'XX'"):
         cli_main(["unlearn", "--method", "XX", "--profile", "smoke", "--out", str(out)])
+
+
+def test_paper_profile_settings_and_the_gpu_only_optimizer():
+    paper = get_profile("paper")
+    m, train, ref = U.resolve(paper, "PALU", {"n": "2"})
+    assert (m.hp.n, m.hp.k, train.lr, train.epochs, train.optimizer) == (2, 5000, 1e-5, 10, "paged_adamw_32bit")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"paged_adamw_32bit' needs bitsandbytes and a CUDA GPU; allowed here"):
+            U._check_optimizer(train)
+    U._check_optimizer(methods.train_config("mini", "PALU"))

@@ -2,7 +2,7 @@
 settings (paperlib.methods.MINI_TRAIN). PALU and NPO must forget (forget quality above the original model's)
 while keeping model utility within 0.15 of it; GA at the common mini setting must collapse utility (the
 failure the papers report for GA at their defaults). Trains the mini models on a clean checkout (~2.5 min),
-then about 15 s per method; the table is printed into the test log."""
+then about 10 s per method; the table is printed into the test log (visible under `pytest -q`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from paperlib import pipeline
 from paperlib.config import get_profile
 from paperlib.metrics import palu_columns
 from paperlib.unlearn import read_run, unlearn
+
+pytestmark = pytest.mark.slow  # trains the mini models on a clean checkout (~2.5 min); ~30 s once cached
 
 FORGET = "forget10"
 MU_DROP = 0.15
