@@ -102,7 +102,7 @@ def localization_runs(profile: Profile) -> list[Run]:
 
 def nce_runs(profile: Profile) -> list[Run]:
     """RQ2: the same tokens, local entropy (PALU) vs negated cross-entropy (NCE)."""
-    return [Run("local entropy (PALU)", "PALU"), Run("negated CE", "NCE")]
+    return [Run("PALU", "PALU"), Run("NCE", "NCE")]
 
 
 def prefix_runs(profile: Profile) -> list[Run]:
@@ -247,3 +247,23 @@ def plan(notebook: str, profile: Profile) -> list[dict]:
                     if (method, over, ev) not in seen]
         seen.update(runs)
     raise ValueError(f"notebook {notebook!r} has no plan; allowed: 00, {', '.join(NOTEBOOK_RUNS)}")
+
+
+def sensitive_run_lengths(profile: Profile, forget: str) -> pd.Series:
+    """How many sensitive spans of the forget set are k tokens long (k = maximal run of sensitive tokens);
+    prefix budgets N at or above the longest run all unlearn the same tokens."""
+    from paperlib.data import encoding
+
+    tok = load_tokenizer(pipeline.tokenizer_path(profile))
+    spans = tofu.load_spans(pipeline.spans_dir(profile, forget))
+    lengths = []
+    for question, row in spans.items():
+        flags = encoding.encode(tok, profile.model.template, question, row["answer"], row["spans"])["sensitive"]
+        run = 0
+        for flag in [*flags, False]:
+            if flag:
+                run += 1
+            elif run:
+                lengths.append(run)
+                run = 0
+    return pd.Series(lengths, name="tokens").value_counts().sort_index()

@@ -31,19 +31,22 @@ def truth_ratio_hist(tr: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+FQ_FLOOR = 1e-20  # forget qualities below this are drawn on the floor line (GA reaches 1e-59)
+
+
 def fq_mu_scatter(table: pd.DataFrame) -> plt.Figure:
-    """Forget quality (log scale) against model utility, one point per method."""
+    """Forget quality (log scale, floored at FQ_FLOOR) against model utility, one marker per method."""
     report.set_paper_style()
-    fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
+    fig, ax = plt.subplots(figsize=(WIDTH * 1.4, 2.6))
     names = list(table["method"])
     palette, markers = report.method_palette(names), report.method_markers(names)
     for _, row in table.iterrows():
-        ax.scatter(row["MU"], max(row["FQ"], 1e-300), color=palette[row["method"]],
-                   marker=markers[row["method"]], s=40 if row["method"] == "PALU" else 22, zorder=3)
-        ax.annotate(row["method"], (row["MU"], max(row["FQ"], 1e-300)), fontsize=6, xytext=(3, 2),
-                    textcoords="offset points")
-    ax.set(yscale="log", xlabel="model utility (MU)", ylabel="forget quality (FQ)",
+        ax.scatter(row["MU"], max(row["FQ"], FQ_FLOOR), color=palette[row["method"]], label=row["method"],
+                   marker=markers[row["method"]], s=60 if row["method"] == "PALU" else 25, zorder=3)
+    ax.axhline(FQ_FLOOR, color="0.6", linewidth=0.6, linestyle=":")
+    ax.set(yscale="log", xlabel="model utility (MU)", ylabel=f"forget quality (FQ, floor {FQ_FLOOR:g})",
            title="Forgetting vs utility")
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False, fontsize=6)
     return fig
 
 
@@ -58,7 +61,7 @@ def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None =
         ax.set(title=metric, ylabel="", yscale="log" if metric in log_metrics else "linear",
                xscale="log" if logx else "linear")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
     if hue and axes[0][-1].get_legend():
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1, 1), frameon=False)
     return fig
@@ -76,7 +79,7 @@ def bars(long: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.set(title=metric, xlabel="", ylabel="", yscale="log" if metric == "FQ" else "linear")
         ax.tick_params(axis="x", rotation=60, labelsize=6)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
     return fig
 
 

@@ -1,6 +1,6 @@
 # %%
-profile = "mini"  # smoke | mini | paper
-forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
+profile = "mini"  # smoke, mini or paper
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 

@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -8,7 +8,7 @@ tables_dir = "tables"
 # # 03 · Local entropy vs negated cross-entropy (RQ2)
 #
 # **Question.** On the same sensitive-prefix tokens, is flattening the top-K logits (PALU's local entropy)
-# better than pushing the gold token down (negated cross-entropy, gradient ascent on those tokens)?
+# better than pushing the gold token down (NCE: negated cross-entropy, gradient ascent on those tokens)?
 #
 # **Paper's claim.** Local entropy forgets steadily and keeps utility over the epochs; negated CE is
 # unbounded and its utility keeps falling as training goes on.
@@ -30,9 +30,9 @@ curves
 
 # %%
 last = curves[curves["epoch"] == curves["epoch"].max()].set_index("method")
-pal, nce = last.loc["local entropy (PALU)"], last.loc["negated CE"]
+pal, nce = last.loc["PALU"], last.loc["NCE"]
 mu_drop = curves.groupby("method")["MU"].agg(lambda s: s.iloc[0] - s.min())
 print(f"Final epoch: PALU FQ {pal['FQ']:.3g} MU {pal['MU']:.3f}; negated CE FQ {nce['FQ']:.3g} MU {nce['MU']:.3f}")
 print("Largest MU drop over the epochs:", mu_drop.round(3).to_dict())
 print("Paper's finding (local entropy keeps utility better than negated CE) reproduced:",
-      mu_drop["local entropy (PALU)"] <= mu_drop["negated CE"])
+      mu_drop["PALU"] <= mu_drop["NCE"])

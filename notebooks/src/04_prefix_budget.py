@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
@@ -28,6 +28,8 @@ table
 # ## What we see
 
 # %%
+runs = experiments.sensitive_run_lengths(P, forget)
+print("sensitive spans by length in tokens:", runs.to_dict(), "-> N >=", runs.index.max(), "all unlearn the same tokens")
 t = table.set_index("N")
 best = t["FQ"].idxmax()
 print(f"Best FQ at N = {best} ({t['FQ'].max():.3g}); N=3: FQ {t.loc['3', 'FQ']:.3g}, MU {t.loc['3', 'MU']:.3f}; "

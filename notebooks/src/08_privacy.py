@@ -1,6 +1,6 @@
 # %%
 profile = "mini"
-forget = ""  # "" = the profile's split (mini: forget10, paper: forget05)
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
 figures_dir = "figures"
 tables_dir = "tables"
 
