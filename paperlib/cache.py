@@ -19,7 +19,7 @@ from typing import Any
 
 MARKER = "COMPLETE"
 RUN_CONFIG = "run_config.json"
-CACHE_VERSION = 1  # bump when a change makes old cached results wrong
+CACHE_VERSION = 2  # bump when a change makes old cached results wrong
 
 
 def cache_root() -> Path:

@@ -56,10 +56,15 @@ def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None =
     report.set_paper_style()
     fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH * len(metrics) / 1.6, 2.3), squeeze=False)
     palette = report.method_palette(df[hue].unique()) if hue else None
+    categories = None if pd.api.types.is_numeric_dtype(df[x]) else list(dict.fromkeys(df[x]))
+    if categories:  # labels such as N = 1, 2, ..., "all": evenly spaced, in table order
+        df = df.assign(**{x: df[x].map({c: i for i, c in enumerate(categories)})})
     for ax, metric in zip(axes[0], metrics):
         sns.lineplot(df, x=x, y=metric, hue=hue, palette=palette, marker="o", ax=ax, legend=ax is axes[0][-1])
         ax.set(title=metric, ylabel="", yscale="log" if metric in log_metrics else "linear",
                xscale="log" if logx else "linear")
+        if categories:
+            ax.set_xticks(range(len(categories)), categories)
     if title:
         fig.suptitle(title, y=1.04)
     if hue and axes[0][-1].get_legend():
@@ -84,15 +89,18 @@ def bars(long: pd.DataFrame, title: str = "") -> plt.Figure:
 
 
 def timing(df: pd.DataFrame) -> plt.Figure:
-    """Loss time against K, one line per vocabulary size, the full-vocabulary loss as dashed levels."""
+    """Loss time against K, one colour per vocabulary size V; the full-vocabulary loss as a dashed level."""
     report.set_paper_style()
     fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
-    topk = df[df["loss"] != "full-vocabulary"]
-    sns.lineplot(topk, x="K", y="ms", hue="V", marker="o", ax=ax, palette="viridis")
-    for (v, ms), color in zip(df[df["loss"] == "full-vocabulary"][["V", "ms"]].values,
-                              sns.color_palette("viridis", df["V"].nunique())):
-        ax.axhline(ms, linestyle="--", linewidth=0.8, color=color, label=f"full V={v}")
+    sizes = sorted(df["V"].unique())
+    colors = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+    for v in sizes:
+        part = df[df["V"] == v]
+        topk = part[part["loss"] != "full-vocabulary"]
+        ax.plot(topk["K"], topk["ms"], marker="o", color=colors[v], label=f"top-K, V={v}")
+        full = part[part["loss"] == "full-vocabulary"]["ms"]
+        ax.axhline(float(full.iloc[0]), linestyle="--", linewidth=0.8, color=colors[v], label=f"full, V={v}")
     ax.set(xscale="log", yscale="log", xlabel="top-K size K", ylabel="forward+backward (ms)",
            title="Local entropy: O(TK) vs O(TV)")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
     return fig

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -22,16 +26,20 @@ def test_profiles_and_bad_names():
         pipeline.retain_model(get_profile("smoke"), "forget20")
 
 
-def test_same_seed_same_weights(tmp_path, monkeypatch):
-    smoke = get_profile("smoke")
+def test_same_seed_same_weights(tmp_path):
+    """Two processes (different PYTHONHASHSEED, fresh caches) build byte-identical data, tokenizer, weights."""
+    code = "from paperlib import pipeline; from paperlib.config import get_profile; " \
+           "print(pipeline.original_model(get_profile('smoke')))"
     paths = []
     for run in ("a", "b"):
-        monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / run))
-        paths.append(pipeline.original_model(smoke))
+        env = {**os.environ, "PAPERLIB_CACHE": str(tmp_path / run), "PYTHONHASHSEED": str(ord(run))}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        paths.append(out.stdout.strip().splitlines()[-1])
     a, b = (load_file(f"{p}/model.safetensors") for p in paths)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    data = [sorted((tmp_path / run / "benchmark").rglob("*.json")) for run in ("a", "b")]
-    assert [f.read_bytes() for f in data[0]] == [f.read_bytes() for f in data[1]]
+    for pattern in ("benchmark/*/*.json", "tokenizer/*/tokenizer.json"):
+        files = [sorted((tmp_path / run).glob(pattern)) for run in ("a", "b")]
+        assert files[0] and [f.read_bytes() for f in files[0]] == [f.read_bytes() for f in files[1]], pattern
 
 
 def test_mini_original_memorises_and_retain_does_not_know(capsys):
