@@ -51,11 +51,15 @@ def training_curves(profile: Profile, forget: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def reference_models(profile: Profile, forget: str) -> dict[str, str]:
+    """{"Original": path, "Retain": path}: the two models every table compares against."""
+    return {"Original": pipeline.original_model(profile), "Retain": pipeline.retain_model(profile, forget)}
+
+
 def truth_ratios(profile: Profile, forget: str) -> pd.DataFrame:
     """Per-sample forget-set truth ratios of the original and the retain model (long format)."""
     frames = []
-    for model, path in (("Original", pipeline.original_model(profile)),
-                        ("Retain", pipeline.retain_model(profile, forget))):
+    for model, path in reference_models(profile, forget).items():
         log, _ = pipeline.evaluation(profile, path, forget)
         tr = [v["score"] for v in log["forget_truth_ratio"]["value_by_index"].values()]
         frames.append(pd.DataFrame({"model": model, "truth ratio": tr}))
@@ -65,8 +69,7 @@ def truth_ratios(profile: Profile, forget: str) -> pd.DataFrame:
 def reference_rows(profile: Profile, forget: str) -> pd.DataFrame:
     """PALU table columns (FQ, MU, Fluency, EM, F-TR, Ra-TR, R-TR, Rw-TR) of the original and retain models."""
     rows = []
-    for method, path in (("Original", pipeline.original_model(profile)),
-                         ("Retain", pipeline.retain_model(profile, forget))):
+    for method, path in reference_models(profile, forget).items():
         _, summary = pipeline.evaluation(profile, path, forget)
         rows.append({"method": method, **metrics.palu_columns(summary)})
     return pd.DataFrame(rows)
@@ -165,8 +168,8 @@ def epoch_curves(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame
 def privacy_table(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
     """MIA AUCs (LOSS, ZLib, MinK, MinK++) and privleak of the original, retain and every run."""
     names = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "privleak", "forget_quality")
-    summaries = {"Original": pipeline.evaluation(profile, pipeline.original_model(profile), forget)[1],
-                 "Retain": pipeline.evaluation(profile, pipeline.retain_model(profile, forget), forget)[1]}
+    models = reference_models(profile, forget)
+    summaries = {k: pipeline.evaluation(profile, path, forget)[1] for k, path in models.items()}
     for label, path in run_paths(profile, runs, forget).items():
         summaries[label] = unlearn.read_run(path)["summary"] or {}
     return pd.DataFrame([{"method": k, **{n: s.get(n, float("nan")) for n in names}} for k, s in summaries.items()])
