@@ -99,18 +99,20 @@ def _finetune(profile: Profile, config: dict, init: str | None, force: bool) -> 
     return str(cached_run("model", config, build, force=force))
 
 
+def _base_config(profile: Profile) -> dict:
+    return _stage_config(profile, "base", GENERAL, profile.base, None)
+
+
 def base_model(profile: Profile, force: bool = False) -> str:
     """Stage 1: a tiny model that learns the general-knowledge sets (real authors, world facts)."""
-    config = _stage_config(profile, "base", GENERAL, profile.base, None)
-    return _finetune(profile, config, None, force)
+    return _finetune(profile, _base_config(profile), None, force)
 
 
 def original_model(profile: Profile, force: bool = False) -> str:
     """TOFU's original model: fine-tuned on `full` (plus the general sets, replayed) on top of the base."""
     if profile.model.original:
         return profile.model.original
-    parent = _stage_config(profile, "base", GENERAL, profile.base, None)
-    config = _stage_config(profile, "original", ("full", *GENERAL), profile.finetune, parent)
+    config = _stage_config(profile, "original", ("full", *GENERAL), profile.finetune, _base_config(profile))
     return _finetune(profile, config, base_model(profile), force)
 
 
@@ -119,8 +121,7 @@ def retain_model(profile: Profile, forget: str, force: bool = False) -> str:
     retain = tofu.retain_of(forget)
     if profile.model.retain:
         return profile.model.retain.format(retain=retain)
-    parent = _stage_config(profile, "base", GENERAL, profile.base, None)
-    config = _stage_config(profile, retain, (retain, *GENERAL), profile.finetune, parent)
+    config = _stage_config(profile, retain, (retain, *GENERAL), profile.finetune, _base_config(profile))
     return _finetune(profile, config, base_model(profile), force)
 
 
