@@ -23,8 +23,10 @@ CACHE_VERSION = 2  # bump when a change makes old cached results wrong
 
 
 def cache_root() -> Path:
-    """`$PAPERLIB_CACHE` or `./runs`."""
-    return Path(os.environ.get("PAPERLIB_CACHE", "runs"))
+    """`$PAPERLIB_CACHE` or the project's `runs/` (`paperlib.paths.project_root`, whatever the working directory)."""
+    from paperlib.paths import runs_dir
+
+    return Path(os.environ.get("PAPERLIB_CACHE") or runs_dir())
 
 
 def to_jsonable(config: Any) -> Any:
