@@ -6,6 +6,10 @@
 - `save_figure` writes PDF + PNG with deterministic metadata (reruns give the same bytes).
 - `save_table` writes CSV (full precision) + Markdown + LaTeX (formatted numbers, FQ-like p-values in
   scientific notation), with the profile's setting in a caption line and a `setting` CSV column.
+  Without a folder both write into the project's figures/ and tables/ (`paperlib.paths`), whatever the
+  working directory (JupyterLab starts kernels in notebooks/).
+- `show(df, profile=...)` displays a table in a notebook as the paper prints it: numbers by
+  `format_number`, no 0..n-1 index, a dash where a value does not apply, the setting once above the table.
 - `paper_numbers()` holds the numbers of shared/spec/metrics.md, "Reference numbers";
   `with_paper_numbers` puts them beside ours in the paper profile only: a mini number is never presented
   as the paper's.
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,6 +32,7 @@ import seaborn as sns
 
 from paperlib.config import PROFILE_NAMES
 from paperlib.metrics import PALU_COLUMNS
+from paperlib.paths import figures_dir, tables_dir
 
 # ---------------------------------------------------------------------------------------------- style
 
@@ -148,10 +154,12 @@ def _check_name(name: str) -> None:
                          f"(e.g. '01_fq_mu_scatter')")
 
 
-def save_figure(fig: Any, name: str, folder: str | Path = "figures") -> list[Path]:
-    """Write `<folder>/<name>.pdf` and `.png` (tight bounding box, no dates in the metadata); return the paths."""
+def save_figure(fig: Any, name: str, folder: str | Path | None = None) -> list[Path]:
+    """Write `<folder>/<name>.pdf` and `.png` (tight bounding box, no dates in the metadata); return the paths.
+
+    `folder` None or "": the project's figures/ (`paths.figures_dir`)."""
     _check_name(name)
-    out = Path(folder)
+    out = figures_dir(folder)
     out.mkdir(parents=True, exist_ok=True)
     pdf, png = out / f"{name}.pdf", out / f"{name}.png"
     fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None})
@@ -245,9 +253,10 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
                            position_float="centering", column_format=align)
 
 
-def save_table(df: pd.DataFrame, name: str, folder: str | Path = "tables", caption: str = "",
+def save_table(df: pd.DataFrame, name: str, folder: str | Path | None = None, caption: str = "",
                profile: str | None = None) -> list[Path]:
-    """Write `<folder>/<name>.csv` (full precision, with a `setting` column), `.md` and `.tex`.
+    """Write `<folder>/<name>.csv` (full precision, with a `setting` column), `.md` and `.tex`; `folder` None
+    or "": the project's tables/ (`paths.tables_dir`).
 
     `profile` (smoke | mini | paper) sets the setting label ("mini benchmark, tiny model" for mini and
     smoke); without it the label is taken from a `setting` column (as `with_paper_numbers` adds). A table
@@ -260,7 +269,7 @@ def save_table(df: pd.DataFrame, name: str, folder: str | Path = "tables", capti
     if label in (SETTING_LABELS["smoke"], SETTING_LABELS["mini"]) and _paper_columns(df):
         raise ValueError(f"table {name!r} is labelled {label!r} but holds reference columns "
                          f"{_paper_columns(df)}: mini numbers are never shown beside the paper's")
-    out = Path(folder)
+    out = tables_dir(folder)
     out.mkdir(parents=True, exist_ok=True)
     csv_df = df.copy()
     if label:
@@ -272,6 +281,68 @@ def save_table(df: pd.DataFrame, name: str, folder: str | Path = "tables", capti
     tex_caption = f"{caption} ({label})" if caption and label else caption or label
     paths[2].write_text(to_latex(df, tex_caption, label=f"tab:{name}"))
     return paths
+
+
+# ----------------------------------------------------------------------------------- tables on screen
+
+MISSING = "–"  # shown where a value does not apply (the Markdown tables use the same dash)
+
+
+class Table:
+    """A table as a notebook shows it: `_repr_html_` (JupyterLab, nbconvert), `_repr_markdown_` and a
+    plain-text `repr` (consoles), all with the same formatted cells and the setting line above."""
+
+    def __init__(self, df: pd.DataFrame, title: str = "") -> None:
+        self.body = _body(df)
+        self.title = title
+
+    def cells(self) -> pd.DataFrame:
+        """Every cell as text (`format_number`, MISSING where missing)."""
+        return self.body.map(lambda v: format_number(v) or MISSING).astype(str)
+
+    def _repr_html_(self) -> str:
+        numeric = [c for c in self.body.columns if pd.api.types.is_numeric_dtype(self.body[c])]
+        cells = self.cells()
+        uid = hashlib.sha256((self.title + cells.to_json()).encode()).hexdigest()[:8]  # same HTML on rerun
+        styler = cells.style.set_uuid(uid).hide(axis="index")
+        styler = styler.set_table_styles([{"selector": "th", "props": "text-align: left;"}])
+        if numeric:
+            styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
+        title = f"<p><b>{_escape(self.title)}</b></p>\n" if self.title else ""
+        return title + styler.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return to_markdown(self.body, self.title)
+
+    def __repr__(self) -> str:
+        text = self.cells().to_string(index=False)
+        return f"{self.title}\n{text}" if self.title else text
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def table_view(df: pd.DataFrame, profile: str | None = None, caption: str = "") -> Table:
+    """`df` ready to display (see `show`), without displaying it."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"show needs a pandas DataFrame, got {type(df).__name__}")
+    label = _label(df, profile)
+    return Table(df, " — ".join(t for t in (caption, label) if t))
+
+
+def show(df: pd.DataFrame, profile: str | None = None, caption: str = "") -> None:
+    """Display `df` in the notebook as the paper prints it: significant digits (`format_number`), no 0..n-1
+    index, a dash where a value does not apply (never NaN), and the caption and the setting ("mini
+    benchmark, tiny model", from `profile` or the table's `setting` column) once above the table instead
+    of a `setting` column on every row. Returns None, so a cell ending with it shows the table only."""
+    view = table_view(df, profile, caption)
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python without IPython
+        print(repr(view))
+        return
+    display(view)
 
 
 # ---------------------------------------------------------------------------------------- paper numbers

@@ -36,8 +36,10 @@ def test_notebooks_match_their_sources():
         source = cells((ROOT / "notebooks" / "src" / f"{nb.stem}.py").read_text())
         assert [(c.cell_type, c.source) for c in stored.cells] == [(c.cell_type, c.source) for c in source], nb.name
         assert all(not c.get("outputs") for c in stored.cells if c.cell_type == "code"), f"{nb.name} has outputs"
-        assert stored.cells[0].metadata.get("tags") == ["parameters"]
-        assert "profile" in stored.cells[0].source and "What we see" in "".join(c.source for c in stored.cells)
+        assert stored.cells[0].cell_type == "markdown" and stored.cells[0].source.startswith("# ")  # the title
+        assert stored.cells[1].metadata.get("tags") == ["parameters"]  # right after it (papermill's tag)
+        assert "profile" in stored.cells[1].source and "What we see" in "".join(c.source for c in stored.cells)
+        assert [c.id for c in stored.cells] == [c.id for c in source]  # stable ids: regenerating changes nothing
 
 
 def test_readme_lists_every_notebook():

@@ -1,9 +1,3 @@
-# %%
-profile = "mini"
-forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
-figures_dir = "figures"
-tables_dir = "tables"
-
 # %% [markdown]
 # # 03 · Local entropy vs negated cross-entropy (RQ2)
 #
@@ -12,6 +6,20 @@ tables_dir = "tables"
 #
 # **Paper's claim.** Local entropy forgets steadily and keeps utility over the epochs; negated CE is
 # unbounded and its utility keeps falling as training goes on.
+#
+# The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
+# `figures/` and `tables/`, whatever folder the notebook runs in; the run cache is the project's `runs/`
+# (or `$PAPERLIB_CACHE`), shared with `make reproduce`.
+
+# %%
+profile = "mini"  # smoke, mini or paper
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
+figures_dir = ""  # empty: the project's figures/
+tables_dir = ""  # empty: the project's tables/
+
+# %% [markdown]
+# ## Computation
+# Both losses on the sensitive prefix (cached runs), FQ and MU evaluated after every epoch.
 
 # %%
 from paperlib import experiments, plots, report
@@ -20,10 +28,16 @@ from paperlib.config import get_profile
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
 curves = experiments.epoch_curves(P, experiments.nce_runs(P), forget)
+
+# %% [markdown]
+# ## Outputs
+# `tables/03_epoch_curves` (CSV, Markdown, LaTeX) and `figures/03_stability` (PDF, PNG).
+
+# %%
 report.save_table(curves, "03_epoch_curves", tables_dir, caption="FQ and MU after every epoch", profile=profile)
 report.save_figure(plots.metric_lines(curves, "epoch", ["FQ", "MU", "F-TR"], hue="method",
                                       title="Per-epoch stability"), "03_stability", figures_dir)
-curves
+report.show(curves, profile, caption="FQ and MU after every epoch")
 
 # %% [markdown]
 # ## What we see

@@ -1,9 +1,3 @@
-# %%
-profile = "mini"
-forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
-figures_dir = "figures"
-tables_dir = "tables"
-
 # %% [markdown]
 # # 04 · Prefix budget N (RQ3)
 #
@@ -11,6 +5,20 @@ tables_dir = "tables"
 #
 # **Paper's claim.** A short prefix suffices: N about 3 gives the best forget quality / utility balance;
 # larger N (up to all sensitive tokens) adds cost without better forgetting.
+#
+# The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
+# `figures/` and `tables/`, whatever folder the notebook runs in; the run cache is the project's `runs/`
+# (or `$PAPERLIB_CACHE`), shared with `make reproduce`.
+
+# %%
+profile = "mini"  # smoke, mini or paper
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
+figures_dir = ""  # empty: the project's figures/
+tables_dir = ""  # empty: the project's tables/
+
+# %% [markdown]
+# ## Computation
+# PALU with prefix budgets N in {1, 2, 3, 4, 5, 10, all} (cached runs), each evaluated on TOFU.
 
 # %%
 from paperlib import experiments, plots, report
@@ -19,10 +27,16 @@ from paperlib.config import get_profile
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
 table = experiments.results_table(P, experiments.prefix_runs(P), forget).rename(columns={"method": "N"})
+
+# %% [markdown]
+# ## Outputs
+# `tables/04_prefix_budget` (CSV, Markdown, LaTeX) and `figures/04_prefix_budget` (PDF, PNG).
+
+# %%
 report.save_table(table, "04_prefix_budget", tables_dir, caption="PALU with prefix budget N", profile=profile)
 report.save_figure(plots.metric_lines(table, "N", ["FQ", "MU", "F-TR"], title="Prefix budget N"),
                    "04_prefix_budget", figures_dir)
-table
+report.show(table, profile, caption="PALU with prefix budget N")
 
 # %% [markdown]
 # ## What we see

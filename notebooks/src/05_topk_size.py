@@ -1,9 +1,3 @@
-# %%
-profile = "mini"
-forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
-figures_dir = "figures"
-tables_dir = "tables"
-
 # %% [markdown]
 # # 05 · Top-K size (RQ3)
 #
@@ -12,6 +6,20 @@ tables_dir = "tables"
 # fractions of its own vocabulary.
 #
 # **Paper's claim.** K about 5000 (16 % of V) works best; K = 1 is a margin loss that forgets less.
+#
+# The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
+# `figures/` and `tables/`, whatever folder the notebook runs in; the run cache is the project's `runs/`
+# (or `$PAPERLIB_CACHE`), shared with `make reproduce`.
+
+# %%
+profile = "mini"  # smoke, mini or paper
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
+figures_dir = ""  # empty: the project's figures/
+tables_dir = ""  # empty: the project's tables/
+
+# %% [markdown]
+# ## Computation
+# PALU with each K of the grid (cached runs), evaluated on TOFU, and the seconds per unlearning step.
 
 # %%
 from paperlib import experiments, plots, report
@@ -22,11 +30,17 @@ forget = forget or P.benchmark.forget
 runs = experiments.topk_runs(P)
 table = experiments.results_table(P, runs, forget).rename(columns={"method": "K"})
 table["s / step"] = experiments.step_times(P, runs, forget)["s / step"].values
+
+# %% [markdown]
+# ## Outputs
+# `tables/05_topk_size` (CSV, Markdown, LaTeX) and `figures/05_topk_size` (PDF, PNG).
+
+# %%
 report.save_table(table, "05_topk_size", tables_dir, caption="PALU with top-K size K", profile=profile)
 table["K"] = table["K"].astype(int)
 report.save_figure(plots.metric_lines(table, "K", ["FQ", "MU", "s / step"], logx=True, title="Top-K size"),
                    "05_topk_size", figures_dir)
-table
+report.show(table, profile, caption="PALU with top-K size K")
 
 # %% [markdown]
 # ## What we see

@@ -1,9 +1,3 @@
-# %%
-profile = "mini"
-forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
-figures_dir = "figures"
-tables_dir = "tables"
-
 # %% [markdown]
 # # 07 · Efficiency: O(TK) vs O(TV)
 #
@@ -11,6 +5,21 @@ tables_dir = "tables"
 #
 # **Paper's claim.** PALU's loss touches T_prefix x K logits instead of T x V, so it is cheaper per step than
 # full-vocabulary objectives, and it converges in fewer epochs.
+#
+# The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
+# `figures/` and `tables/`, whatever folder the notebook runs in; the run cache is the project's `runs/`
+# (or `$PAPERLIB_CACHE`), shared with `make reproduce`.
+
+# %%
+profile = "mini"  # smoke, mini or paper
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
+figures_dir = ""  # empty: the project's figures/
+tables_dir = ""  # empty: the project's tables/
+
+# %% [markdown]
+# ## Computation
+# The loss alone (forward + backward) timed for each K and vocabulary size V; the seconds per unlearning
+# step of every method; FQ and MU against wall time for PALU and negated CE.
 
 # %%
 from paperlib import experiments, plots, report
@@ -21,18 +30,25 @@ forget = forget or P.benchmark.forget
 ks = [1, 64, 320, 640, 1000, 5000, 10000]
 vocab_sizes = [2048, 8192, 32000] if profile != "smoke" else [512, 2048]
 timing = experiments.loss_timing(ks, vocab_sizes, tokens=256 if profile != "smoke" else 64)
+steps = experiments.step_times(P, experiments.main_runs(P), forget)
+curves = experiments.epoch_curves(P, experiments.nce_runs(P), forget)
+
+# %% [markdown]
+# ## Outputs
+# `tables/07_loss_timing`, `tables/07_step_times` (CSV, Markdown, LaTeX), `figures/07_loss_timing`,
+# `figures/07_convergence` (PDF, PNG).
+
+# %%
 report.save_table(timing, "07_loss_timing", tables_dir, caption="Loss forward+backward time (ms, CPU)",
                   profile=profile)
 report.save_figure(plots.timing(timing), "07_loss_timing", figures_dir)
-timing
+report.show(timing, profile, caption="Loss forward+backward time (ms, CPU)")
 
 # %%
-steps = experiments.step_times(P, experiments.main_runs(P), forget)
 report.save_table(steps, "07_step_times", tables_dir, caption="Seconds per unlearning step", profile=profile)
-curves = experiments.epoch_curves(P, experiments.nce_runs(P), forget)
 report.save_figure(plots.metric_lines(curves, "train s", ["FQ", "MU"], hue="method", title="Metric vs wall time"),
                    "07_convergence", figures_dir)
-steps
+report.show(steps, profile, caption="Seconds per unlearning step")
 
 # %% [markdown]
 # ## What we see

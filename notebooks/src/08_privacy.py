@@ -1,9 +1,3 @@
-# %%
-profile = "mini"
-forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
-figures_dir = "figures"
-tables_dir = "tables"
-
 # %% [markdown]
 # # 08 · Privacy: membership inference after unlearning
 #
@@ -12,6 +6,21 @@ tables_dir = "tables"
 #
 # **Paper's claim.** PALU brings MinK / MinK++ AUCs close to the retain model's without over-unlearning
 # (privleak near 0, not strongly positive).
+#
+# The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
+# `figures/` and `tables/`, whatever folder the notebook runs in; the run cache is the project's `runs/`
+# (or `$PAPERLIB_CACHE`), shared with `make reproduce`.
+
+# %%
+profile = "mini"  # smoke, mini or paper
+forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
+figures_dir = ""  # empty: the project's figures/
+tables_dir = ""  # empty: the project's tables/
+
+# %% [markdown]
+# ## Computation
+# MinK, MinK++, LOSS and ZLib attacks (forget vs holdout AUC) on every model of the main table, and privleak
+# relative to the retain model.
 
 # %%
 from paperlib import experiments, report
@@ -20,9 +29,15 @@ from paperlib.config import get_profile
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
 table = experiments.privacy_table(P, experiments.main_runs(P), forget)
+
+# %% [markdown]
+# ## Outputs
+# `tables/08_privacy` (CSV, Markdown, LaTeX).
+
+# %%
 report.save_table(table, "08_privacy", tables_dir, caption="MIA AUC (forget vs holdout) and privleak",
                   profile=profile)
-table
+report.show(table, profile, caption="MIA AUC (forget vs holdout) and privleak")
 
 # %% [markdown]
 # ## What we see
