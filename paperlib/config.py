@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from paperlib.constants import TEMPLATES
 from paperlib.data.mini_tofu import MiniTofuConfig
 
 PROFILE_NAMES = ("smoke", "mini", "paper")
 BENCHMARKS = ("mini-tofu", "tofu")
-TEMPLATES = ("tiny", "llama2", "llama3")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,11 @@ from numbers import Integral
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from paperlib.constants import IGNORE
+
+KL_DIRECTIONS = ("theta_ref", "ref_theta")  # KL(p_theta || p_ref) (PALU's code) or KL(p_ref || p_theta) (its text)
+TPO_REDUCTIONS = ("sample_sum", "token_mean")  # TPO's NLL on general tokens (see tpo_loss)
+UNILOGIT_REDUCTIONS = ("token", "elementwise")  # Unilogit's KL reduction (see unilogit_loss)
 
 
 def shift(logits: torch.Tensor, labels: torch.Tensor, *flags: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -24,6 +28,11 @@ def shift(logits: torch.Tensor, labels: torch.Tensor, *flags: torch.Tensor) -> t
     A flag aligned with input_ids (flag[t] describes token t) is shifted like the labels.
     """
     return (logits[..., :-1, :], labels[..., 1:], *(f[..., 1:] for f in flags))
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
 
 
 def _check(name: str, value: float, allow_zero: bool = False) -> None:
@@ -82,6 +91,17 @@ def kl_div_positions(logits_p: torch.Tensor, logits_q: torch.Tensor, mask: torch
     """
     logp, logq = F.log_softmax(logits_p, -1), F.log_softmax(logits_q, -1)
     return _masked_mean((logp.exp() * (logp - logq)).sum(-1), mask)
+
+
+def nonsensitive_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, sensitive: torch.Tensor,
+                    direction: str = "theta_ref") -> torch.Tensor:
+    """PALU's constraint on the non-sensitive answer positions (answer & ~sensitive), 0 if there are none:
+    KL(p_theta || p_ref) ("theta_ref", PALU's code) or KL(p_ref || p_theta) ("ref_theta", its paper text).
+    `ref_logits` (logits or log-probabilities) is detached. Used by PALU and by its NCE ablation."""
+    _check_choice("kl_direction", direction, KL_DIRECTIONS)
+    ref = ref_logits.detach()
+    p, q = (logits, ref) if direction == "theta_ref" else (ref, logits)
+    return kl_div_positions(p, q, _answer(labels) & ~sensitive)
 
 
 # ----------------------------------------------------------------------------- GA / GD
@@ -192,9 +212,16 @@ def unilogit_target(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.softmax(_unilogit_logits(logits.detach(), labels), -1)
 
 
-def unilogit_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Reverse KL(p_theta || unilogit_target) averaged over answer tokens; p_theta keeps its gradient."""
-    return kl_div_positions(logits, _unilogit_logits(logits.detach(), labels), _answer(labels))
+def unilogit_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "token") -> torch.Tensor:
+    """Reverse KL(p_theta || unilogit_target); p_theta keeps its gradient.
+
+    reduction "token" (the formula's): the per-token KL (summed over the vocabulary) averaged over answer tokens.
+    "elementwise": PyTorch's default `F.kl_div(..., reduction="mean")`, which a port of the official code calls
+    and which also averages over the V vocabulary entries, i.e. the token mean divided by V.
+    """
+    _check_choice("reduction", reduction, UNILOGIT_REDUCTIONS)
+    kl = kl_div_positions(logits, _unilogit_logits(logits.detach(), labels), _answer(labels))
+    return kl if reduction == "token" else kl / logits.shape[-1]
 
 
 # ----------------------------------------------------------------------------- TPO
@@ -209,20 +236,29 @@ def tpo_loss(
     labels: torch.Tensor,
     unwanted: torch.Tensor,
     beta: float = 0.32,
+    general: str = "sample_sum",
 ) -> torch.Tensor:
     """Logit preference loss on unwanted answer tokens + NLL on the other (general) answer tokens.
 
     `ref_gold_logits` [B, T] = gold_logits(ref_logits, labels); `unwanted` bool [B, T] (shifted). The batch
     means run over samples with at least one unwanted token; with none, lpl = 0 and the first term is the
-    constant (2/beta) log 2. NLL(general) is the token mean over the batch (0 if there are none).
+    constant (2/beta) log 2. NLL(general): "sample_sum" (the TPO reference code's, whose numbers the PALU paper
+    reports) sums the token NLL over each sample's general tokens, then averages over the B samples;
+    "token_mean" is the token mean over the batch's general tokens (0 if there are none).
     """
     _check("beta", beta)
+    _check_choice("general", general, TPO_REDUCTIONS)
     answer = _answer(labels)
     unwanted = unwanted & answer
     count = unwanted.sum(-1)
     gap = torch.where(unwanted, ref_gold_logits.detach() - gold_logits(logits, labels), 0.0).sum(-1)
     lpl = _masked_mean(gap / count.clamp(min=1), count > 0)
-    general_nll = _masked_mean(token_nll(logits, labels), answer & ~unwanted)
+    general_tokens = answer & ~unwanted
+    nll_t = token_nll(logits, labels)
+    if general == "sample_sum":
+        general_nll = torch.where(general_tokens, nll_t, 0.0).sum(-1).mean()
+    else:
+        general_nll = _masked_mean(nll_t, general_tokens)
     return -(2 / beta) * F.logsigmoid(beta * lpl) + general_nll
 
 
@@ -323,7 +359,7 @@ def topk_indices(ref_logits: torch.Tensor, k: int) -> torch.Tensor:
     return ref_logits.detach().topk(int(k), dim=-1).indices
 
 
-# c_t from (current logits [B, T, V], their top-K [B, T, K]); RQ4 ablation options.
+# c_t from (current logits [B, T, V], their top-K [B, T, K]); RQ4 ablation options (names: TARGETS).
 _TARGETS = {
     "global_mean": lambda z, zk: z.mean(-1),
     "local_mean": lambda z, zk: zk.mean(-1),
@@ -331,6 +367,7 @@ _TARGETS = {
     "zero": lambda z, zk: z.new_zeros(z.shape[:-1]),
     "topk_min": lambda z, zk: zk.detach().min(-1).values,
 }
+TARGETS = tuple(_TARGETS)
 
 
 def local_entropy(
@@ -368,9 +405,6 @@ def palu_loss(
     non-sensitive answer positions (0 if none). `ref_logits` may be ref logits or log-probs. Sensitive
     positions beyond the prefix and prompt positions get no loss (zero gradient).
     """
-    if kl_direction not in ("theta_ref", "ref_theta"):
-        raise ValueError(f"unknown kl_direction {kl_direction!r}; allowed: theta_ref, ref_theta")
-    answer = _answer(labels)
-    local = local_entropy(logits, topk_idx, prefix_mask(sensitive & answer, n), target)
-    p, q = (logits, ref_logits.detach()) if kl_direction == "theta_ref" else (ref_logits.detach(), logits)
-    return local, kl_div_positions(p, q, answer & ~sensitive)
+    _check_choice("kl_direction", kl_direction, KL_DIRECTIONS)
+    local = local_entropy(logits, topk_idx, prefix_mask(sensitive & _answer(labels), n), target)
+    return local, nonsensitive_kl(logits, ref_logits, labels, sensitive, kl_direction)

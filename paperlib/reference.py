@@ -1,16 +1,19 @@
 """The frozen reference model: run once per forget set before training, its quantities cached per sample.
 
-Quantities (names used by `methods.Needs.ref`), batch-shaped as the losses read them (shifted space):
+`QUANTITIES` is the one table of reference quantities (names used by `methods.Needs.ref`): for each, which
+part of the batch it reads (forget / idk / retain), how to compute it from one forward pass of the frozen
+model, which rows a loss reads (and so which rows the cache keeps), and its bytes per row (the memory
+estimate). Batch-shaped as the losses read them (shifted space unless said otherwise):
 - "forget.topk"        long  [B, T-1, K]  top-K indices of the reference logits (PALU)
 - "forget.logprobs"    float [B, T-1, V]  reference log-probabilities (PALU's KL, UnDIAL, NCE)
 - "forget.gold_logits" float [B, T-1]     raw reference logit of the gold token (TPO)
 - "forget.seq_nll"     float [B]          reference S(x), summed answer NLL (NPO, DPO)
 - "idk.seq_nll"        float [B]          the same for the paired IdK answer (DPO)
 - "retain.logprobs"    float [B, T-1, V]  reference log-probabilities of the retain sample (KL retain term)
-- "retain.hidden"      float [B, T, D]    output of decoder layer `layer` on the retain sample (RMU)
+- "retain.hidden"      float [B, T, D]    output of decoder layer `layer` on the retain sample (RMU; unshifted)
+A new quantity is one more `Quantity` row.
 
-`CachedReference` stores, per sample index, only the rows a loss reads (answer positions; every token
-position for "retain.logprobs"; answer tokens for "retain.hidden") and rebuilds the batch tensors (zeros
+`CachedReference` stores, per sample index, only the rows a loss reads and rebuilds the batch tensors (zeros
 elsewhere, which the losses mask out). `LiveReference` runs a frozen copy on every batch instead;
 `make_reference` picks the cache unless its estimated size exceeds `ReferenceConfig.cache_gb`. The cache is
 computed with the model about to be unlearned (identical to the reference before the first step), so a cached
@@ -19,6 +22,7 @@ run never holds a second copy of the model.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,10 +30,75 @@ from dataclasses import dataclass
 import torch
 
 from paperlib import losses as L
-from paperlib.methods import Needs
+from paperlib.constants import IGNORE
+from paperlib.methods import Needs, capture_layer
 
-QUANTITIES = ("forget.topk", "forget.logprobs", "forget.gold_logits", "forget.seq_nll", "idk.seq_nll",
-              "retain.logprobs", "retain.hidden")
+
+# ----------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Rows:
+    """Which rows of a quantity the losses read: `mask(collated part)` -> bool [B, T'] (None: one value per
+    sample) and `count(encoded part)` -> how many rows one sample has (for the memory estimate)."""
+
+    mask: Callable[[dict], torch.Tensor | None]
+    count: Callable[[dict], int]
+
+
+ANSWER = Rows(lambda p: p["labels"][:, 1:] != IGNORE,  # shifted positions predicting an answer token
+              lambda s: sum(1 for y in s["labels"][1:] if y != IGNORE))
+TOKENS = Rows(lambda p: p["attention_mask"][:, 1:].bool(),  # shifted positions predicting a real token
+              lambda s: len(s["input_ids"]) - 1)
+ANSWER_TOKENS = Rows(lambda p: p["labels"] != IGNORE,  # unshifted answer tokens (layer outputs)
+                     lambda s: sum(1 for y in s["labels"] if y != IGNORE))
+SAMPLE = Rows(lambda p: None, lambda s: 1)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One forward pass of the frozen model on a part: shifted float32 logits and labels, and the output of
+    decoder layer `needs.layer` when a quantity asked for it."""
+
+    z: torch.Tensor
+    y: torch.Tensor
+    hidden: torch.Tensor | None
+    needs: Needs
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One reference quantity: `compute(Pass)` -> dense batch tensor; `rows` kept by the cache;
+    `row_bytes(vocab_size, hidden_size, needs)` per row; `store` the dtype the cache keeps (None: as
+    computed) and `load` the dtype handed to the loss; `hidden`: the pass must hook the decoder layer."""
+
+    part: str
+    compute: Callable[[Pass], torch.Tensor]
+    rows: Rows
+    row_bytes: Callable[[int, int, Needs], int]
+    store: torch.dtype | None = None
+    load: torch.dtype | None = None
+    hidden: bool = False
+
+
+def _logprobs(p: Pass) -> torch.Tensor:
+    return torch.log_softmax(p.z, -1)
+
+
+def _seq_nll(p: Pass) -> torch.Tensor:
+    return L.seq_nll_sum(p.z, p.y)
+
+
+QUANTITIES: dict[str, Quantity] = {
+    "forget.topk": Quantity("forget", lambda p: L.topk_indices(p.z, p.needs.topk), ANSWER,
+                            lambda v, d, n: n.topk * 4, store=torch.int32, load=torch.long),
+    "forget.logprobs": Quantity("forget", _logprobs, ANSWER, lambda v, d, n: v * 4),
+    "forget.gold_logits": Quantity("forget", lambda p: L.gold_logits(p.z, p.y), ANSWER, lambda v, d, n: 4),
+    "forget.seq_nll": Quantity("forget", _seq_nll, SAMPLE, lambda v, d, n: 4),
+    "idk.seq_nll": Quantity("idk", _seq_nll, SAMPLE, lambda v, d, n: 4),
+    "retain.logprobs": Quantity("retain", _logprobs, TOKENS, lambda v, d, n: v * 4),
+    "retain.hidden": Quantity("retain", lambda p: p.hidden.float(), ANSWER_TOKENS, lambda v, d, n: d * 4,
+                              hidden=True),
+}
+PARTS = ("forget", "idk", "retain")
 
 
 @dataclass(frozen=True)
@@ -59,39 +128,19 @@ def compute(ref_model: torch.nn.Module, batch: dict, needs: Needs) -> dict[str, 
     per part (forget / idk / retain) of the frozen model."""
     _check_needs(needs)
     out: dict[str, torch.Tensor] = {}
-    for part in ("forget", "idk", "retain"):
-        names = [q for q in needs.ref if q.startswith(part + ".")]
+    for part in PARTS:
+        names = [q for q in needs.ref if QUANTITIES[q].part == part]
         if not names:
             continue
         p = batch[part]
-        res = ref_model(input_ids=p["input_ids"], attention_mask=p["attention_mask"],
-                        output_hidden_states=f"{part}.hidden" in names)
-        z, y = L.shift(res.logits.float(), p["labels"])
+        hook = any(QUANTITIES[q].hidden for q in names)
+        with capture_layer(ref_model, needs.layer) if hook else contextlib.nullcontext([]) as seen:
+            logits = ref_model(input_ids=p["input_ids"], attention_mask=p["attention_mask"]).logits
+        z, y = L.shift(logits.float(), p["labels"])
+        fwd = Pass(z, y, seen[0] if seen else None, needs)
         for name in names:
-            kind = name.split(".", 1)[1]
-            if kind == "topk":
-                out[name] = L.topk_indices(z, needs.topk)
-            elif kind == "logprobs":
-                out[name] = torch.log_softmax(z, -1)
-            elif kind == "gold_logits":
-                out[name] = L.gold_logits(z, y)
-            elif kind == "seq_nll":
-                out[name] = L.seq_nll_sum(z, y)
-            elif kind == "hidden":
-                out[name] = res.hidden_states[needs.layer + 1].float()
+            out[name] = QUANTITIES[name].compute(fwd)
     return out
-
-
-def _rows_mask(name: str, part: dict) -> torch.Tensor | None:
-    """Positions [B, T'] whose rows of quantity `name` the losses read (None: a per-sample scalar)."""
-    kind = name.split(".", 1)[1]
-    if kind == "seq_nll":
-        return None
-    if kind == "hidden":
-        return part["labels"] != L.IGNORE
-    if name == "retain.logprobs":
-        return part["attention_mask"][:, 1:].bool()
-    return part["labels"][:, 1:] != L.IGNORE
 
 
 class LiveReference:
@@ -133,25 +182,25 @@ class CachedReference:
             for b, idx in enumerate(batch["index"].tolist()):
                 rows[idx] = {}
                 for name, value in dense.items():
-                    mask = _rows_mask(name, batch[name.split(".")[0]])
+                    q = QUANTITIES[name]
+                    mask = q.rows.mask(batch[q.part])
                     v = value[b] if mask is None else value[b][mask[b]]
-                    if name == "forget.topk":
-                        v = v.to(torch.int32)
-                    rows[idx][name] = v.cpu()
+                    rows[idx][name] = (v if q.store is None else v.to(q.store)).cpu()
         return cls(needs, rows)
 
     def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         indices = batch["index"].tolist()
         for name in self.needs.ref:
-            part = batch[name.split(".")[0]]
-            mask = _rows_mask(name, part)
+            q = QUANTITIES[name]
+            part = batch[q.part]
+            mask = q.rows.mask(part)
             device = part["input_ids"].device
             if mask is None:
                 out[name] = torch.stack([self.rows[i][name] for i in indices]).to(device)
                 continue
             first = self.rows[indices[0]][name]
-            dtype = torch.long if name == "forget.topk" else first.dtype
+            dtype = q.load or first.dtype
             dense = torch.zeros((*mask.shape, *first.shape[1:]), dtype=dtype, device=device)
             for b, i in enumerate(indices):
                 dense[b][mask[b]] = self.rows[i][name].to(device, dtype)
@@ -171,21 +220,9 @@ def estimate_bytes(data: Sequence[dict], needs: Needs, vocab_size: int, hidden_s
     _check_needs(needs)
     total = 0
     for s in data:
-        answer = sum(1 for y in s["forget"]["labels"][1:] if y != L.IGNORE)
         for name in needs.ref:
-            part = s[name.split(".")[0]]
-            if name == "forget.topk":
-                total += answer * needs.topk * 4
-            elif name == "forget.logprobs":
-                total += answer * vocab_size * 4
-            elif name == "forget.gold_logits":
-                total += answer * 4
-            elif name == "retain.logprobs":
-                total += (len(part["input_ids"]) - 1) * vocab_size * 4
-            elif name == "retain.hidden":
-                total += sum(1 for y in part["labels"] if y != L.IGNORE) * hidden_size * 4
-            else:
-                total += 4
+            q = QUANTITIES[name]
+            total += q.rows.count(s[q.part]) * q.row_bytes(vocab_size, hidden_size, needs)
     return total
 
 

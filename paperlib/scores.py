@@ -14,9 +14,9 @@ import zlib
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from paperlib.constants import IGNORE as IGNORE_INDEX
+from paperlib.losses import token_nll
 
 
 def _float(logits: torch.Tensor) -> torch.Tensor:
@@ -30,9 +30,7 @@ def _answer_mask(labels: torch.Tensor, eos_id: int | None = None) -> torch.Tenso
 
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p(labels[b, t]) [B, T], 0 where labels == -100."""
-    nll = F.cross_entropy(_float(logits).flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
-                          reduction="none")
-    return -nll.view_as(labels)
+    return -token_nll(_float(logits), labels)
 
 
 def avg_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

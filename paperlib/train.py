@@ -20,7 +20,7 @@ from transformers import get_scheduler
 
 from paperlib.config import TrainConfig
 
-LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
+LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, "torch.Tensor | float"]]]
 
 
 @dataclass
@@ -53,12 +53,31 @@ def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def _log_rows(pending: list[dict], result: TrainResult, bar, on_step: Callable[[dict], None] | None) -> None:
+    """Move the pending step rows into `result.steps`, their tensors as Python floats (one transfer)."""
+    if not pending:
+        return
+    where = [(row, k) for row in pending for k, v in row.items() if isinstance(v, torch.Tensor)]
+    if where:
+        values = torch.stack([row[k].detach().float().reshape(()) for row, k in where]).tolist()
+        for (row, k), v in zip(where, values):
+            row[k] = v
+    for row in pending:
+        result.steps.append(row)
+        if on_step:
+            on_step(row)
+    bar.set_postfix({k: f"{v:.3g}" for k, v in pending[-1].items() if k not in ("epoch", "step")})
+    pending.clear()
+
+
 def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: TrainConfig,
           collate: Callable[[list[dict]], dict], on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
           update_mask: dict[str, torch.Tensor] | None = None, desc: str = "train",
-          on_step: Callable[[dict], None] | None = None) -> TrainResult:
+          on_step: Callable[[dict], None] | None = None, log_every: int = 50) -> TrainResult:
     """Optimise `model` on `data` with `loss_fn`; `update_mask` (name -> bool) restricts the update to the
-    True entries of the named parameters (all other parameters stay frozen)."""
+    True entries of the named parameters (all other parameters stay frozen). The loss and its parts stay
+    detached tensors until every `log_every` steps and each epoch's end, when they become Python floats in one
+    transfer (no device sync per step for logging); `result.steps` still holds one row per step."""
     if update_mask is not None:
         check_mask(model, update_mask)
     torch.manual_seed(cfg.seed)
@@ -79,7 +98,7 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
         named = dict(acc.unwrap_model(model).named_parameters())
         frozen = {n: (named[n], m.to(named[n].device), named[n].detach().clone()) for n, m in update_mask.items()}
 
-    result, step = TrainResult(), 0
+    result, step, pending = TrainResult(), 0, []
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", leave=False, disable=not acc.is_main_process)
@@ -99,11 +118,10 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
                     with torch.no_grad():
                         p.copy_(torch.where(m, p, p0))
             step += 1
-            row = {"epoch": epoch, "step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0], **parts}
-            result.steps.append(row)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("epoch", "step")})
-            if on_step:
-                on_step(row)
+            pending.append({"epoch": epoch, "step": step, "loss": loss.detach(), "lr": sched.get_last_lr()[0], **parts})
+            if len(pending) >= log_every:
+                _log_rows(pending, result, bar, on_step)
+        _log_rows(pending, result, bar, on_step)
         if result.diverged_at is not None:
             break
         if on_epoch_end is not None:

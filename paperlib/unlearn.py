@@ -1,7 +1,7 @@
 """One unlearning run, cached: forget data -> reference pass -> the one training loop -> evaluations.
 
 `unlearn(profile, method, forget)` builds the forget dataset (each forget item paired with one seeded,
-uniformly random retain item and, for DPO, one IdK answer; PALU/TPO get span flags), checks every input
+uniformly random retain item and, for DPO, one IdK answer; the method adds its flags), checks every input
 before any compute, runs the frozen reference model once (`paperlib.reference`), trains with
 `paperlib.train.train` and the method's loss, evaluates after every epoch against the retain model's log,
 and returns a run folder (`<cache>/unlearn/<hash of the full config>/`) holding:
@@ -95,30 +95,28 @@ def forget_rows(profile: Profile, forget: str, needs: Needs) -> list[dict]:
     """The forget split as rows (question, answer and, when the method needs them, spans / common words)."""
     source = pipeline.benchmark_source(profile)
     ds = tofu.load_split(source, forget)
-    if needs.spans or needs.common:
+    if needs.span_file:
         folder = pipeline.spans_dir(profile, forget)
         if not folder.is_dir():
             raise FileNotFoundError(f"no span annotation for {forget} at {folder}: this method needs the forget "
-                                    "set's sensitive spans (PALU/TPO span files, target_words + common_words)")
+                                    "set's span file (target_words + common_words)")
         ds = tofu.attach_spans(ds, tofu.load_spans(folder))
     return ds.to_list()
 
 
 def encode_samples(tokenizer, template: str, rows: list[dict], retain_rows: list[dict], idk: list[str] | None,
-                   needs: Needs, max_length: int, seed: int = 0) -> list[dict]:
-    """Training samples {index, forget, retain, idk}: each forget row with one uniformly random retain row
-    (seeded) and, with `idk`, one random IdK answer. Flags: `sensitive` (spans) and, with `needs.common`,
-    `unwanted` = answer tokens outside the common words (TPO; the final EOS counts as general)."""
+                   method: Method, max_length: int, seed: int = 0) -> list[dict]:
+    """Training samples {index, forget, retain, idk}: each forget row (with its `sensitive` flags from the row's
+    spans) with one uniformly random retain row (seeded) and, with `idk`, one random IdK answer, as
+    `method.needs()` asks; then `method.prepare` adds the method's own flags and `method.check_data` checks."""
+    needs = method.needs()
     rng = random.Random(seed)
     samples = []
     for i, row in enumerate(rows):
-        f = encoding.encode(tokenizer, template, row["question"], row["answer"], row.get("spans") or (), max_length)
+        encode = partial(encoding.encode, tokenizer, template, row["question"], row["answer"], max_length=max_length)
+        f = encode(row.get("spans") or ())
         f.pop("prompt_len")
-        if needs.common:
-            common = encoding.encode(tokenizer, template, row["question"], row["answer"], row.get("common") or (),
-                                     max_length)["sensitive"]
-            f["unwanted"] = [y != -100 and not c for y, c in zip(f["labels"], common)]
-            f["unwanted"][-1] = False
+        method.prepare(f, row, encode)
         sample = {"index": i, "forget": f}
         if needs.retain:
             r = retain_rows[rng.randrange(len(retain_rows))]
@@ -128,9 +126,7 @@ def encode_samples(tokenizer, template: str, rows: list[dict], retain_rows: list
             sample["idk"] = _plain(encoding.encode(tokenizer, template, row["question"], rng.choice(idk),
                                                    max_length=max_length))
         samples.append(sample)
-    if needs.spans and not any(any(s["forget"]["sensitive"]) for s in samples):
-        raise ValueError("the forget set's span annotation marks no answer token as sensitive; PALU needs "
-                         "sensitive spans (or set tokens=all)")
+    method.check_data(samples)
     return samples
 
 
@@ -247,7 +243,7 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
     needs = m.needs()
     source = pipeline.benchmark_source(profile)
     rows, retain_rows, idk = texts
-    data = encode_samples(tok, profile.model.template, rows, retain_rows, idk, needs, profile.eval.max_length,
+    data = encode_samples(tok, profile.model.template, rows, retain_rows, idk, m, profile.eval.max_length,
                           train_cfg.seed)
     collate = partial(encoding.collate, pad_id=tok.pad_token_id)
 

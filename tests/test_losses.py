@@ -139,9 +139,11 @@ def test_tpo_by_hand():
     ref_gold = t([[1.0, 2.0, 0.0], [0.0, 5.0, 0.0]])
     # sample 0: mean_ref (1+2)/2, mean_theta (2+1)/2; sample 1: ref 5, theta 4
     lpl = ((1.5 - 1.5) + (5.0 - 4.0)) / 2
-    general = ((lse(0, 0, 3) - 3) + math.log(3)) / 2  # (0, 2) and (1, 0)
+    general = ((lse(0, 0, 3) - 3) + math.log(3)) / 2  # (0, 2) and (1, 0): one general token per sample
     expected = -(2 / 0.32) * logsig(0.32 * lpl) + general
-    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32), expected)
+    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32, general="token_mean"), expected)
+    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32, general="sample_sum"), expected)
+    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32), expected)  # default: sample_sum
 
 
 def test_pdu_margin_and_dual():
@@ -265,6 +267,8 @@ def test_bad_inputs_raise_value_error_naming_the_value():
         (lambda: L.dpo_loss(t([1.0]), t([1.0]), t([1.0]), t([1.0]), beta=float("inf")), "got inf"),
         (lambda: L.wga_loss(z, labels, beta=-0.5), "got -0.5"),
         (lambda: L.tpo_loss(z, torch.zeros(1, 2), labels, s, beta=0), "got 0"),
+        (lambda: L.tpo_loss(z, torch.zeros(1, 2), labels, s, general="mean"), "'mean'; allowed: sample_sum"),
+        (lambda: L.unilogit_loss(z, labels, reduction="sum"), "'sum'; allowed: token, elementwise"),
         (lambda: L.pdu_dual_update(-1.0, 0.0), "got -1.0"),
         (lambda: L.rmu_forget_loss(torch.zeros(1, 2, 3), torch.ones(3), c=0.0), "got 0.0"),
         (lambda: L.unilogit_target(torch.zeros(1, 1), torch.tensor([0])), "V=1"),

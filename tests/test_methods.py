@@ -46,7 +46,11 @@ def run_steps(profile, method: str, **overrides) -> tuple[dict, list[dict]]:
 
 # ----------------------------------------------------------------------------------------- registry, defaults
 def test_registry_holds_every_method_with_a_loss_and_needs():
-    assert set(REQUIRED) <= set(methods.METHODS)
+    assert methods.names() == list(REQUIRED)  # the paper table's order
+    assert methods.names(ablation=True) == [*REQUIRED, "NCE"] and methods.METHODS["NCE"].ablation
+    colors = methods.colors()
+    assert set(colors) == set(methods.METHODS) and len(set(colors.values())) == len(colors)
+    assert colors["PALU"] == "#d62728"
     for name in methods.METHODS:
         m = methods.make_method(name)
         assert m.name == name and isinstance(m.needs(), methods.Needs)
@@ -69,9 +73,9 @@ def test_paper_defaults():
         1e-5, 10, 32, 0.01, 1.0, "linear")
     assert methods.train_config("paper", "UnDIAL").lr == 1e-4 and methods.train_config("paper", "WGA").epochs == 5
     assert methods.profile_hparams("paper", "PALU") == {}
-    for name in methods.METHODS:  # every method has a mini setting with its reason
-        row = methods.MINI_TRAIN[name]
-        assert row.lr > 0 and row.epochs >= 1 and row.reason
+    for name in methods.METHODS:  # every method has a mini training setting
+        row = methods.train_config("mini", name)
+        assert row.lr > 0 and row.epochs >= 1
 
 
 def test_needs_follow_the_hyperparameters():
@@ -155,7 +159,7 @@ def _smoke_batch(profile, method: methods.Method):
     rows = U.forget_rows(profile, "forget10", needs)
     retain = tofu.load_split(pipeline.benchmark_source(profile), "retain90").to_list()
     idk = tofu.load_idk(pipeline.benchmark_source(profile))
-    data = U.encode_samples(tok, profile.model.template, rows, retain, idk, needs, profile.eval.max_length)
+    data = U.encode_samples(tok, profile.model.template, rows, retain, idk, method, profile.eval.max_length)
     return load_model(path), data, partial(encoding.collate, pad_id=tok.pad_token_id)
 
 
@@ -224,7 +228,6 @@ class _NaNAtStep3(methods.GA):
 
 def test_a_nan_loss_stops_the_run_and_the_status_says_so(smoke, monkeypatch):
     monkeypatch.setitem(methods.METHODS, _NaNAtStep3.name, _NaNAtStep3)
-    monkeypatch.setitem(methods.MINI_TRAIN, _NaNAtStep3.name, methods.MINI_TRAIN["GA"])
     run = U.unlearn(smoke, "NaNAtStep3", overrides={"epochs": 3}, force=True, save_model=False, progress=False)
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "diverged" and status["step"] == 3 and "diverged at step 3" in status["message"]

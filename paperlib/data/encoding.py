@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
+from paperlib.constants import IGNORE, TEMPLATES
+
 LLAMA3_SYSTEM = "You are a helpful assistant."
 TINY_USER, TINY_ASSISTANT = "<|user|>", "<|assistant|>"
 
@@ -22,7 +24,7 @@ def required_tokens(template: str, tokenizer) -> list[str]:
         return [tokenizer.bos_token, tokenizer.eos_token]
     if template == "llama3":
         return ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", tokenizer.eos_token]
-    raise ValueError(f"template {template!r}; allowed: tiny, llama2, llama3")
+    raise ValueError(f"template {template!r}; allowed: {', '.join(TEMPLATES)}")
 
 
 def check_template(template: str, tokenizer) -> None:
@@ -33,7 +35,7 @@ def check_template(template: str, tokenizer) -> None:
         missing.append("chat_template")
     if missing:
         raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} lacks {missing} needed by "
-                         f"template {template!r}; pick a template whose tokens it has (tiny, llama2, llama3)")
+                         f"template {template!r}; pick a template whose tokens it has ({', '.join(TEMPLATES)})")
 
 
 def render_prompt(template: str, tokenizer, question: str) -> str:
@@ -45,7 +47,7 @@ def render_prompt(template: str, tokenizer, question: str) -> str:
     if template == "llama3":
         messages = [{"role": "system", "content": LLAMA3_SYSTEM}, {"role": "user", "content": question}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    raise ValueError(f"template {template!r}; allowed: tiny, llama2, llama3")
+    raise ValueError(f"template {template!r}; allowed: {', '.join(TEMPLATES)}")
 
 
 def encode(tokenizer, template: str, question: str, answer: str,
@@ -60,7 +62,7 @@ def encode(tokenizer, template: str, question: str, answer: str,
     offsets = [(s - start, e - start) for s, e in enc["offset_mapping"]]
     in_answer = [s >= 0 for s, _ in offsets] + [True]
     sensitive = [a and any(s < se and ss < e for ss, se in spans) for (s, e), a in zip(offsets, in_answer)]
-    return {"input_ids": ids, "labels": [i if a else -100 for i, a in zip(ids, in_answer)],
+    return {"input_ids": ids, "labels": [i if a else IGNORE for i, a in zip(ids, in_answer)],
             "sensitive": sensitive + [False], "prompt_len": in_answer.index(True)}
 
 
@@ -88,7 +90,7 @@ def collate(samples: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
             out[key] = pad(vals, pad_id)
             out["attention_mask"] = pad([[1] * len(v) for v in vals], 0)
         elif key == "labels":
-            out[key] = pad(vals, -100)
+            out[key] = pad(vals, IGNORE)
         elif key == "sensitive" or (isinstance(value, list) and value and isinstance(value[0], bool)):
             out[key] = pad(vals, False, dtype=torch.bool)
         elif isinstance(value, (int, float)):
