@@ -1,8 +1,17 @@
-"""Run cache: every expensive result lives in `<root>/<kind>/<hash of its config>/`.
+"""Run cache: every expensive result lives in `<root>/<kind>/<key>/`.
+
+The key hashes the run's config together with a fingerprint of the source code that computes that kind of
+result (`CODE`), so a changed loss or metric recomputes without a manual version bump, while an edit to a
+module that cannot change the result (e.g. report.py) invalidates nothing.
 
 A folder is complete only when it holds the marker `COMPLETE`; it is built in a temporary sibling and
 renamed into place at the end, so a killed run never leaves a folder that looks complete. A file lock
-stops two processes from building the same run at once.
+stops two processes from building the same run at once. At completion a manifest (`cache_manifest.json`:
+kind, key, code fingerprint, and every file's size, sha256 and mtime) is written; on every load the stored
+config is compared with the key's config and the files with the manifest (sizes always, sha256 of files up
+to `SMALL_FILE` bytes, larger files, i.e. weights, again by their stored digest when their size or mtime
+changed). An entry that fails is reported (a `CacheWarning` naming the folder and what differs) and
+rebuilt, never served. `verify_cache` / `prune_cache` (`paperlib cache verify|prune`) check a whole cache.
 """
 
 from __future__ import annotations
@@ -12,19 +21,37 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from paperlib.errors import CacheWarning
+
 MARKER = "COMPLETE"
 RUN_CONFIG = "run_config.json"
-CACHE_VERSION = 2  # bump when a change makes old cached results wrong
+MANIFEST = "cache_manifest.json"
+CACHE_VERSION = 3  # bump only for a change the code fingerprint cannot see (e.g. a library upgrade)
+SMALL_FILE = 8 << 20  # files up to this size are re-hashed on every load
+PACKAGE = Path(__file__).resolve().parent
+# kind -> the paperlib modules (files, or packages = all their .py files) whose source computes that result
+CODE: dict[str, tuple[str, ...]] = {
+    "benchmark": ("data/mini_tofu",),
+    "tokenizer": ("models", "constants", "data/mini_tofu", "data/tofu"),
+    "model": ("train", "pipeline", "models", "constants", "data/encoding", "data/mini_tofu", "data/tofu"),
+    "eval": ("evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding", "data/tofu"),
+    "unlearn": ("losses", "methods", "reference", "unlearn", "train", "evaluate", "metrics", "scores", "models",
+                "constants", "data/encoding", "data/tofu"),
+}
+_TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
 
 
 def cache_root() -> Path:
     """`$PAPERLIB_CACHE` or the project's `runs/` (`paperlib.paths.project_root`, whatever the working directory)."""
-    from paperlib.paths import runs_dir
+    from paperlib.paths import runs_dir  # issue 9: never a cwd-relative ./runs (JupyterLab runs in notebooks/)
 
     return Path(os.environ.get("PAPERLIB_CACHE") or runs_dir())
 
@@ -42,40 +69,166 @@ def to_jsonable(config: Any) -> Any:
     return config
 
 
-def config_hash(config: Any) -> str:
-    """Stable 16-hex-digit hash of a config (dataclass, dict or JSON value)."""
-    blob = json.dumps({"v": CACHE_VERSION, "config": to_jsonable(config)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _module_files(name: str) -> list[Path]:
+    path = PACKAGE / name
+    if path.with_suffix(".py").is_file():
+        return [path.with_suffix(".py")]
+    if path.is_dir():
+        return sorted(path.rglob("*.py"))
+    return []
+
+
+@cache
+def _source_digest(modules: tuple[str, ...], stamp: tuple) -> str:
+    h = hashlib.sha256()
+    for name in modules:
+        files = _module_files(name)
+        h.update(f"module {name}: {len(files)} file(s)\n".encode())
+        for f in files:
+            h.update(f"{f.relative_to(PACKAGE)}\n".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def code_fingerprint(kind: str) -> str:
+    """Digest of the source of the modules that compute results of `kind` (`CODE`; other kinds: none)."""
+    modules = CODE.get(kind, ())
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for m in modules for f in _module_files(m))
+    return _source_digest(modules, stamp)
+
+
+def config_hash(config: Any, kind: str | None = None) -> str:
+    """Stable 16-hex-digit hash of a config (dataclass, dict or JSON value); with `kind`, of the config and
+    the code fingerprint of that kind (the cache key)."""
+    blob = {"v": CACHE_VERSION, "config": to_jsonable(config)}
+    if kind is not None:
+        blob["code"] = code_fingerprint(kind)
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_dir(kind: str, config: Any, root: str | Path | None = None) -> Path:
     """Folder of the run `kind` with this config (complete or not)."""
-    return Path(root or cache_root()) / kind / config_hash(config)
+    return Path(root or cache_root()) / kind / config_hash(config, kind)
 
 
 def is_complete(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.name not in (MARKER, MANIFEST):
+            yield p
+
+
+def write_manifest(folder: Path, kind: str, key: str) -> dict:
+    """Record kind, key, code fingerprint and every file's size, mtime and sha256 in `folder/MANIFEST`."""
+    files = {}
+    for p in _files(folder):
+        st = p.stat()
+        files[p.relative_to(folder).as_posix()] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                                    "sha256": file_digest(p)}
+    manifest = {"kind": kind, "key": key, "code": code_fingerprint(kind), "version": CACHE_VERSION,
+                "files": files}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict) else None
+
+
+def _diff(a: Any, b: Any, where: str = "") -> list[str]:
+    """Paths where two JSON values differ, e.g. ['train.lr: 0.5 (stored) vs 0.001 (key)']."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(a.keys() | b.keys()) for d in _diff(a.get(k), b.get(k), f"{where}.{k}".lstrip("."))]
+    if a != b:
+        return [f"{where or 'config'}: {json.dumps(a)[:40]} (stored) vs {json.dumps(b)[:40]} (key)"]
+    return []
+
+
+def check_entry(path: str | Path, kind: str | None = None, config: Any = None, deep: bool = False) -> list[str]:
+    """What is wrong with the cache folder `path` ([] = nothing): marker, manifest, stored config (against
+    `config` when given, else against the folder name), and every file against the manifest. `deep`
+    re-hashes every file (else only files up to SMALL_FILE and files whose size or mtime changed)."""
+    path = Path(path)
+    if not is_complete(path):
+        return [f"no {MARKER} marker (an interrupted build)"]
+    manifest = read_manifest(path)
+    if manifest is None:
+        return [f"no readable {MANIFEST}"]
+    kind = kind or manifest.get("kind")
+    problems = []
+    try:
+        stored = json.loads((path / RUN_CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        return [f"{RUN_CONFIG} unreadable ({type(err).__name__})"]
+    if config is not None:
+        problems += [f"{RUN_CONFIG} differs from the key's config: {d}"
+                     for d in _diff(stored, json.loads(json.dumps(to_jsonable(config))))[:5]]
+    elif config_hash(stored, kind) != path.name:
+        if manifest.get("code") != code_fingerprint(kind):
+            problems.append(f"stale: built by other code (fingerprint {manifest.get('code')} vs current "
+                            f"{code_fingerprint(kind)})")
+        else:
+            problems.append(f"{RUN_CONFIG} does not hash to the folder name (edited config)")
+    if manifest.get("key") != path.name:
+        problems.append(f"manifest key {manifest.get('key')} is not the folder name {path.name}")
+    present = {p.relative_to(path).as_posix(): p for p in _files(path)}
+    for rel, meta in sorted(manifest["files"].items()):
+        p = present.pop(rel, None)
+        if p is None:
+            problems.append(f"{rel} is missing")
+            continue
+        st = p.stat()
+        if st.st_size != meta.get("size"):
+            problems.append(f"{rel} has {st.st_size} bytes, recorded {meta.get('size')}")
+        elif (deep or st.st_size <= SMALL_FILE or st.st_mtime_ns != meta.get("mtime_ns")) \
+                and file_digest(p) != meta.get("sha256"):
+            problems.append(f"{rel} content differs from its recorded sha256")
+    problems += [f"{rel} is not in the manifest (added after completion)" for rel in sorted(present)]
+    return problems
+
+
 def cached_run(kind: str, config: Any, build: Callable[[Path], None], force: bool = False,
                root: str | Path | None = None) -> Path:
-    """Return the complete run folder for `config`, calling `build(tmp_dir)` to fill it if needed.
+    """Return the complete, verified run folder for `config`, calling `build(tmp_dir)` to fill it if needed.
 
-    `build` writes its files into the folder it is given; the config (`run_config.json`) and the marker are
-    written after it returns, then the folder is renamed into place atomically.
+    `build` writes its files into the folder it is given; the config (`run_config.json`), the manifest and
+    the marker are written after it returns, then the folder is renamed into place atomically. A complete
+    folder that fails `check_entry` is reported (CacheWarning) and rebuilt.
     """
     final = run_dir(kind, config, root)
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(final.parent / f".{final.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if is_complete(final) and not force:
-            return final
+        _remove_leftovers(final)  # we hold the lock: any temporary folder of this key is a dead process's
+        if final.exists() and not force:
+            problems = check_entry(final, kind, config)
+            if not problems:
+                return final
+            if is_complete(final):
+                warnings.warn(f"cache entry {final} failed its integrity check ({'; '.join(problems)}); "
+                              "rebuilding it", CacheWarning, stacklevel=2)
         tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
             build(tmp)
             (tmp / RUN_CONFIG).write_text(json.dumps(to_jsonable(config), indent=1, sort_keys=True))
+            write_manifest(tmp, kind, final.name)
             (tmp / MARKER).write_text("")
             if final.exists():
                 old = final.parent / f".{final.name}.old-{os.getpid()}"
@@ -85,3 +238,64 @@ def cached_run(kind: str, config: Any, build: Callable[[Path], None], force: boo
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _remove_leftovers(final: Path) -> None:
+    for p in final.parent.glob(f".{final.name}.*-*"):
+        if _TMP.match(p.name) and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------- whole-cache tools
+def _lock_free(lock_path: Path) -> bool:
+    """True if no process holds the build lock of that entry (so its temporaries are orphans)."""
+    if not lock_path.exists():
+        return True
+    with open(lock_path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def _entries(root: Path) -> Iterator[tuple[str, Path]]:
+    if not root.is_dir():
+        return
+    for kind_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for p in sorted(kind_dir.iterdir()):
+            yield kind_dir.name, p
+
+
+def verify_cache(root: str | Path | None = None, deep: bool = True) -> dict[str, list[str]]:
+    """{entry folder: problems} for every entry of the cache that is incomplete, stale or corrupt."""
+    out = {}
+    for kind, p in _entries(Path(root or cache_root())):
+        if p.is_dir() and not p.name.startswith("."):
+            problems = check_entry(p, kind, deep=deep)
+            if problems:
+                out[str(p)] = problems
+    return out
+
+
+def prune_cache(root: str | Path | None = None, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Remove (or with `dry_run` only list) what no run will ever serve: temporary folders of dead
+    processes (`.KEY.tmp-PID`, `.KEY.old-PID`), incomplete entries, entries of stale code fingerprints,
+    and corrupt entries (lock files stay: removing one could let two builders in). Entries being built
+    (lock held) are left alone.
+    Returns [(path, reason)]."""
+    removed = []
+    for _, p in _entries(Path(root or cache_root())):
+        m = _TMP.match(p.name)
+        if m and p.is_dir():
+            if _lock_free(p.parent / f".{m['key']}.lock"):
+                removed.append((p, "temporary folder of a dead process"))
+        elif p.is_dir() and not p.name.startswith("."):
+            problems = check_entry(p, deep=False)
+            if problems and _lock_free(p.parent / f".{p.name}.lock"):
+                removed.append((p, "; ".join(problems)))
+    if not dry_run:
+        for p, _ in removed:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return [(str(p), why) for p, why in removed]

@@ -1,4 +1,7 @@
-"""`paperlib` command line: evaluate, unlearn, reproduce."""
+"""`paperlib` command line: evaluate, unlearn, finetune, reproduce, cache.
+
+A bad input ends the command with one line on stderr (`paperlib <command>: error: ...`) and exit code 2,
+before any compute; `--debug` shows the traceback instead (docs/errors.md lists the inputs)."""
 
 from __future__ import annotations
 
@@ -10,25 +13,43 @@ from pathlib import Path
 
 from paperlib.config import PROFILE_NAMES
 from paperlib.data.tofu import FORGET_SPLITS
+from paperlib.errors import PaperlibError
+
+
+def _profile_for(args: argparse.Namespace):
+    from paperlib.config import get_profile
+
+    profile = get_profile(args.profile or ("paper" if args.benchmark == "tofu" else "mini"))
+    if profile.benchmark.name != args.benchmark:
+        raise PaperlibError(f"--benchmark {args.benchmark} with profile {profile.name!r} (a "
+                            f"{profile.benchmark.name} profile); allowed: tofu with paper, mini-tofu with smoke "
+                            "or mini")
+    return profile
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     """Evaluate any causal LM folder (or hub id) on TOFU / mini-TOFU and write open-unlearning logs."""
-    from paperlib import evaluate, pipeline
-    from paperlib.config import get_profile
+    from paperlib import checks, evaluate, pipeline
+    from paperlib.data import tofu
     from paperlib.models import load_model, load_tokenizer
 
-    profile = get_profile(args.profile or ("paper" if args.benchmark == "tofu" else "mini"))
-    if profile.benchmark.name != args.benchmark:
-        raise SystemExit(f"--benchmark {args.benchmark} with profile {profile.name!r} (a {profile.benchmark.name} "
-                         f"profile); allowed: tofu with paper, mini-tofu with smoke or mini")
+    profile = _profile_for(args)
     if args.source:
         profile = replace(profile, benchmark=replace(profile.benchmark, source=args.source))
     if args.fluency_classifier:
         profile = replace(profile, eval=replace(profile.eval, fluency_classifier=args.fluency_classifier))
     template = args.template or profile.model.template
+    # every input checked before the model is loaded
+    checks.check_out_file(args.out)
+    source = pipeline.benchmark_source(profile)
+    tofu.check_split(args.forget, tofu.FORGET_SPLITS)
+    rows = checks.split_rows(source, args.forget)
+    retain_log = None
+    if args.retain_log:
+        retain_log = checks.load_eval_log(args.retain_log, "--retain-log")
+        checks.check_log_split(retain_log, rows, args.forget, f"--retain-log {args.retain_log}")
+    checks.check_model_dir(args.model)
     model, tok = load_model(args.model), load_tokenizer(args.model)
-    retain_log = evaluate.load_log(args.retain_log) if args.retain_log else None
     _, summary = evaluate.evaluate_tofu(model, tok, template, pipeline.benchmark_source(profile), args.forget,
                                         profile.eval, retain_log, out_dir=args.out)
     print(json.dumps(summary, indent=1))
@@ -42,15 +63,12 @@ def _reproduce(args: argparse.Namespace) -> None:
     def items(text: str | None) -> list[str] | None:
         return None if text is None else [t.strip() for t in text.split(",")]
 
-    try:
-        if args.dry_run:
-            print(runner.format_plan(runner.plan(args.profile, items(args.only), args.notebooks)))
-            return
-        results = runner.reproduce(args.profile, items(args.only), items(args.gpus), out_dir=args.out,
-                                   notebooks_dir=args.notebooks,
-                                   progress_bar=args.gpus is None and sys.stderr.isatty())
-    except ValueError as err:
-        raise SystemExit(f"paperlib reproduce: {err}") from None
+    if args.dry_run:
+        print(runner.format_plan(runner.plan(args.profile, items(args.only), args.notebooks)))
+        return
+    results = runner.reproduce(args.profile, items(args.only), items(args.gpus), out_dir=args.out,
+                               notebooks_dir=args.notebooks, progress_bar=args.gpus is None and sys.stderr.isatty(),
+                               figures_dir=args.figures, tables_dir=args.tables)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -74,40 +92,49 @@ def _finetune(args: argparse.Namespace) -> None:
 
 def _unlearn(args: argparse.Namespace) -> None:
     """Unlearn a forget set from a model with one method; the run lands in the run cache and in --out."""
-    import shutil
-
     from paperlib import unlearn
-    from paperlib.config import get_profile
 
-    profile = get_profile(args.profile or ("paper" if args.benchmark == "tofu" else "mini"))
-    if profile.benchmark.name != args.benchmark:
-        raise SystemExit(f"--benchmark {args.benchmark} with profile {profile.name!r} (a {profile.benchmark.name} "
-                         f"profile); allowed: tofu with paper, mini-tofu with smoke or mini")
+    unlearn.check_out(args.out)  # before anything else: never lose data
+    profile = _profile_for(args)
     overrides = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set {item!r}; allowed: key=value (a hyperparameter or training setting)")
+            raise PaperlibError(f"--set {item!r}; allowed: key=value (a hyperparameter or training setting)")
         overrides[key.strip()] = value.strip()
-    try:
-        run = unlearn.unlearn(profile, args.method, args.forget or profile.benchmark.forget, overrides=overrides,
-                              model_path=args.model, force=args.force)
-    except ValueError as err:
-        raise SystemExit(f"paperlib unlearn: {err}") from None
+    run = unlearn.unlearn(profile, args.method, args.forget or profile.benchmark.forget, overrides=overrides,
+                          model_path=args.model, force=args.force, out=args.out)
     out = Path(args.out)
-    if out.is_dir() and any(out.iterdir()) and not (out / "run_config.json").is_file():
-        raise SystemExit(f"--out {out} exists and is not an earlier run copy; allowed: a new or empty folder")
-    if out.is_dir():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(run, out, symlinks=True)
     result = unlearn.read_run(out)
     print(json.dumps({"status": result["status"]["status"], **(result["summary"] or {})}, indent=1))
+    if result["status"]["status"] != "completed":
+        print(result["status"].get("message", ""), file=sys.stderr)
     print(f"run {run} copied to {out}")
+
+
+def _cache(args: argparse.Namespace) -> None:
+    """Check the run cache (`verify`: every entry against its manifest) or remove what no run will serve
+    (`prune`: temporary folders of dead processes, incomplete, stale-code and corrupt entries)."""
+    from paperlib import cache
+
+    root = Path(args.root) if args.root else cache.cache_root()
+    if args.action == "verify":
+        bad = cache.verify_cache(root, deep=not args.quick)
+        for path, problems in bad.items():
+            print(f"{path}: {'; '.join(problems)}")
+        print(f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} of {root} failed verification")
+        if bad:
+            raise SystemExit(1)
+        return
+    removed = cache.prune_cache(root, dry_run=args.dry_run)
+    for path, why in removed:
+        print(f"{'would remove' if args.dry_run else 'removed'} {path}: {why}")
+    print(f"{len(removed)} path(s) {'to remove' if args.dry_run else 'removed'} under {root}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help=_evaluate.__doc__)
@@ -154,13 +181,33 @@ def build_parser() -> argparse.ArgumentParser:
                     help="list the runs each notebook would launch, with a rough GPU-hour estimate; execute nothing")
     rp.add_argument("--out", default="executed", help="folder of the executed copies (default: executed)")
     rp.add_argument("--notebooks", default="notebooks", help="folder of the NN_name.ipynb notebooks")
+    rp.add_argument("--figures", default=None,
+                    help="folder for the figures (default: figures/ for the mini profile, else "
+                         "<out>/<profile>/figures beside the executed notebooks)")
+    rp.add_argument("--tables", default=None,
+                    help="folder for the tables (default: tables/ for the mini profile, else <out>/<profile>/tables)")
     rp.set_defaults(func=_reproduce)
+
+    ca = sub.add_parser("cache", help=_cache.__doc__)
+    ca.add_argument("action", choices=["verify", "prune"])
+    ca.add_argument("--root", default=None, help="cache folder (default: $PAPERLIB_CACHE or runs)")
+    ca.add_argument("--dry-run", action="store_true", help="prune: list what would be removed, remove nothing")
+    ca.add_argument("--quick", action="store_true", help="verify: sizes and small files only (no weight hashing)")
+    ca.set_defaults(func=_cache)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (PaperlibError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"paperlib {args.command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ CPU. paper: real TOFU and the papers' Llama checkpoints on GPU nodes. Every prof
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from paperlib.constants import TEMPLATES
 from paperlib.data.mini_tofu import MiniTofuConfig
+from paperlib.errors import PaperlibError
 
 PROFILE_NAMES = ("smoke", "mini", "paper")
 BENCHMARKS = ("mini-tofu", "tofu")
@@ -80,8 +82,21 @@ class TrainConfig:
             raise ValueError(f"schedule {self.schedule!r}; allowed: linear, cosine")
         if self.optimizer not in ("adamw", "paged_adamw_32bit"):
             raise ValueError(f"optimizer {self.optimizer!r}; allowed: adamw, paged_adamw_32bit")
-        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError(f"need lr > 0, epochs >= 1, batch_size >= 1, grad_accum >= 1; got {self}")
+        for name in ("epochs", "batch_size", "grad_accum", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise PaperlibError(f"TrainConfig {name}={value!r}; allowed: an integer")
+        rules = {"lr": (0, False, "a finite number > 0"), "weight_decay": (0, True, "a finite number >= 0"),
+                 "warmup_epochs": (0, True, "a finite number >= 0"),
+                 "max_grad_norm": (0, True, "a finite number >= 0 (0 = no clipping)")}
+        for name, (low, inclusive, allowed) in rules.items():
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and (value >= low if inclusive else value > low)
+            if not ok:
+                raise PaperlibError(f"TrainConfig {name}={value!r}; allowed: {allowed}")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise PaperlibError(f"need epochs >= 1, batch_size >= 1, grad_accum >= 1; got {self}")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from rouge_score import rouge_scorer
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from paperlib.errors import NonFiniteError, PaperlibError
+
 EPS = 1e-10  # open-unlearning's guard in truth ratio, normalised prob and privleak
 MU_NAMES = ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio", "ra_Q_A_Prob_normalised",
             "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio")
@@ -51,17 +53,31 @@ def truth_ratio(correct_avg_loss: ArrayLike, perturbed_avg_loss: ArrayLike, eps:
     averaged in log space (geometric mean of their probs); eps as open-unlearning."""
     c, w = np.asarray(correct_avg_loss, dtype=float), np.asarray(perturbed_avg_loss, dtype=float)
     if c.ndim != 1 or w.ndim != 2 or len(c) != len(w):
-        raise ValueError(f"truth_ratio needs correct losses [n] and perturbed losses [n, m]; got {c.shape}, "
-                         f"{w.shape}")
+        raise PaperlibError(f"truth_ratio needs correct losses [n] and perturbed losses [n, m]; got {c.shape}, "
+                            f"{w.shape}")
+    check_finite(c, "truth_ratio: correct_avg_loss")
+    check_finite(w, "truth_ratio: perturbed_avg_loss")
     return np.exp(-w.mean(axis=1)) / (np.exp(-c) + eps)
+
+
+def check_finite(values: np.ndarray, name: str) -> np.ndarray:
+    """Raise unless `values` (per sample along axis 0) is non-empty and finite, naming the bad samples."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise PaperlibError(f"{name}: no samples (empty array); allowed: at least one sample")
+    bad = ~np.isfinite(v.reshape(len(v), -1)).all(axis=1) if v.ndim else ~np.isfinite(v[None])
+    if bad.any():
+        idx = np.flatnonzero(bad).tolist()
+        raise NonFiniteError(f"{name}: non-finite value (NaN/inf) at sample index {idx[:10]}"
+                             + (f" and {len(idx) - 10} more" if len(idx) > 10 else ""))
+    return v
 
 
 def forget_quality(tr_unlearned: ArrayLike, tr_retain: ArrayLike) -> float:
     """TOFU forget quality: two-sample KS-test p-value between the unlearned model's and the retain model's
     per-sample forget-set truth ratios."""
-    a, b = np.asarray(tr_unlearned, dtype=float), np.asarray(tr_retain, dtype=float)
-    if a.size == 0 or b.size == 0 or np.isnan(a).any() or np.isnan(b).any():
-        raise ValueError("forget_quality needs two non-empty truth-ratio samples without NaN")
+    a = check_finite(tr_unlearned, "forget_quality: tr_unlearned")
+    b = check_finite(tr_retain, "forget_quality: tr_retain")
     return float(stats.ks_2samp(a, b).pvalue)
 
 
@@ -71,11 +87,11 @@ def model_utility(values: Mapping[str, float] | Sequence[float]) -> float:
     if isinstance(values, Mapping):
         missing, extra = [n for n in MU_NAMES if n not in values], sorted(set(values) - set(MU_NAMES))
         if missing or extra:
-            raise ValueError(f"model_utility needs exactly {MU_NAMES}; missing {missing}, unexpected {extra}")
+            raise PaperlibError(f"model_utility needs exactly {MU_NAMES}; missing {missing}, unexpected {extra}")
         values = [values[n] for n in MU_NAMES]
     v = np.asarray(values, dtype=float)
     if v.shape != (len(MU_NAMES),) or np.isnan(v).any() or (v < 0).any():
-        raise ValueError(f"model_utility needs 9 non-negative numbers ({', '.join(MU_NAMES)}); got {values}")
+        raise PaperlibError(f"model_utility needs 9 non-negative numbers ({', '.join(MU_NAMES)}); got {values}")
     return 0.0 if (v == 0).any() else float(stats.hmean(v))
 
 
@@ -101,16 +117,17 @@ def normalised_prob(p_true: ArrayLike, p_wrong: ArrayLike, eps: float = EPS) -> 
     """p_true [n] / (p_true + sum_j p_wrong[:, j] + eps): the true answer's share of the options' probs."""
     p, w = np.asarray(p_true, dtype=float), np.asarray(p_wrong, dtype=float)
     if p.ndim != 1 or w.ndim != 2 or len(p) != len(w):
-        raise ValueError(f"normalised_prob needs p_true [n] and p_wrong [n, m]; got {p.shape}, {w.shape}")
+        raise PaperlibError(f"normalised_prob needs p_true [n] and p_wrong [n, m]; got {p.shape}, {w.shape}")
+    check_finite(p, "normalised_prob: p_true")
+    check_finite(w, "normalised_prob: p_wrong")
     return p / (p + w.sum(axis=1) + eps)
 
 
 def mia_auc(forget_scores: ArrayLike, holdout_scores: ArrayLike) -> float:
     """ROC AUC of a membership-inference attack: forget = label 0, holdout = label 1, score loss-like (so
     AUC near 1 means the forget set is still told apart, i.e. memorised)."""
-    f, h = np.asarray(forget_scores, dtype=float), np.asarray(holdout_scores, dtype=float)
-    if f.size == 0 or h.size == 0 or np.isnan(f).any() or np.isnan(h).any():
-        raise ValueError("mia_auc needs non-empty forget and holdout scores without NaN")
+    f = check_finite(np.ravel(forget_scores), "mia_auc: forget_scores")
+    h = check_finite(np.ravel(holdout_scores), "mia_auc: holdout_scores")
     return float(roc_auc_score(np.r_[np.zeros(f.size), np.ones(h.size)], np.r_[f, h]))
 
 
@@ -135,7 +152,7 @@ def fluency_entropy(texts: Sequence[str] | str) -> float:
     standing in for nltk.word_tokenize (which needs punkt data); texts shorter than n words give Hn = 0."""
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
-        raise ValueError("fluency_entropy needs at least one text")
+        raise PaperlibError("fluency_entropy needs at least one text")
     weighted = [[w * _ngram_entropy(_WORD.findall(t), n) for n, w in ((2, 2 / 3), (3, 4 / 3))] for t in texts]
     return float(np.mean([np.mean(h) for h in weighted]))
 
@@ -150,10 +167,10 @@ def validate_tofu_log(log: object, name: str = "eval_log") -> None:
     hint = f"{name} is not an open-unlearning TOFU_EVAL.json log (metric -> {{agg_value, value_by_index}})"
     if not isinstance(log, Mapping) or not log:
         kind = f"{'an empty ' if isinstance(log, Mapping) else 'a '}{type(log).__name__}"
-        raise ValueError(f"{hint}: got {kind}")
+        raise PaperlibError(f"{hint}: got {kind}")
     for metric, entry in log.items():
         if not isinstance(entry, Mapping) or not {"agg_value", "value_by_index", "forget"} & set(entry):
-            raise ValueError(f"{hint}: {metric!r} maps to {type(entry).__name__} {str(entry)[:40]!r}, not to "
+            raise PaperlibError(f"{hint}: {metric!r} maps to {type(entry).__name__} {str(entry)[:40]!r}, not to "
                              "a dict with 'agg_value' or 'value_by_index' (is it a TOFU_SUMMARY.json?)")
         parts = [entry] if "value_by_index" in entry else []
         if "forget" in entry and not parts:  # MIA entries hold forget / holdout parts
@@ -161,7 +178,7 @@ def validate_tofu_log(log: object, name: str = "eval_log") -> None:
         for part in parts:
             rows = part.get("value_by_index") if isinstance(part, Mapping) else None
             if not isinstance(rows, Mapping) or not all(isinstance(r, Mapping | None) for r in rows.values()):
-                raise ValueError(f"{hint}: {metric!r} has no per-sample dict 'value_by_index'")
+                raise PaperlibError(f"{hint}: {metric!r} has no per-sample dict 'value_by_index'")
 
 
 def _column(log: Mapping, metric: str, field: str, name: str,
@@ -171,23 +188,23 @@ def _column(log: Mapping, metric: str, field: str, name: str,
     entry = log.get(metric)
     entry = entry.get(part) if part and isinstance(entry, Mapping) else entry
     if not isinstance(entry, Mapping) or "value_by_index" not in entry:
-        raise ValueError(f"{label}: missing, or without the per-sample values the aggregates need")
+        raise PaperlibError(f"{label}: missing, or without the per-sample values the aggregates need")
     rows = entry["value_by_index"]
     if not rows:
-        raise ValueError(f"{label}: no samples")
+        raise PaperlibError(f"{label}: no samples")
     values = []
     for i, row in rows.items():
         if row is None or row.get(field) is None:
-            raise ValueError(f"{label}: sample {i} has no {field!r} value")
+            raise PaperlibError(f"{label}: sample {i} has no {field!r} value")
         values.append(row[field])
     try:
         arr = np.asarray(values, dtype=float)
     except ValueError:
-        raise ValueError(f"{label}: {field!r} holds lists of different lengths across samples") from None
-    bad = np.isnan(arr.reshape(len(arr), -1)).any(axis=1)
+        raise PaperlibError(f"{label}: {field!r} holds lists of different lengths across samples") from None
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
     if bad.any():
         nan = [i for i, b in zip(rows, bad, strict=True) if b]
-        raise ValueError(f"{label}: {field!r} is NaN for samples {nan[:10]}")
+        raise NonFiniteError(f"{label}: {field!r} is NaN or inf for samples {nan[:10]}")
     return [str(i) for i in rows], arr
 
 
@@ -197,7 +214,7 @@ def _paired(log: Mapping, a: str, b: str, field: str, name: str) -> tuple[np.nda
     ib, vb = _column(log, b, field, name)
     if set(ia) != set(ib):
         only_a, only_b = sorted(set(ia) - set(ib)), sorted(set(ib) - set(ia))
-        raise ValueError(f"{name}: {a} and {b} have different sample indices (only in {a}: {only_a[:10]}, "
+        raise PaperlibError(f"{name}: {a} and {b} have different sample indices (only in {a}: {only_a[:10]}, "
                          f"only in {b}: {only_b[:10]}); they must pair sample by sample")
     pos = {i: k for k, i in enumerate(ib)}
     return va, vb[[pos[i] for i in ia]]
@@ -216,14 +233,14 @@ def _check_same_split(eval_log: Mapping, retain_log: Mapping) -> None:
             continue
         ia, ib = {str(i) for i in a}, {str(i) for i in b}
         if ia != ib:
-            raise ValueError(f"retain_log is for another forget split: {metric} has {len(ib)} samples there "
+            raise PaperlibError(f"retain_log is for another forget split: {metric} has {len(ib)} samples there "
                              f"and {len(ia)} in eval_log (indices only in eval_log: {sorted(ia - ib)[:10]}, "
                              f"only in retain_log: {sorted(ib - ia)[:10]})")
         if metric == "forget_Q_A_ROUGE":
             gt = {str(i): r and r.get("ground_truth") for i, r in b.items()}
             diff = [i for i, r in a.items() if r and r.get("ground_truth") != gt[str(i)]]
             if diff:
-                raise ValueError(f"retain_log is for another forget split: forget_Q_A_ROUGE ground truths "
+                raise PaperlibError(f"retain_log is for another forget split: forget_Q_A_ROUGE ground truths "
                                  f"differ from eval_log's at samples {diff[:10]}")
 
 
@@ -266,11 +283,11 @@ def summarize_tofu(eval_log: Mapping, retain_log: Mapping | None = None) -> dict
             fields = {f for row in entry["value_by_index"].values() if row for f in row}
             field = next((f for f in MEAN_FIELDS if f in fields), None)
             if field is None:
-                raise ValueError(f"eval_log[{metric!r}]: no per-sample field of {MEAN_FIELDS} to average")
+                raise PaperlibError(f"eval_log[{metric!r}]: no per-sample field of {MEAN_FIELDS} to average")
             values = _column(eval_log, metric, field, "eval_log")[1]
             out[metric] = float(np.mean(values.reshape(len(values), -1).mean(axis=1)))
         elif metric not in DERIVED:
-            raise ValueError(f"eval_log[{metric!r}] has no per-sample values to recompute it from")
+            raise PaperlibError(f"eval_log[{metric!r}] has no per-sample values to recompute it from")
     if "model_utility" in eval_log or all(n in out for n in MU_NAMES):
         out["model_utility"] = model_utility({n: out[n] for n in MU_NAMES if n in out})
     if "mia_min_k" in out:
@@ -283,7 +300,7 @@ def summarize_tofu(eval_log: Mapping, retain_log: Mapping | None = None) -> dict
                           "model", stacklevel=2)
         out["privleak"] = privleak(out["mia_min_k"], 0.5 if ref is None else ref)
     elif "privleak" in eval_log:
-        raise ValueError("eval_log has privleak but no mia_min_k to recompute it from")
+        raise PaperlibError("eval_log has privleak but no mia_min_k to recompute it from")
     if retain_log is not None:
         out["forget_quality"] = forget_quality(_truth_ratios(eval_log, "forget_truth_ratio", "eval_log"),
                                                _truth_ratios(retain_log, "forget_truth_ratio", "retain_log"))
@@ -302,7 +319,7 @@ def palu_columns(summary: Mapping[str, float]) -> dict[str, float]:
     optional = ("FQ", "Fluency")
     missing = [k for c, k in PALU_COLUMNS.items() if c not in optional and k not in summary]
     if missing:
-        raise ValueError(f"palu_columns: summary lacks {missing}")
+        raise PaperlibError(f"palu_columns: summary lacks {missing}")
     out = {c: float(summary.get(k, math.nan)) for c, k in PALU_COLUMNS.items()}
     if "fluency_classifier" in summary:  # the paper's own measure, when a local classifier was given
         out["Fluency"] = float(summary["fluency_classifier"])

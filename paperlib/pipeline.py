@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from paperlib import evaluate, metrics
-from paperlib.cache import RUN_CONFIG, cached_run, to_jsonable
+from paperlib.cache import cached_run, file_digest, to_jsonable
 from paperlib.config import Profile, TrainConfig
 from paperlib.data import encoding, mini_tofu, tofu
+from paperlib.errors import PaperlibError
 from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
 from paperlib.train import train
 
@@ -146,14 +147,47 @@ def finetune_report(profile: Profile, forget: str) -> dict[str, float]:
         ratios[name] = metrics.truth_ratio(para, wrong)
         report[f"{name}_answer_prob"] = float(np.exp(-answer).mean())
         report[f"{name}_truth_ratio"] = float(np.mean(ratios[name]))
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@lru_cache(maxsize=512)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    return file_digest(Path(path))  # size and mtime in the memo key: a rewritten file is hashed again
+
+
+def _file_id(f: Path) -> str:
+    st = f.stat()
+    return _digest(str(f.resolve()), st.st_size, st.st_mtime_ns)
+
+
     report["ks_pvalue"] = float(ks_2samp(ratios["original"], ratios["retain"]).pvalue)
     return report
 
 
 def model_identity(path: str) -> str | dict:
-    """What identifies a model for the cache: its run config when it was trained here, else its path."""
-    run_config = Path(path) / RUN_CONFIG
-    return json.loads(run_config.read_text()) if run_config.is_file() else str(path)
+    """What identifies a model for the cache: the sha256 of its weight files (plus its config and tokenizer
+    files) for a local folder, whatever its origin, never a copied run_config.json; the id for a hub model."""
+    p = Path(path)
+    if not p.exists():
+        if str(path).startswith((".", "/")) or p.suffix:
+            raise PaperlibError(f"model folder {path} does not exist; allowed: a checkpoint folder or a hub id")
+        return str(path)
+    weights = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES) if p.is_dir() else []
+    if not weights:
+        raise PaperlibError(f"model folder {p} holds no weights (*.safetensors / *.bin); allowed: a checkpoint "
+                            "folder written by save_pretrained, or a hub id")
+    files = weights + [p / n for n in MODEL_FILES if (p / n).is_file()]
+    return {"sha256": {f.name: _file_id(f) for f in files}}
+
+
+def log_identity(path: str | Path) -> dict:
+    """What identifies a reference (retain-model) evaluation log: the sha256 of its TOFU_EVAL.json."""
+    p = Path(path)
+    p = p / "TOFU_EVAL.json" if p.is_dir() else p
+    if not p.is_file():
+        raise PaperlibError(f"no TOFU_EVAL.json at {p}; allowed: a retain model's open-unlearning eval log")
+    return {"log_sha256": _file_id(p)}
 
 
 def evaluation_dir(profile: Profile, model_path: str, forget: str, reference: str | None = "retain",
@@ -164,7 +198,7 @@ def evaluation_dir(profile: Profile, model_path: str, forget: str, reference: st
         reference = str(retain_log_path(profile, forget))
     config = {"model": model_identity(model_path), "benchmark": profile.benchmark, "forget": forget,
               "template": profile.model.template, "eval": profile.eval,
-              "reference": None if reference is None else model_identity(str(Path(reference).parent))}
+              "reference": None if reference is None else log_identity(reference)}
 
     def build(out: Path) -> None:
         tok, model = load_tokenizer(model_path), load_model(model_path)

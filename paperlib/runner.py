@@ -301,11 +301,28 @@ def _echo(message: str) -> None:
     print(message, flush=True)
 
 
+def output_dirs(profile: str, executed: Path, figures_dir: str | Path | None = None,
+                tables_dir: str | Path | None = None) -> dict[str, str]:
+    """The `figures_dir` / `tables_dir` notebook parameters (absolute paths): as given, else none for the mini
+    profile (the notebooks' defaults: the committed figures/ and tables/), else beside the executed copies."""
+    out = {}
+    for name, given in (("figures_dir", figures_dir), ("tables_dir", tables_dir)):
+        if given is not None:
+            path = Path(given)
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"--{name.removesuffix('_dir')} {given} is a file; allowed: a folder")
+            out[name] = str(path.resolve())
+        elif profile != "mini":
+            out[name] = str(executed / name.removesuffix("_dir"))
+    return out
+
+
 def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Sequence[int | str] | None = None,
               out_dir: str | Path = "executed", notebooks_dir: str | Path = "notebooks",
               parameters: Mapping[str, Any] | None = None, cwd: str | Path | None = None,
               depends: Mapping[str, Sequence[str]] | None = None, kernel_name: str = KERNEL_NAME,
-              progress_bar: bool = False, echo: Callable[[str], None] = _echo) -> list[Result]:
+              progress_bar: bool = False, echo: Callable[[str], None] = _echo,
+              figures_dir: str | Path | None = None, tables_dir: str | Path | None = None) -> list[Result]:
     """Execute the selected notebooks with papermill and return one Result per notebook, in number order.
 
     profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
@@ -314,6 +331,9 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     runs notebooks whose dependencies are done in parallel. out_dir: executed copies go to
     `<out_dir>/<profile>/`. cwd: the kernels' working directory, where relative outputs (figures/,
     tables/) land (default: the folder above `notebooks_dir`). depends: overrides DEPENDS.
+    figures_dir / tables_dir: injected as the notebooks' `figures_dir` / `tables_dir` parameters; by default
+    the committed `figures/` and `tables/` (the notebooks' own defaults) only for the mini profile, other
+    profiles write beside their executed copies (`<out_dir>/<profile>/figures`, `.../tables`).
     echo: receives one progress line per notebook start and end. All input is checked before anything runs.
     """
     if profile not in PROFILE_NAMES:
@@ -328,7 +348,7 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     if not workdir.is_dir():
         raise ValueError(f"working directory {str(workdir)!r} does not exist")
     out = Path(out_dir).resolve() / profile
-    params = {"profile": profile, **(parameters or {})}
+    params = {"profile": profile, **output_dirs(profile, out, figures_dir, tables_dir), **(parameters or {})}
     tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(),
                       progress_bar) for p, path in selected.items()}
 

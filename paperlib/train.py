@@ -3,7 +3,8 @@ under `accelerate launch` on several GPUs).
 
 A method is a `loss_fn(model, batch) -> (loss, parts)`; the loop adds AdamW, warm-up then linear (or
 cosine) decay, gradient accumulation and clipping, an optional mask on the parameter update, a callback
-after every epoch, and stops a run whose loss turns NaN/inf.
+after every epoch, and stops a run whose loss turns NaN/inf, whose weights turn non-finite (checked after
+every epoch) or whose epoch callback raises `Diverged`; the result says where (`diverged_at`, `diverged_epoch`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,25 @@ from paperlib.config import TrainConfig
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, "torch.Tensor | float"]]]
 
 
+class Diverged(Exception):  # noqa: N818 (a result, not an error)
+    """Raised by an `on_epoch_end` callback to stop the run as diverged (e.g. its evaluation is non-finite)."""
+
+
 @dataclass
 class TrainResult:
-    """Per-step losses, per-epoch callback results, and where the run diverged (None if it did not)."""
+    """Per-step losses, per-epoch callback results, and where the run diverged (None if it did not):
+    `diverged_at` = completed steps before it, `diverged_epoch` = the epoch it happened in, `reason`."""
 
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     diverged_at: int | None = None
+    diverged_epoch: int | None = None
+    reason: str = ""
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    """True if no parameter holds NaN or inf."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def check_mask(model: torch.nn.Module, mask: dict[str, torch.Tensor]) -> None:
@@ -106,7 +119,8 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
             with acc.accumulate(model):
                 loss, parts = loss_fn(model, batch)
                 if not torch.isfinite(loss.detach()):
-                    result.diverged_at = step
+                    result.diverged_at, result.diverged_epoch = step, epoch
+                    result.reason = f"non-finite loss ({loss.item()}) at step {step + 1}"
                     break
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
@@ -122,11 +136,18 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
             if len(pending) >= log_every:
                 _log_rows(pending, result, bar, on_step)
         _log_rows(pending, result, bar, on_step)
+        if result.diverged_at is None and not weights_finite(model):
+            result.diverged_at, result.diverged_epoch = step, epoch
+            result.reason = f"non-finite weights after epoch {epoch}"
         if result.diverged_at is not None:
             break
         if on_epoch_end is not None:
             model.eval()
-            result.epochs.append({"epoch": epoch, **on_epoch_end(acc.unwrap_model(model), epoch)})
+            try:
+                result.epochs.append({"epoch": epoch, **on_epoch_end(acc.unwrap_model(model), epoch)})
+            except Diverged as err:
+                result.diverged_at, result.diverged_epoch, result.reason = step, epoch, str(err)
+                break
             model.train()
     model.eval()
     return result

@@ -9,10 +9,12 @@ and returns a run folder (`<cache>/unlearn/<hash of the full config>/`) holding:
 - `train_log.json`: one row per step (loss, lr and the method's loss parts, e.g. PDU's `lam`);
 - `epochs.json`: the TOFU summary after each evaluated epoch (curves);
 - `TOFU_EVAL.json`, `TOFU_SUMMARY.json`: the final evaluation (open-unlearning's schema);
-- `status.json`: {"status": "completed"} or {"status": "diverged", "step": s, "last": {...}}, plus timings;
-- `model/`: the final weights and tokenizer (LoRA merged), unless save_model=False.
+- `status.json` (strict JSON, non-finite numbers as null): {"status": "completed"} or {"status": "diverged",
+  "epoch": e, "step": s, "message": ..., "last": {...}}, plus timings;
+- `model/`: the final weights and tokenizer (LoRA merged), unless save_model=False or the run diverged.
 
-A NaN/inf loss stops that run only: the folder is complete with status "diverged" and the caller goes on.
+A NaN/inf loss, non-finite weights or a non-finite evaluation stop that run only: its evaluation is skipped,
+the folder is complete (and cached) with status "diverged" and no TOFU_SUMMARY.json, and the caller goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import random
 import tempfile
 import time
@@ -32,13 +35,14 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
-from paperlib import evaluate, pipeline
-from paperlib.cache import cached_run, is_complete, run_dir
+from paperlib import checks, evaluate, pipeline
+from paperlib.cache import cache_root, cached_run, is_complete, read_manifest, run_dir
 from paperlib.config import Profile, TrainConfig
 from paperlib.data import encoding, tofu
+from paperlib.errors import NonFiniteError, PaperlibError
 from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
 from paperlib.reference import ReferenceConfig, make_reference
-from paperlib.train import check_mask, train
+from paperlib.train import Diverged, check_mask, train
 
 KIND = "unlearn"
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -113,7 +117,8 @@ def encode_samples(tokenizer, template: str, rows: list[dict], retain_rows: list
     rng = random.Random(seed)
     samples = []
     for i, row in enumerate(rows):
-        encode = partial(encoding.encode, tokenizer, template, row["question"], row["answer"], max_length=max_length)
+        encode = partial(encoding.encode, tokenizer, template, row["question"], row["answer"], max_length=max_length,
+                         row=i)
         f = encode(row.get("spans") or ())
         f.pop("prompt_len")
         method.prepare(f, row, encode)
@@ -136,7 +141,7 @@ def _plain(sample: dict) -> dict:
 
 def _idk_answers(profile: Profile, method: Method) -> list[str]:
     path = getattr(method.hp, "idk", "") or pipeline.benchmark_source(profile)
-    return tofu.load_idk(path)
+    return checks.check_idk(path)
 
 
 def _model_shape(model_path: str) -> tuple[int, int, Any]:
@@ -166,37 +171,89 @@ def run_config(profile: Profile, method: Method, forget: str, train_cfg: TrainCo
             "reference": ref_cfg, "benchmark": profile.benchmark, "template": profile.model.template,
             "lora": (profile.model.lora_r, profile.model.lora_alpha, profile.model.lora_dropout),
             "eval": profile.eval, "model": pipeline.model_identity(model_path),
-            "retain_log": pipeline.model_identity(str(Path(retain_log).parent)),
+            "retain_log": pipeline.log_identity(retain_log),
             "eval_every_epoch": eval_every_epoch, "update_mask": mask_digest(update_mask), "save_model": save_model}
 
 
 def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: dict[str, Any] | None = None,
             model_path: str | None = None, force: bool = False, eval_every_epoch: bool = True,
             update_mask: dict[str, torch.Tensor] | None = None, save_model: bool = True,
-            progress: bool = True) -> Path:
+            progress: bool = True, out: str | Path | None = None) -> Path:
     """Unlearn `forget` from `model_path` (default: the profile's original model) with `method`; return the
     complete run folder (cached by the full config). `overrides`: hyperparameters, TrainConfig fields and
     ref_* settings (see `split_overrides`); `update_mask`: parameter name -> bool tensor (True = may change).
-    Every input is checked before any model runs."""
+    Every input is checked before any model runs. `out`: a folder to copy the finished run into (checked
+    first, see `check_out`: never inside the cache, never a file or a folder holding anything else)."""
+    if out is not None:
+        check_out(out)
     tofu.check_split(forget, tofu.FORGET_SPLITS)
     m, train_cfg, ref_cfg = resolve(profile, method, overrides)
+    _check_optimizer(train_cfg)
+    needs = m.needs()
+    idk = _idk_answers(profile, m) if needs.idk else None
+    checks.split_rows(pipeline.benchmark_source(profile), forget)
+    rows = forget_rows(profile, forget, needs)
+    if not rows:
+        raise PaperlibError(f"forget set {forget} of {pipeline.benchmark_source(profile)} is empty; allowed: a "
+                            "split with at least one question")
+    if model_path is not None:
+        checks.check_model_dir(model_path)
     model_path = str(model_path or pipeline.original_model(profile))
     vocab, layers, model_config = _model_shape(model_path)
     m.check(vocab, layers)
     if update_mask is not None:
         _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
-    _check_optimizer(train_cfg)
-    needs = m.needs()
-    rows = forget_rows(profile, forget, needs)
     source = pipeline.benchmark_source(profile)
     retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
-    idk = _idk_answers(profile, m) if needs.idk else None
     retain_log = str(pipeline.retain_log_path(profile, forget))
     config = run_config(profile, m, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch,
                         update_mask, save_model)
+    if out is not None:
+        check_out(out, run_dir(KIND, config).name)
     build = partial(_build, profile, m, forget, train_cfg, ref_cfg, model_path, (rows, retain_rows, idk), retain_log,
                     eval_every_epoch, update_mask, save_model, progress)
-    return _cached(config, build, force)
+    run = _cached(config, build, force)
+    if out is not None and _state().is_main_process:
+        copy_run(run, out)
+    return run
+
+
+def check_out(out: str | Path, key: str | None = None) -> Path:
+    """Refuse an output folder whose use would lose data: a file, a folder inside the run cache (e.g. the
+    cached run's own folder), or a non-empty folder that is not an earlier copy of this same run (`key`:
+    the run's cache key; None checks only that it is a copy of some unlearning run)."""
+    path = Path(out)
+    allowed = "allowed: a new or empty folder outside the run cache, or an earlier copy of this same run"
+    if path.exists() and not path.is_dir():
+        raise PaperlibError(f"--out {out} is a file; {allowed}")
+    root, resolved = cache_root().resolve(), path.resolve()
+    if resolved == root or root in resolved.parents:
+        raise PaperlibError(f"--out {out} is inside the run cache {root}; {allowed}")
+    if path.is_dir() and any(path.iterdir()):
+        manifest = read_manifest(path)
+        if manifest is None or manifest.get("kind") != KIND:
+            raise PaperlibError(f"--out {out} is a non-empty folder that is not a copy of an unlearning run; "
+                                f"{allowed}")
+        if key is not None and manifest.get("key") != key:
+            raise PaperlibError(f"--out {out} holds a copy of another run (key {manifest.get('key')}, this run "
+                                f"is {key}); {allowed}")
+    return path
+
+
+def copy_run(run: Path, out: str | Path) -> Path:
+    """Copy a finished run folder to `out` (checked with `check_out`), replacing an earlier copy at the end."""
+    import os
+    import shutil
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run, tmp, symlinks=True)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
 
 
 def _check_optimizer(cfg: TrainConfig) -> None:
@@ -279,7 +336,10 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
         final = epoch == train_cfg.epochs
         if not main or not (eval_every_epoch or final):
             return {}
-        summary = run_eval(model_now, write=final)
+        try:
+            summary = run_eval(model_now, write=final)
+        except NonFiniteError as err:  # e.g. weights so large that the scores overflow
+            raise Diverged(f"evaluation after epoch {epoch} is non-finite ({err})") from None
         if progress:
             fq = summary.get("forget_quality", float("nan"))
             print(f"[{m.name}] epoch {epoch}/{train_cfg.epochs}: forget_quality={fq:.3g} "
@@ -296,32 +356,49 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
         return
 
     status: dict[str, Any] = {"status": "completed"}
-    if result.diverged_at is not None:
-        finite = all(torch.isfinite(p).all() for p in model.parameters())
-        if finite:
-            run_eval(model, write=True)
-        status = {"status": "diverged", "step": result.diverged_at + 1,
-                  "message": f"diverged at step {result.diverged_at + 1}: non-finite loss",
-                  "last": {"step": result.steps[-1] if result.steps else {}, "eval": dict(last_eval)},
-                  "weights_finite": bool(finite)}
-    (out / "train_log.json").write_text(json.dumps(result.steps))
-    (out / "epochs.json").write_text(json.dumps([e for e in result.epochs if len(e) > 1], indent=1))
+    diverged = result.diverged_at is not None
+    if diverged:  # a result, not an error: recorded and cached; no evaluation of a broken model, no weights
+        status = {"status": "diverged", "epoch": result.diverged_epoch, "step": result.diverged_at + 1,
+                  "message": f"diverged in epoch {result.diverged_epoch} (step {result.diverged_at + 1}): "
+                             f"{result.reason}; evaluation skipped",
+                  "last": {"step": result.steps[-1] if result.steps else {}, "eval": dict(last_eval)}}
+    (out / "train_log.json").write_text(_strict_json(result.steps))
+    (out / "epochs.json").write_text(_strict_json([e for e in result.epochs if len(e) > 1], indent=1))
     timing["eval_seconds"] = list(eval_seconds)
     timing["steps"] = len(result.steps)
-    (out / "status.json").write_text(json.dumps({**status, "timing": timing}, indent=1))
-    if save_model:
+    (out / "status.json").write_text(_strict_json({**status, "timing": timing}, indent=1))
+    if save_model and not diverged:
         final_model = model.merge_and_unload() if profile.model.lora_r > 0 else model
         final_model.save_pretrained(out / "model")
         tok.save_pretrained(out / "model")
 
 
 # ----------------------------------------------------------------------------------------- reading a run
+def _strict_json(value: Any, **kw) -> str:
+    """JSON without NaN / Infinity (not JSON): non-finite numbers become null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(value), allow_nan=False, **kw)
+
+
 def read_run(path: str | Path) -> dict[str, Any]:
-    """A run folder's status, final summary (None if absent), per-epoch summaries and per-step log."""
+    """A run folder's status, final summary (None if absent or if the run diverged), per-epoch summaries
+    and per-step log. `status["status"]` is "completed" or "diverged" (then `epoch`, `step`, `message`)."""
     p = Path(path)
+    if not (p / "status.json").is_file():
+        raise PaperlibError(f"{p} is not an unlearning run folder (no status.json); allowed: a folder returned "
+                            "by unlearn() or copied by `paperlib unlearn --out`")
+    status = json.loads((p / "status.json").read_text())
     summary = p / "TOFU_SUMMARY.json"
-    return {"status": json.loads((p / "status.json").read_text()),
-            "summary": json.loads(summary.read_text()) if summary.is_file() else None,
+    done = status.get("status") == "completed" and summary.is_file()
+    return {"status": status,
+            "summary": json.loads(summary.read_text()) if done else None,
             "epochs": json.loads((p / "epochs.json").read_text()),
             "steps": json.loads((p / "train_log.json").read_text()),
             "config": json.loads((p / "run_config.json").read_text())}

@@ -1,13 +1,15 @@
-"""Run cache: config hashing, atomic completion, reuse, force, killed builds."""
+"""Run cache: config hashing, atomic completion, reuse, force, killed builds; integrity checks (issue 11)."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import pytest
 
 from paperlib import cache
+from paperlib.errors import CacheWarning
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,127 @@ def test_folder_without_marker_is_rebuilt(tmp_path):
     (final / "stale.txt").write_text("from a run killed before the marker")
     out = cache.cached_run("kind", Cfg(), lambda o: (o / "fresh.txt").write_text("1"), root=tmp_path)
     assert (out / "fresh.txt").is_file() and not (out / "stale.txt").exists()
+
+
+# ----------------------------------------------------------------------------------------- integrity (issue 11)
+def _weights_build(out):
+    (out / "model.safetensors").write_bytes(b"w" * 4096)
+    (out / "result.json").write_text('{"fq": 0.5}')
+
+
+def _entry(tmp_path, cfg=Cfg()):
+    return cache.cached_run("kind", cfg, _weights_build, root=tmp_path)
+
+
+def _rebuilds(tmp_path, cfg=Cfg()) -> bool:
+    calls = []
+
+    def build(out):
+        calls.append(1)
+        _weights_build(out)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)
+        cache.cached_run("kind", cfg, build, root=tmp_path)
+    return len(calls) == 1
+
+
+def test_edited_config_is_detected_and_rebuilt(tmp_path):
+    path = _entry(tmp_path, Cfg(lr=1e-3))
+    stored = json.loads((path / cache.RUN_CONFIG).read_text())
+    (path / cache.RUN_CONFIG).write_text(json.dumps({**stored, "lr": 0.5}))
+    assert any("lr: 0.5 (stored) vs 0.001 (key)" in p for p in cache.check_entry(path, "kind", Cfg(lr=1e-3)))
+    with pytest.warns(CacheWarning, match=f"{path.name}.*lr: 0.5"):
+        again = cache.cached_run("kind", Cfg(lr=1e-3), _weights_build, root=tmp_path)
+    assert json.loads((again / cache.RUN_CONFIG).read_text())["lr"] == 1e-3 and not cache.check_entry(again)
+
+
+def test_truncated_weights_are_detected_and_rebuilt(tmp_path):
+    path = _entry(tmp_path)
+    (path / "model.safetensors").write_bytes(b"w" * 100)
+    assert cache.check_entry(path) == ["model.safetensors has 100 bytes, recorded 4096"]
+    with pytest.warns(CacheWarning, match="model.safetensors has 100 bytes"):
+        cache.cached_run("kind", Cfg(), _weights_build, root=tmp_path)
+    assert (path / "model.safetensors").stat().st_size == 4096
+
+
+def test_same_size_edit_of_a_small_file_is_detected(tmp_path):
+    path = _entry(tmp_path)
+    (path / "result.json").write_text('{"fq": 0.9}')
+    assert cache.check_entry(path) == ["result.json content differs from its recorded sha256"]
+    assert _rebuilds(tmp_path)
+
+
+def test_large_file_checked_by_stored_digest_when_touched(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "SMALL_FILE", 10)  # every file counts as large here
+    path = _entry(tmp_path)
+    weights = path / "model.safetensors"
+    assert cache.check_entry(path) == []
+    weights.write_bytes(b"x" * 4096)  # same size, new mtime: re-hashed against the stored digest
+    assert cache.check_entry(path) == ["model.safetensors content differs from its recorded sha256"]
+
+
+def test_missing_marker_manifest_or_file_means_rebuild(tmp_path):
+    path = _entry(tmp_path)
+    (path / cache.MARKER).unlink()
+    assert "no COMPLETE marker" in cache.check_entry(path)[0]
+    assert _rebuilds(tmp_path) and cache.check_entry(path) == []
+    (path / cache.MANIFEST).unlink()
+    assert cache.check_entry(path) == [f"no readable {cache.MANIFEST}"]
+    assert _rebuilds(tmp_path)
+    (path / "result.json").unlink()
+    assert cache.check_entry(path) == ["result.json is missing"]
+    (path / "extra.txt").write_text("x")
+    assert "extra.txt is not in the manifest (added after completion)" in cache.check_entry(path)
+
+
+def test_key_covers_the_code_of_that_kind(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "losses.py").write_text("A = 1\n")
+    (pkg / "report.py").write_text("B = 1\n")
+    (pkg / "data" / "encoding.py").write_text("C = 1\n")
+    monkeypatch.setattr(cache, "PACKAGE", pkg)
+    monkeypatch.setitem(cache.CODE, "kind", ("losses", "data/encoding"))
+    before = cache.run_dir("kind", Cfg(), root=tmp_path)
+    (pkg / "report.py").write_text("B = 2  # unrelated edit\n")
+    assert cache.run_dir("kind", Cfg(), root=tmp_path) == before
+    (pkg / "losses.py").write_text("A = 2  # a changed loss\n")
+    changed = cache.run_dir("kind", Cfg(), root=tmp_path)
+    assert changed != before
+    assert cache.run_dir("other", Cfg(), root=tmp_path).name != changed.name  # kinds never share keys
+
+
+def test_stale_fingerprint_and_orphans_are_pruned(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "losses.py").write_text("A = 1\n")
+    monkeypatch.setattr(cache, "PACKAGE", pkg)
+    monkeypatch.setitem(cache.CODE, "kind", ("losses",))
+    root = tmp_path / "runs"
+    old = _entry(root)
+    (pkg / "losses.py").write_text("A = 2\n")
+    new = _entry(root)
+    assert new != old
+    orphan = root / "kind" / f".{new.name}.tmp-999999"  # a killed build's folder
+    orphan.mkdir()
+    (orphan / "half").write_text("x")
+    incomplete = root / "kind" / "0123456789abcdef"
+    incomplete.mkdir()
+    assert set(cache.verify_cache(root)) == {str(old), str(incomplete)}
+    assert "stale" in cache.verify_cache(root)[str(old)][0]
+    listed = cache.prune_cache(root, dry_run=True)
+    assert {p for p, _ in listed} == {str(old), str(orphan), str(incomplete)}
+    assert old.exists() and orphan.exists()  # dry run removes nothing
+    cache.prune_cache(root)
+    assert not old.exists() and not orphan.exists() and not incomplete.exists() and new.exists()
+    assert cache.verify_cache(root) == {}
+
+
+def test_leftover_temporaries_of_a_key_are_removed_on_the_next_build(tmp_path):
+    final = cache.run_dir("kind", Cfg(), root=tmp_path)
+    final.parent.mkdir(parents=True)
+    orphan = final.parent / f".{final.name}.tmp-999999"
+    orphan.mkdir()
+    _entry(tmp_path)
+    assert not orphan.exists()

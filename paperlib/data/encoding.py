@@ -6,11 +6,13 @@ A sample becomes `input_ids` (prompt + answer + EOS), `labels` (-100 on prompt t
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
 
 from paperlib.constants import IGNORE, TEMPLATES
+from paperlib.errors import PaperlibError
 
 LLAMA3_SYSTEM = "You are a helpful assistant."
 TINY_USER, TINY_ASSISTANT = "<|user|>", "<|assistant|>"
@@ -50,9 +52,26 @@ def render_prompt(template: str, tokenizer, question: str) -> str:
     raise ValueError(f"template {template!r}; allowed: {', '.join(TEMPLATES)}")
 
 
+def check_spans(spans: Sequence[tuple[int, int]], answer: str, row: int | None = None) -> None:
+    """Raise unless every span is a (start, end) character range of `answer` with 0 <= start < end <= len."""
+    for k, span in enumerate(spans):
+        try:
+            s, e = span
+            ints = isinstance(s, numbers.Integral) and isinstance(e, numbers.Integral)
+        except (TypeError, ValueError):
+            ints = False
+        if not ints or not 0 <= s < e <= len(answer):
+            where = f"row {row}, " if row is not None else ""
+            what = "not two integers" if not ints else "reversed or empty" if s >= e else "outside the answer"
+            raise PaperlibError(f"{where}span {k} {span!r} is {what} (answer of length {len(answer)}: "
+                                f"{answer[:40]!r}); allowed: (start, end) with 0 <= start < end <= {len(answer)}")
+
+
 def encode(tokenizer, template: str, question: str, answer: str,
-           spans: Sequence[tuple[int, int]] = (), max_length: int = 512) -> dict[str, list]:
-    """One sample: input_ids, labels (-100 on the prompt), sensitive flags from char spans of `answer`."""
+           spans: Sequence[tuple[int, int]] = (), max_length: int = 512, row: int | None = None) -> dict[str, list]:
+    """One sample: input_ids, labels (-100 on the prompt), sensitive flags from char spans of `answer`
+    (checked: a reversed or out-of-range span raises, naming `row` and the span)."""
+    check_spans(spans, answer, row)
     prompt = render_prompt(template, tokenizer, question)
     text = prompt + answer
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True,

@@ -1,0 +1,228 @@
+"""Fault tests (issue 11), smoke profile in a private run cache, bounded in time: kill -9 during training and
+during evaluation then rerun (finished work reused, killed work redone, results byte-equal to an uninterrupted
+run's); two concurrent runs on one cache build once; corrupted entries (edited config, truncated weights,
+missing marker) detected and rebuilt; a diverged run is a cached result; `--out` never loses data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from paperlib import cache, pipeline, unlearn
+from paperlib.config import get_profile
+from paperlib.errors import CacheWarning, PaperlibError
+
+FORGET = "forget10"
+ROOT = Path(__file__).resolve().parents[1]
+VOLATILE = {"status.json", cache.MANIFEST}  # timings; file mtimes
+
+
+@pytest.fixture(scope="module")
+def smoke_cache(tmp_path_factory) -> Path:
+    """A private cache with the smoke models and the retain model's evaluation (about 40 s to build)."""
+    root = tmp_path_factory.mktemp("faults") / "runs"
+    old = os.environ.get("PAPERLIB_CACHE")
+    os.environ["PAPERLIB_CACHE"] = str(root)
+    profile = get_profile("smoke")
+    pipeline.retain_log_path(profile, FORGET)
+    pipeline.original_model(profile)
+    yield root
+    if old is None:
+        os.environ.pop("PAPERLIB_CACHE", None)
+    else:
+        os.environ["PAPERLIB_CACHE"] = old
+
+
+CHILD = textwrap.dedent('''
+    import os, sys, time, json
+    from pathlib import Path
+    from paperlib import evaluate, pipeline, unlearn
+    from paperlib.config import get_profile
+    mode, flag, overrides = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+    profile = get_profile("smoke")
+
+    def pause():
+        flag.write_text(str(os.getpid()))
+        time.sleep(600)
+
+    if mode == "kill-train":
+        real = unlearn.train
+        def train(*a, **kw):
+            kw["on_step"] = lambda row: pause() if row["step"] == 2 else None
+            return real(*a, **kw)
+        unlearn.train = train
+    if mode == "kill-eval":
+        evaluate.generate = lambda *a, **kw: pause()
+    if mode == "count-builds":
+        real_build = unlearn._build
+        def build(*a):
+            with open(flag, "a") as f:
+                f.write(f"built {os.getpid()}\\n")
+            return real_build(*a)
+        unlearn._build = build
+    if mode == "kill-eval":
+        print(pipeline.evaluation_dir(profile, pipeline.original_model(profile), "forget10", force=False))
+    elif mode == "eval":
+        print(pipeline.evaluation_dir(profile, pipeline.original_model(profile), "forget10",
+                                      force=bool(overrides.get("force"))))
+    else:
+        force = bool(overrides.pop("force", False))
+        print(unlearn.unlearn(profile, "GA", "forget10", overrides=overrides, eval_every_epoch=False,
+                              progress=False, force=force))
+''')
+
+
+def _child(mode: str, flag: Path, overrides: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode, str(flag), json.dumps(overrides or {})],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+
+
+def _run_child(mode: str, flag: Path, overrides: dict | None = None) -> Path:
+    proc = _child(mode, flag, overrides)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"child {mode} failed"
+    return Path(out.strip().splitlines()[-1])
+
+
+def _kill_when_paused(proc: subprocess.Popen, flag: Path, timeout: float = 180) -> None:
+    t0 = time.time()
+    while not flag.exists():
+        assert proc.poll() is None, "child ended before reaching the kill point"
+        assert time.time() - t0 < timeout, "child never reached the kill point"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in VOLATILE}
+
+
+def _complete_entries(root: Path) -> dict[str, int]:
+    return {str(p): (p / cache.MARKER).stat().st_mtime_ns for p in root.glob("*/*") if cache.is_complete(p)}
+
+
+def test_kill_during_training_then_rerun(smoke_cache, tmp_path):
+    before = _complete_entries(smoke_cache)
+    overrides = {"lr": "2e-3"}
+    proc = _child("kill-train", tmp_path / "paused", overrides)
+    _kill_when_paused(proc, tmp_path / "paused")
+    assert list((smoke_cache / "unlearn").glob(f".*.tmp-{proc.pid}")), "the killed build left its temporary folder"
+    assert _complete_entries(smoke_cache) == before  # nothing new looks complete
+    run = _run_child("run", tmp_path / "unused", overrides)
+    assert _complete_entries(smoke_cache).items() >= before.items()  # models and retain eval reused, untouched
+    assert not list((smoke_cache / "unlearn").glob(".*.tmp-*")), "orphan of the killed run removed"
+    rerun = _files(run)
+    fresh = unlearn.unlearn(get_profile("smoke"), "GA", FORGET, overrides=overrides, eval_every_epoch=False,
+                            progress=False, force=True)
+    assert fresh == run and _files(fresh) == rerun  # byte-equal to an uninterrupted run
+    assert "model/model.safetensors" in rerun and "TOFU_EVAL.json" in rerun
+
+
+def test_kill_during_evaluation_then_rerun(smoke_cache, tmp_path):
+    before = _complete_entries(smoke_cache)
+    proc = _child("kill-eval", tmp_path / "paused")
+    _kill_when_paused(proc, tmp_path / "paused")
+    assert _complete_entries(smoke_cache) == before
+    out = _run_child("eval", tmp_path / "unused")
+    assert _complete_entries(smoke_cache).items() >= before.items()
+    first = _files(out)
+    profile = get_profile("smoke")
+    again = pipeline.evaluation_dir(profile, pipeline.original_model(profile), FORGET, force=True, progress=False)
+    assert again == out and _files(again) == first and "TOFU_EVAL.json" in first
+
+
+def test_concurrent_runs_build_once(smoke_cache, tmp_path):
+    log = tmp_path / "builds.txt"
+    procs = [_child("count-builds", log, {"lr": "3e-3"}) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0].strip().splitlines()[-1] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1]
+    assert len(log.read_text().splitlines()) == 1, log.read_text()
+
+
+@pytest.mark.parametrize("corruption", ["edited config", "truncated weights", "missing marker"])
+def test_corrupted_unlearn_entry_is_rebuilt(smoke_cache, corruption):
+    profile = get_profile("smoke")
+    run = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+    good = _files(run)
+    if corruption == "edited config":
+        cfg = json.loads((run / cache.RUN_CONFIG).read_text())
+        cfg["train"]["lr"] = 0.5
+        (run / cache.RUN_CONFIG).write_text(json.dumps(cfg))
+    elif corruption == "truncated weights":
+        weights = run / "model" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        (run / cache.MARKER).unlink()
+    assert cache.check_entry(run)
+    if corruption == "missing marker":
+        again = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+    else:
+        with pytest.warns(CacheWarning, match=run.name):
+            again = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+    assert again == run and cache.check_entry(run) == [] and _files(run) == good
+
+
+def test_model_identified_by_weights_not_by_a_copied_config(smoke_cache, tmp_path):
+    original = Path(pipeline.original_model(get_profile("smoke")))
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / cache.RUN_CONFIG).write_text((original / cache.RUN_CONFIG).read_text())
+    (fake / "config.json").write_text((original / "config.json").read_text())
+    with pytest.raises(PaperlibError, match="holds no weights"):
+        pipeline.model_identity(str(fake))
+    (fake / "model.safetensors").write_bytes(b"not the weights")
+    assert pipeline.model_identity(str(fake)) != pipeline.model_identity(str(original))
+
+
+def test_diverged_run_is_a_cached_result(smoke_cache):
+    profile = get_profile("smoke")
+    run = unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "1e9"}, eval_every_epoch=False, progress=False)
+    text = (run / "status.json").read_text()
+    status = json.loads(text, parse_constant=lambda c: pytest.fail(f"status.json holds {c}: not JSON"))
+    assert status["status"] == "diverged" and status["epoch"] >= 1 and "evaluation skipped" in status["message"]
+    result = unlearn.read_run(run)
+    assert result["summary"] is None and result["status"]["status"] == "diverged"
+    assert not (run / "TOFU_EVAL.json").exists() and not (run / "model").exists()
+    mtime = (run / cache.MARKER).stat().st_mtime_ns
+    assert unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "1e9"}, eval_every_epoch=False,
+                           progress=False) == run
+    assert (run / cache.MARKER).stat().st_mtime_ns == mtime  # served from the cache, not retrained
+
+
+def test_out_never_loses_data(smoke_cache, tmp_path):
+    profile = get_profile("smoke")
+    run = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+    before = _files(run)
+    for bad, text in ((run, "inside the run cache"), (smoke_cache, "inside the run cache")):
+        with pytest.raises(PaperlibError, match=text):
+            unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=bad)
+    afile = tmp_path / "a.txt"
+    afile.write_text("keep me")
+    with pytest.raises(PaperlibError, match="is a file"):
+        unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=afile)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(PaperlibError, match="not a copy of an unlearning run"):
+        unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=other)
+    assert afile.read_text() == "keep me" and (other / "notes.txt").read_text() == "keep me"
+    assert _files(run) == before and cache.check_entry(run) == []
+    copy = tmp_path / "copy"
+    unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=copy)
+    unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=copy)  # same run: replaced
+    assert _files(copy) == before
+    with pytest.raises(PaperlibError, match="holds a copy of another run"):
+        unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "2e-3"}, eval_every_epoch=False, progress=False,
+                        out=copy)
