@@ -147,6 +147,10 @@ def finetune_report(profile: Profile, forget: str) -> dict[str, float]:
         ratios[name] = metrics.truth_ratio(para, wrong)
         report[f"{name}_answer_prob"] = float(np.exp(-answer).mean())
         report[f"{name}_truth_ratio"] = float(np.mean(ratios[name]))
+    report["ks_pvalue"] = float(ks_2samp(ratios["original"], ratios["retain"]).pvalue)
+    return report
+
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -159,10 +163,6 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
 def _file_id(f: Path) -> str:
     st = f.stat()
     return _digest(str(f.resolve()), st.st_size, st.st_mtime_ns)
-
-
-    report["ks_pvalue"] = float(ks_2samp(ratios["original"], ratios["retain"]).pvalue)
-    return report
 
 
 def model_identity(path: str) -> str | dict:
