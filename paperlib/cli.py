@@ -1,4 +1,4 @@
-"""`paperlib` command line: evaluate, unlearn, finetune, reproduce, cache.
+"""`paperlib` command line: evaluate, unlearn, mask, finetune, reproduce, cache.
 
 A bad input ends the command with one line on stderr (`paperlib <command>: error: ...`) and exit code 2,
 before any compute; `--debug` shows the traceback instead (docs/errors.md lists the inputs)."""
@@ -102,14 +102,38 @@ def _unlearn(args: argparse.Namespace) -> None:
         if not sep or not key:
             raise PaperlibError(f"--set {item!r}; allowed: key=value (a hyperparameter or training setting)")
         overrides[key.strip()] = value.strip()
+    update_mask = None
+    if args.mask:
+        from paperlib import masks, pipeline
+
+        masks.load_mask(args.mask)  # the files first (no model needed), then against the model
+        update_mask = masks.load_mask(args.mask, args.model or pipeline.original_model(profile))[0]
     run = unlearn.unlearn(profile, args.method, args.forget or profile.benchmark.forget, overrides=overrides,
-                          model_path=args.model, force=args.force, out=args.out)
+                          model_path=args.model, force=args.force, out=args.out, update_mask=update_mask)
     out = Path(args.out)
     result = unlearn.read_run(out)
     print(json.dumps({"status": result["status"]["status"], **(result["summary"] or {})}, indent=1))
     if result["status"]["status"] != "completed":
         print(result["status"].get("message", ""), file=sys.stderr)
     print(f"run {run} copied to {out}")
+
+
+def _mask(args: argparse.Namespace) -> None:
+    """Make a parameter mask for localized unlearning (an attribution's top ratio of weights) and save it to
+    --out, for `paperlib unlearn --mask`."""
+    from paperlib import masks
+
+    cfg = masks.MaskConfig(attribution=args.attribution, ratio=args.ratio, scope=args.scope, kind=args.kind,
+                           seed=args.seed, params=args.params, mu=args.mu)
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / masks.INFO_FILE).is_file())):
+        raise PaperlibError(f"--out {out} is a file or a non-empty folder that holds no mask; allowed: a new or "
+                            "empty folder, or a mask folder")
+    profile = _profile_for(args)
+    mask, info = masks.mask_for(profile, cfg, args.forget or profile.benchmark.forget, args.model)
+    masks.save_mask(mask, out, info["model"], info)
+    print(json.dumps({**masks.summary(mask), "seconds": round(info["seconds"], 3)}, indent=1))
+    print(f"mask written to {out}")
 
 
 def _cache(args: argparse.Namespace) -> None:
@@ -161,9 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--forget", default=None, choices=FORGET_SPLITS, help="default: the profile's (mini forget10)")
     un.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="hyperparameter (e.g. n=3, k=5000) or training setting (lr=1e-5, epochs=10); repeatable")
+    un.add_argument("--mask", default=None, help="folder written by `paperlib mask`: only its True weights change")
     un.add_argument("--force", action="store_true", help="recompute even if the run is cached")
     un.add_argument("--out", required=True, help="folder to copy the run into")
     un.set_defaults(func=_unlearn)
+
+    mk = sub.add_parser("mask", help=_mask.__doc__)
+    mk.add_argument("--attribution", required=True,
+                    help="random, random_down, activation, wagle, memflex, gradient or snip (paperlib.masks)")
+    mk.add_argument("--ratio", type=float, default=0.1, help="share of the candidate weights kept, in (0, 1]")
+    mk.add_argument("--scope", default="global", help="global (default) or per_tensor: where the top ratio is taken")
+    mk.add_argument("--kind", default="normal", help="normal (default) or random_complement")
+    mk.add_argument("--params", default="", help="candidate weights: all, linear or down (default: by attribution)")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--mu", type=float, default=1e-3, help="wagle's mu")
+    mk.add_argument("--model", default=None, help="checkpoint folder (default: the profile's original model)")
+    mk.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu"])
+    mk.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+                    help="benchmark and model (default: paper for tofu, mini for mini-tofu)")
+    mk.add_argument("--forget", default=None, choices=FORGET_SPLITS, help="default: the profile's (mini forget10)")
+    mk.add_argument("--out", required=True, help="folder for mask.safetensors and mask.json")
+    mk.set_defaults(func=_mask)
 
     ft = sub.add_parser("finetune", help=_finetune.__doc__)
     ft.add_argument("--profile", default="mini", choices=PROFILE_NAMES)

@@ -324,3 +324,48 @@ def palu_columns(summary: Mapping[str, float]) -> dict[str, float]:
     if "fluency_classifier" in summary:  # the paper's own measure, when a local classifier was given
         out["Fluency"] = float(summary["fluency_classifier"])
     return out
+
+
+# ----------------------------------------------------------------------------------------- loc-unlearn
+AUES_CLOSE = ("drop", "line")
+
+
+def upper_envelope(fs: ArrayLike, rs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The (FS, RS) points no other point beats on both (FS >= and RS >=, one of them >), by ascending FS
+    (so RS descends): the best retain strength reached at each level of forgetting."""
+    fs, rs = np.asarray(fs, dtype=float), np.asarray(rs, dtype=float)
+    order = np.lexsort((-rs, -fs))  # highest FS first; at equal FS the highest RS
+    keep, best = [], -np.inf
+    for i in order:
+        if rs[i] > best:
+            keep.append(i)
+            best = rs[i]
+    keep = keep[::-1]
+    return fs[keep], rs[keep]
+
+
+def aues(fs: ArrayLike, rs: ArrayLike, close: str = "drop") -> float:
+    """Area under the (Forget Strength, Retain Strength) curve (loc-unlearn's AUES; higher = better trade-off).
+
+    `fs`, `rs`: every point of the curve, pooled (the initial model and each evaluated epoch of every run of one
+    method / mask, all learning rates). Choices, as the published definition is not confirmed: the curve is the
+    points' upper envelope (`upper_envelope`: a run that is beaten at every FS adds nothing, so pooling over
+    learning rates is the envelope of all their points), joined by straight segments (trapezoid rule); from
+    FS = 0 to the envelope's lowest FS it is flat at that point's RS; beyond the highest FS reached it is
+    closed by `close`: "drop" (default) = RS falls to 0 there (no credit for forgetting never reached),
+    "line" = a straight segment to (FS, RS) = (1, 0). FS and RS must lie in [0, 1].
+    """
+    if close not in AUES_CLOSE:
+        raise PaperlibError(f"aues close={close!r}; allowed: {', '.join(AUES_CLOSE)}")
+    fs, rs = np.asarray(fs, dtype=float).ravel(), np.asarray(rs, dtype=float).ravel()
+    if fs.shape != rs.shape or not len(fs):
+        raise PaperlibError(f"aues: {len(fs)} FS and {len(rs)} RS values; allowed: as many of each, at least one")
+    check_finite(fs, "aues FS")
+    check_finite(rs, "aues RS")
+    if fs.min() < 0 or fs.max() > 1 or rs.min() < 0 or rs.max() > 1:
+        raise PaperlibError("aues: FS and RS must lie in [0, 1] (they are shares of extraction strength)")
+    x, y = upper_envelope(fs, rs)
+    area = x[0] * y[0] + float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+    if close == "line":
+        area += (1 - x[-1]) * y[-1] / 2
+    return float(area)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from accelerate import Accelerator
@@ -83,14 +83,34 @@ def _log_rows(pending: list[dict], result: TrainResult, bar, on_step: Callable[[
     pending.clear()
 
 
+@torch.no_grad()
+def _mask_grads(masked: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Zero the gradient outside each mask (in place). AdamW then keeps zero moments there, so its update of
+    a False entry is exactly 0 and the weight stays bit-identical (its weight decay is off, see `_masked_decay`)."""
+    for p, m in masked:
+        if p.grad is not None:
+            p.grad.mul_(m)
+
+
+@torch.no_grad()
+def _masked_decay(masked: list[tuple[torch.Tensor, torch.Tensor]], rate: float) -> None:
+    """AdamW's decoupled weight decay (p -= lr * wd * p) on the True entries only: a False entry gets
+    p - rate * (p * 0) = p exactly. Applied just before `opt.step()`, as torch's AdamW applies it."""
+    for p, m in masked:
+        p.sub_(p * m, alpha=rate)
+
+
 def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: TrainConfig,
           collate: Callable[[list[dict]], dict], on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
           update_mask: dict[str, torch.Tensor] | None = None, desc: str = "train",
           on_step: Callable[[dict], None] | None = None, log_every: int = 50) -> TrainResult:
     """Optimise `model` on `data` with `loss_fn`; `update_mask` (name -> bool) restricts the update to the
-    True entries of the named parameters (all other parameters stay frozen). The loss and its parts stay
-    detached tensors until every `log_every` steps and each epoch's end, when they become Python floats in one
-    transfer (no device sync per step for logging); `result.steps` still holds one row per step."""
+    True entries of the named parameters (all other parameters stay frozen): the gradient is zeroed outside
+    the mask before clipping and AdamW's weight decay is applied to the True entries only, so every False
+    entry stays bit-identical; the mask is the only extra memory (one byte per entry of a masked tensor).
+    The loss and its parts stay detached tensors until every `log_every` steps and each epoch's end, when they
+    become Python floats in one transfer (no device sync per step for logging); `result.steps` still holds one
+    row per step."""
     if update_mask is not None:
         check_mask(model, update_mask)
     torch.manual_seed(cfg.seed)
@@ -101,15 +121,17 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
     params = [p for p in model.parameters() if p.requires_grad]
     loader = DataLoader(list(data), batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(cfg.seed))
-    opt = _optimizer(params, cfg)
+    # masked: AdamW's decoupled weight decay is applied by `_masked_decay` to the True entries only (the
+    # optimiser's own would shrink every entry of a masked tensor)
+    opt = _optimizer(params, cfg if update_mask is None else replace(cfg, weight_decay=0.0))
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
     sched = get_scheduler(cfg.schedule, opt, num_warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
                           num_training_steps=steps_per_epoch * cfg.epochs)
     model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
-    frozen = {}
+    masked: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, its bool mask): one byte per entry
     if update_mask is not None:
         named = dict(acc.unwrap_model(model).named_parameters())
-        frozen = {n: (named[n], m.to(named[n].device), named[n].detach().clone()) for n, m in update_mask.items()}
+        masked = [(named[n], m.to(named[n].device)) for n, m in update_mask.items()]
 
     result, step, pending = TrainResult(), 0, []
     model.train()
@@ -123,14 +145,15 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
                     result.reason = f"non-finite loss ({loss.item()}) at step {step + 1}"
                     break
                 acc.backward(loss)
+                if acc.sync_gradients and masked:
+                    _mask_grads(masked)  # before clipping: the norm is that of the update actually applied
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
                     acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                if acc.sync_gradients and masked and cfg.weight_decay:
+                    _masked_decay(masked, opt.param_groups[0]["lr"] * cfg.weight_decay)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
-                for p, m, p0 in frozen.values():
-                    with torch.no_grad():
-                        p.copy_(torch.where(m, p, p0))
             step += 1
             pending.append({"epoch": epoch, "step": step, "loss": loss.detach(), "lr": sched.get_last_lr()[0], **parts})
             if len(pending) >= log_every:
