@@ -225,10 +225,10 @@ def summarize(table: pd.DataFrame, by: Iterable[str] = ("method", "mask"), mu_in
     by = list(by)
     rows = []
     for key, g in table.groupby(by, sort=False):
-        done = g[g["status"].isin(["completed", "initial"])].dropna(subset=["FS", "RS"])
-        if done.empty:
-            raise PaperlibError(f"no completed point with FS and RS for {dict(zip(by, np.atleast_1d(key)))}; "
-                                f"the epoch summaries need {RETAIN_ES} (see paperlib.localization)")
+        done = g[g["status"].isin(["completed", "initial"])]
+        if done.empty or done[["FS", "RS"]].isna().any().any():
+            raise PaperlibError(f"{dict(zip(by, np.atleast_1d(key)))}: no completed point, or points without FS / "
+                                f"RS; the epoch summaries need {RETAIN_ES} (see paperlib.localization)")
         mu0 = mu_initial if mu_initial is not None else float(g.loc[g["epoch"] == 0, "MU"].iloc[0])
         rows.append({**dict(zip(by, np.atleast_1d(key))), "AUES": metrics.aues(done["FS"], done["RS"], close),
                      **mu95(done, mu0), "points": len(done)})
