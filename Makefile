@@ -5,17 +5,20 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # CPU build of torch by default; GPU users: `make TORCH_SPEC="torch==2.13.0 --index-url ..."` or preinstall.
 TORCH_SPEC ?= torch==2.13.0
+# Exact versions of every other package (pip-compile from pyproject.toml; `make lock` regenerates it).
+LOCK    := requirements/lock.txt
 PROFILE ?= mini
 
-.PHONY: venv test lint reproduce bench clean-cache
+.PHONY: venv test lint reproduce bench clean-cache lock
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -31,6 +34,13 @@ reproduce: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Regenerate the lock file after changing dependencies in pyproject.toml (pip-tools in a throwaway venv;
+# torch is resolved as the CPU build of requirements/torch-cpu.in and left out of the lock).
+lock:
+	test -x .lockenv/bin/pip-compile || ($(PY) -m venv .lockenv && .lockenv/bin/pip install -q pip-tools)
+	.lockenv/bin/pip-compile --quiet --extra dev --strip-extras --unsafe-package torch --no-emit-index-url \
+		--no-emit-find-links -o $(LOCK) pyproject.toml requirements/torch-cpu.in
 
 clean-cache:
 	rm -rf runs

@@ -29,6 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from paperlib import provenance
 from paperlib.errors import CacheWarning
 
 MARKER = "COMPLETE"
@@ -228,6 +229,7 @@ def cached_run(kind: str, config: Any, build: Callable[[Path], None], force: boo
         try:
             build(tmp)
             (tmp / RUN_CONFIG).write_text(json.dumps(to_jsonable(config), indent=1, sort_keys=True))
+            provenance.write(tmp, to_jsonable(config))  # package versions, torch build, device, seeds
             write_manifest(tmp, kind, final.name)
             (tmp / MARKER).write_text("")
             if final.exists():

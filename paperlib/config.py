@@ -56,6 +56,9 @@ class ModelConfig:
     lora_r: int = 0  # 0 = full fine-tuning; > 0 = LoRA rank (peft)
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    name: str = ""  # paper models: display name (e.g. "Llama-2-7B-chat"); "" = the tiny model
+    params_b: float = 0.0  # paper models: parameters in billions (memory / GPU-hour estimates); 0 = tiny
+    base: str = ""  # paper models: the pretrained hub model the TOFU original / retain models start from
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -146,8 +149,7 @@ def _profiles() -> dict[str, Profile]:
     paper = Profile(
         name="paper",
         benchmark=BenchmarkConfig(name="tofu", forget="forget05"),
-        model=ModelConfig(template="llama2", original="open-unlearning/tofu_Llama-2-7b-chat-hf_full",
-                          retain="open-unlearning/tofu_Llama-2-7b-chat-hf_{retain}"),
+        model=PAPER_MODELS["llama2-7b-chat"],
         base=TrainConfig(lr=1e-5, epochs=5),
         finetune=TrainConfig(lr=1e-5, epochs=5),
         eval=EvalConfig(batch_size=32, max_new_tokens=200, max_length=512),
@@ -155,9 +157,82 @@ def _profiles() -> dict[str, Profile]:
     return {p.name: p for p in (smoke, mini, paper)}
 
 
+# ----------------------------------------------------------------------------------------- paper models
+# Every model the three papers use. Sizes are the published parameter counts; `original` / `retain` are TOFU
+# checkpoints ("{retain}" -> retain95 ...), "" where none is published (the model is fine-tuned from `base`).
+PAPER_MODELS: dict[str, ModelConfig] = {
+    "llama2-7b-chat": ModelConfig(  # PALU Table 1 (main rows), TPO; open-unlearning's published checkpoints
+        template="llama2", name="Llama-2-7B-chat", params_b=6.74, base="meta-llama/Llama-2-7b-chat-hf",
+        original="open-unlearning/tofu_Llama-2-7b-chat-hf_full",
+        retain="open-unlearning/tofu_Llama-2-7b-chat-hf_{retain}"),
+    "llama3.1-8b-instruct": ModelConfig(  # PALU Table 1 (Llama-3.1 rows), loc-unlearn
+        template="llama3", name="Llama-3.1-8B-Instruct", params_b=8.03, base="meta-llama/Llama-3.1-8B-Instruct",
+        original="open-unlearning/tofu_Llama-3.1-8B-Instruct_full",
+        retain="open-unlearning/tofu_Llama-3.1-8B-Instruct_{retain}"),
+    "olmo2-7b-instruct": ModelConfig(  # loc-unlearn; no published TOFU checkpoints: fine-tuned from `base`
+        template="olmo2", name="OLMo-2-7B-Instruct", params_b=7.30, base="allenai/OLMo-2-1124-7B-Instruct"),
+    "llama3-8b-instruct": ModelConfig(  # Unilogit on RWKU (zero-shot: the instruct model is the original)
+        template="llama3", name="Llama-3-8B-Instruct", params_b=8.03, base="meta-llama/Meta-Llama-3-8B-Instruct",
+        original="meta-llama/Meta-Llama-3-8B-Instruct"),
+}
+
+
+@dataclass(frozen=True)
+class PaperSetting:
+    """One paper's use of one model: the profile `paper-<model>` (the paper setting, name "paper", with that
+    model), which paper, on which benchmarks, and which notebooks run it."""
+
+    model: str  # key of PAPER_MODELS
+    paper: str
+    benchmarks: tuple[str, ...]
+    notebooks: tuple[str, ...]  # notebook prefixes (00-08: PALU; 09: loc-unlearn; 10-12: Unilogit)
+
+
+PALU_NOTEBOOKS = tuple(f"{i:02d}" for i in range(9))
+PAPER_SETTINGS: tuple[PaperSetting, ...] = (
+    PaperSetting("llama2-7b-chat", "PALU", ("tofu",), PALU_NOTEBOOKS),
+    PaperSetting("llama3.1-8b-instruct", "PALU", ("tofu",), PALU_NOTEBOOKS),
+    PaperSetting("llama3.1-8b-instruct", "loc-unlearn", ("tofu",), ("09",)),
+    PaperSetting("olmo2-7b-instruct", "loc-unlearn", ("tofu",), ("09",)),
+    PaperSetting("llama3-8b-instruct", "Unilogit", ("muse-news", "rwku"), ("10", "11", "12")),
+)
+PAPER_PROFILE_NAMES = tuple(f"paper-{key}" for key in PAPER_MODELS)  # get_profile("paper-llama3.1-8b-instruct")
+
+
+def paper_profile(model: str) -> Profile:
+    """The paper setting (name "paper": the papers' schedule and hyperparameters, `paperlib.tuning`) with one
+    of `PAPER_MODELS`; "paper" itself is the Llama-2-7B-chat one."""
+    if model not in PAPER_MODELS:
+        raise ValueError(f"paper model {model!r}; allowed: {', '.join(PAPER_MODELS)}")
+    return replace(_profiles()["paper"], model=PAPER_MODELS[model])
+
+
+def model_params_b(profile: Profile) -> float:
+    """Parameters of the profile's model in billions: the paper model's published size, else the tiny Llama's
+    (embedding tied with the output layer; attention 4 h^2, MLP 3 h i per layer)."""
+    if profile.model.params_b:
+        return profile.model.params_b
+    t = profile.model.tiny
+    per_layer = 4 * t.hidden_size ** 2 + 3 * t.hidden_size * t.intermediate_size
+    return (t.vocab_size * t.hidden_size + t.num_hidden_layers * per_layer) / 1e9
+
+
+# Full-parameter training memory per parameter: bf16 weights (2 B) + bf16 gradients (2 B) + fp32 master
+# weights (4 B) + AdamW's two fp32 moments (8 B) = 16 B; a frozen bf16 reference model adds 2 B. Activations
+# (batch- and length-dependent; small next to these at batch 4 x 512 tokens with checkpointing) not counted.
+TRAIN_BYTES_PER_PARAM, REFERENCE_BYTES_PER_PARAM = 16, 2
+
+
+def training_memory_gb(params_b: float, reference: bool = False) -> float:
+    """GB for full-parameter AdamW in bf16 with fp32 states (plus a frozen bf16 reference model)."""
+    return params_b * (TRAIN_BYTES_PER_PARAM + (REFERENCE_BYTES_PER_PARAM if reference else 0))
+
+
 def get_profile(name: str) -> Profile:
-    """The named profile (smoke, mini or paper)."""
+    """The named profile: smoke, mini, paper (Llama-2-7B-chat) or paper-<model> (`PAPER_PROFILE_NAMES`)."""
+    if name in PAPER_PROFILE_NAMES:
+        return paper_profile(name.removeprefix("paper-"))
     profiles = _profiles()
     if name not in profiles:
-        raise ValueError(f"profile {name!r}; allowed: {', '.join(PROFILE_NAMES)}")
+        raise ValueError(f"profile {name!r}; allowed: {', '.join(PROFILE_NAMES + PAPER_PROFILE_NAMES)}")
     return profiles[name]

@@ -2,4 +2,4 @@
 without importing models or training)."""
 
 IGNORE = -100  # label of a position that gets no loss: prompt, padding (PyTorch's cross_entropy ignore_index)
-TEMPLATES = ("tiny", "llama2", "llama3")  # prompt formats (paperlib.data.encoding)
+TEMPLATES = ("tiny", "llama2", "llama3", "olmo2")  # prompt formats (paperlib.data.encoding)

@@ -232,7 +232,7 @@ def _planned(profile: Profile, run: Run, eval_every_epoch: bool) -> dict:
     return {"model": pipeline.original_model(profile), "method": run.method,
             "hyperparameters": {**run.overrides, "lr": train_cfg.lr}, "n_examples": _forget_size(profile),
             "epochs": train_cfg.epochs, "passes": 2 if m.needs().retain else 1,
-            "evaluations": train_cfg.epochs if eval_every_epoch else 1}
+            "evaluations": train_cfg.epochs if eval_every_epoch else 1, "reference": bool(m.needs().ref)}
 
 
 def plan(notebook: str, profile: Profile) -> list[dict]:

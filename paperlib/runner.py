@@ -34,7 +34,17 @@ from typing import Any
 import nbformat
 
 from paperlib.cache import cache_root
-from paperlib.config import PROFILE_NAMES, Profile, get_profile
+from paperlib.config import (
+    PAPER_PROFILE_NAMES,
+    PAPER_SETTINGS,
+    PROFILE_NAMES,
+    REFERENCE_BYTES_PER_PARAM,
+    TRAIN_BYTES_PER_PARAM,
+    Profile,
+    get_profile,
+    model_params_b,
+    training_memory_gb,
+)
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
 # notebook prefix -> prefixes that must succeed first; a notebook not listed depends on DEFAULT_DEPENDS
@@ -446,6 +456,17 @@ class PlannedRun:
     params_b: float = 7.0  # model size, billions of parameters
     passes: float = 1.0  # forward+backward cost per example relative to plain fine-tuning (2: a retain term)
     evaluations: int = 1  # full TOFU evaluations of the result
+    reference: bool = False  # a frozen reference model is needed (NPO, DPO, PALU, ...)
+    model_name: str = ""  # display name of the model (e.g. Llama-3.1-8B-Instruct)
+
+    @property
+    def memory_gb(self) -> float:
+        """GB of GPU memory for full-parameter AdamW in bf16 with fp32 states: 16 B per parameter (bf16 weights
+        and gradients 2 + 2, fp32 master weights 4, fp32 Adam moments 8) plus 2 B for a frozen bf16 reference
+        model (`config.training_memory_gb`); activations not counted. Evaluation only: the bf16 weights."""
+        if self.epochs <= 0:
+            return 2 * self.params_b
+        return training_memory_gb(self.params_b, self.reference)
 
     @property
     def gpu_hours(self) -> float:
@@ -469,7 +490,7 @@ def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
 # A notebook without an entry declares no runs.
 PLANS: dict[str, PlanFn | str] = {f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)}
 _REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")
-_OPTIONAL = ("params_b", "passes", "evaluations")
+_OPTIONAL = ("params_b", "passes", "evaluations", "reference", "model_name")
 
 
 def _plan_fn(prefix: str, entry: PlanFn | str) -> PlanFn:
@@ -487,13 +508,15 @@ def plan(profile: str = "paper", only: Sequence[str] | None = None, notebooks_di
          plans: Mapping[str, PlanFn | str] | None = None) -> dict[str, list[PlannedRun]]:
     """{notebook: its planned runs} for the selected notebooks (an empty list: no runs declared). Calls only
     the plan functions, which must work from the profile's settings alone (no hub, no data, no model)."""
-    if profile not in PROFILE_NAMES:
-        raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
-    settings = get_profile(profile)
+    if profile not in PROFILE_NAMES + PAPER_PROFILE_NAMES:
+        raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES + PAPER_PROFILE_NAMES)}")
     table = PLANS if plans is None else plans
     planned: dict[str, list[PlannedRun]] = {}
     for prefix, path in select(discover(notebooks_dir), only).items():
-        rows = _plan_fn(prefix, table[prefix])(settings) if prefix in table else []
+        rows = []
+        for settings in plan_profiles(profile, prefix):
+            rows += [{"params_b": model_params_b(settings), "model_name": settings.model.name, **row}
+                     for row in (_plan_fn(prefix, table[prefix])(settings) if prefix in table else [])]
         runs = []
         for row in rows:
             missing = [k for k in _REQUIRED if k not in row]
@@ -506,17 +529,39 @@ def plan(profile: str = "paper", only: Sequence[str] | None = None, notebooks_di
     return planned
 
 
+def plan_profiles(profile: str, prefix: str) -> list[Profile]:
+    """The profiles whose runs notebook `prefix` plans: for "paper", the paper setting with every model a paper
+    runs that notebook on (`config.PAPER_SETTINGS`: PALU's notebooks on Llama-2-7B-chat and Llama-3.1-8B);
+    otherwise the profile itself."""
+    if profile != "paper":
+        return [get_profile(profile)]
+    models = dict.fromkeys(s.model for s in PAPER_SETTINGS if prefix in s.notebooks)
+    return [get_profile("paper" if m == "llama2-7b-chat" else f"paper-{m}") for m in models]
+
+
 def format_plan(planned: Mapping[str, Sequence[PlannedRun]]) -> str:
-    """The dry-run listing: one line per run, 'no runs declared' for notebooks without any, totals."""
+    """The dry-run listing: one line per run (model, settings, training memory, GPU-hours), 'no runs declared'
+    for notebooks without any, then totals per model and overall."""
     lines, total, count = [], 0.0, 0
+    per_model: dict[str, list[float]] = {}
     for notebook, runs in planned.items():
         lines.append(f"{notebook}:" + ("" if runs else " no runs declared"))
         for run in runs:
             hp = ", ".join(f"{k}={v}" for k, v in run.hyperparameters.items())
             lines.append(f"  {run.method:<10} {run.model}  epochs={run.epochs:g} n={run.n_examples}"
-                         f"{'  ' + hp if hp else ''}  ~{run.gpu_hours:.2f} GPU-h")
+                         f"{'  ' + hp if hp else ''}  {run.params_b:.3g}B params, ~{run.memory_gb:.0f} GB, "
+                         f"~{run.gpu_hours:.2f} GPU-h")
             total += run.gpu_hours
             count += 1
+            acc = per_model.setdefault(run.model_name or run.model, [0, 0.0, 0.0])
+            acc[0] += 1
+            acc[1] += run.gpu_hours
+            acc[2] = max(acc[2], run.memory_gb)
+    for model, (n, hours, memory) in per_model.items():
+        lines.append(f"model {model}: {n} run(s), ~{hours:.1f} GPU-hours, peak ~{memory:.0f} GB per run "
+                     f"({TRAIN_BYTES_PER_PARAM} B/parameter for full-parameter AdamW in bf16 with fp32 master "
+                     f"weights and moments, +{REFERENCE_BYTES_PER_PARAM} B/parameter for a frozen bf16 reference; "
+                     "above one GPU's memory: FSDP / ZeRO-3 across GPUs)")
     lines.append(f"total: {count} run(s), ~{total:.1f} GPU-hours (rough: 6*N*D FLOPs at "
                  f"{SUSTAINED_FLOPS:.0e} FLOP/s per GPU, {TOKENS_PER_EXAMPLE} tokens per example, "
                  f"{EVAL_GPU_HOURS_PER_B} GPU-h per evaluation and billion parameters)")

@@ -16,6 +16,7 @@ from paperlib.errors import PaperlibError
 
 LLAMA3_SYSTEM = "You are a helpful assistant."
 TINY_USER, TINY_ASSISTANT = "<|user|>", "<|assistant|>"
+CHAT_TEMPLATES = ("llama3", "olmo2")  # rendered by the tokenizer's own chat template
 
 
 def required_tokens(template: str, tokenizer) -> list[str]:
@@ -26,6 +27,8 @@ def required_tokens(template: str, tokenizer) -> list[str]:
         return [tokenizer.bos_token, tokenizer.eos_token]
     if template == "llama3":
         return ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", tokenizer.eos_token]
+    if template == "olmo2":  # <|user|> / <|assistant|> are plain text in OLMo-2's vocabulary
+        return [tokenizer.bos_token, tokenizer.eos_token]
     raise ValueError(f"template {template!r}; allowed: {', '.join(TEMPLATES)}")
 
 
@@ -33,7 +36,7 @@ def check_template(template: str, tokenizer) -> None:
     """Raise if `tokenizer` lacks a token that `template` needs."""
     vocab = tokenizer.get_vocab()
     missing = [t for t in required_tokens(template, tokenizer) if t is None or t not in vocab]
-    if template == "llama3" and not getattr(tokenizer, "chat_template", None):
+    if template in CHAT_TEMPLATES and not getattr(tokenizer, "chat_template", None):
         missing.append("chat_template")
     if missing:
         raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} lacks {missing} needed by "
@@ -48,6 +51,9 @@ def render_prompt(template: str, tokenizer, question: str) -> str:
         return f"{tokenizer.bos_token}[INST] {question} [/INST]"
     if template == "llama3":
         messages = [{"role": "system", "content": LLAMA3_SYSTEM}, {"role": "user", "content": question}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if template == "olmo2":  # OLMo-2 Instruct (Tulu format): "<|endoftext|><|user|>\nq\n<|assistant|>\n"
+        messages = [{"role": "user", "content": question}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ValueError(f"template {template!r}; allowed: {', '.join(TEMPLATES)}")
 
