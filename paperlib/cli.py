@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from paperlib import threads
 from paperlib.config import PROFILE_NAMES
 from paperlib.data.tofu import FORGET_SPLITS
 from paperlib.errors import PaperlibError
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    threads.configure()  # torch/BLAS threads = cores, before torch loads (an exported OMP_NUM_THREADS wins)
     try:
         args.func(args)
     except (PaperlibError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:

@@ -16,53 +16,113 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from paperlib import losses, metrics, scores
+from paperlib import metrics, scores
 from paperlib.config import EvalConfig
+from paperlib.constants import IGNORE
 from paperlib.data import encoding, tofu
 
 MIA_ATTACKS = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")
 
 
+def _split_head(model) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
+    """(decoder, output head) when the model's logits are exactly head(decoder(...).last_hidden_state) (HF causal
+    LMs with an `lm_head`, no logit scaling or soft-capping), else None (then the full logits are used)."""
+    cfg = getattr(model, "config", None)
+    head = getattr(model, "lm_head", None)
+    if cfg is None or not isinstance(head, torch.nn.Linear) or not hasattr(model, "get_decoder"):
+        return None
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    return model.get_decoder(), head
+
+
+def _answer_window(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop shifted per-position rows x [B, T, ...] and labels [B, T] to each row's span from its first to its
+    last answer position, left-aligned and padded with -100 labels: [B, A, ...], [B, A] (A = widest span)."""
+    keep = labels != IGNORE
+    t = labels.shape[1]
+    ar = torch.arange(t, device=labels.device)
+    first = torch.where(keep, ar, t).min(-1).values
+    last = torch.where(keep, ar, -1).max(-1).values
+    width = (last - first + 1).clamp_min(0)
+    a = max(1, int(width.max()))
+    steps = torch.arange(a, device=labels.device)
+    pos = (first.clamp(max=t - 1)[:, None] + steps).clamp(max=t - 1)
+    lab = labels.gather(1, pos).masked_fill(steps >= width[:, None], IGNORE)
+    rows = x.gather(1, pos.view(*pos.shape, *[1] * (x.dim() - 2)).expand(-1, -1, *x.shape[2:]))
+    return rows, lab
+
+
+def _answer_logits(model, batch: dict, device, split) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shifted logits (at least float32) and labels at the answer positions only (the output head runs on those rows;
+    every score reads answer positions only, so the values equal the full-logits ones up to rounding)."""
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    labels = batch["labels"].to(device)[:, 1:]
+    if split is None:
+        logits, labels = _answer_window(model(input_ids=ids, attention_mask=mask).logits[:, :-1], labels)
+        return scores._float(logits), labels
+    decoder, head = split
+    hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    hidden, labels = _answer_window(hidden, labels)
+    return scores._float(head(hidden)), labels
+
+
+def _order(lengths: Sequence[int]) -> list[int]:
+    """Indices sorted by length (stable): batches of similar lengths, little padding."""
+    return sorted(range(len(lengths)), key=lambda i: lengths[i])
+
+
 @torch.no_grad()
+def score_encoded(model, enc: Sequence[dict], pad_id: int, eos_id: int, batch_size: int = 32, full: bool = False,
+                  desc: str = "") -> dict[str, np.ndarray]:
+    """`teacher_forced` on encoded samples (`encoding.encode`), in the input order."""
+    device = next(model.parameters()).device
+    split = _split_head(model)
+    order = _order([len(e["input_ids"]) for e in enc])
+    out: dict[str, list] = {}
+    for i in tqdm(range(0, len(enc), batch_size), desc=desc or "teacher-forced", leave=False, disable=not desc):
+        batch = encoding.collate([enc[j] for j in order[i:i + batch_size]], pad_id)
+        logits, labels = _answer_logits(model, batch, device, split)
+        if full:
+            parts = scores.all_scores(logits, labels, eos_id=eos_id)
+        else:
+            parts = {"avg_loss": scores.avg_loss(logits, labels)}
+        for k, v in parts.items():
+            out.setdefault(k, []).append(v.cpu())
+    back = torch.empty(len(order), dtype=torch.long)
+    back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+    return {k: torch.cat(v).double()[back].numpy() for k, v in out.items()}
+
+
 def teacher_forced(model, tokenizer, template: str, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
                    max_length: int = 512, full: bool = False, desc: str = "") -> dict[str, np.ndarray]:
     """Per-sample avg_loss (always) and, with `full`, exact memorisation, extraction strength, MinK and
-    MinK++ (open-unlearning's definitions), from one batched forward pass."""
-    device = next(model.parameters()).device
+    MinK++ (open-unlearning's definitions), from one batched forward pass. Batches group sequences of similar
+    length (less padding) and the output head runs on the answer positions only; results come back in the
+    order of `pairs` and equal a plain padded pass up to float rounding."""
     enc = [encoding.encode(tokenizer, template, q, a, max_length=max_length) for q, a in pairs]
-    out: dict[str, list] = {}
-    for i in tqdm(range(0, len(enc), batch_size), desc=desc or "teacher-forced", leave=False, disable=not desc):
-        batch = encoding.collate(enc[i:i + batch_size], tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device)).logits.float()
-        logits, labels = losses.shift(logits, batch["labels"].to(device))
-        parts = {"avg_loss": scores.avg_loss(logits, labels)}
-        if full:
-            eos = tokenizer.eos_token_id
-            parts |= {"em": scores.exact_memorization(logits, labels, eos_id=eos),
-                      "es": scores.extraction_strength(logits, labels, eos_id=eos),
-                      "min_k": scores.min_k(logits, labels, eos_id=eos),
-                      "min_k_pp": scores.min_k_plus_plus(logits, labels, eos_id=eos)}
-        for k, v in parts.items():
-            out.setdefault(k, []).append(v.cpu())
-    return {k: torch.cat(v).double().numpy() for k, v in out.items()}
+    return score_encoded(model, enc, tokenizer.pad_token_id, tokenizer.eos_token_id, batch_size, full, desc)
 
 
 @torch.no_grad()
 def generate(model, tokenizer, template: str, questions: Sequence[str], max_new_tokens: int = 200,
              batch_size: int = 32, desc: str = "") -> list[str]:
-    """Greedy answers (left padding, KV cache, batched), cut at EOS and stripped."""
+    """Greedy answers (left padding, KV cache, batched; batches group prompts of similar length), cut at EOS
+    and stripped, in the order of `questions`."""
     device = next(model.parameters()).device
     prompts = [encoding.encode_prompt(tokenizer, template, q) for q in questions]
-    texts = []
+    order = _order([len(p) for p in prompts])
+    texts: list[str] = [""] * len(prompts)
     for i in tqdm(range(0, len(prompts), batch_size), desc=desc or "generate", leave=False, disable=not desc):
-        chunk = prompts[i:i + batch_size]
+        chunk = [prompts[j] for j in order[i:i + batch_size]]
         ids = encoding.pad(chunk, tokenizer.pad_token_id, left=True).to(device)
         mask = encoding.pad([[1] * len(p) for p in chunk], 0, left=True).to(device)
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              use_cache=True, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id)
-        texts += [t.strip() for t in tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)]
+        decoded = tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
+        for j, t in zip(order[i:i + batch_size], decoded):
+            texts[j] = t.strip()
     return texts
 
 
@@ -96,39 +156,41 @@ class TofuEvaluator:
                      "retain": load("retain_perturbed"), "holdout": load(tofu.holdout_of(forget)),
                      "ra": load("real_authors_perturbed"), "wf": load("world_facts_perturbed")}
 
-    def _tf(self, pairs, full: bool = False, desc: str = "") -> dict[str, np.ndarray]:
-        return teacher_forced(self.model, self.tok, self.template, pairs, self.cfg.batch_size, self.cfg.max_length,
-                              full=full, desc=desc if self.progress else "")
+    def _tf_many(self, lists: dict[str, list[tuple[str, str]]], full: bool = False, desc: str = "") -> dict:
+        """`teacher_forced` over several (question, answer) lists in ONE batched pass (sorted by length across
+        the lists): {list name: {score: per-sample array}}."""
+        pairs = [qa for qas in lists.values() for qa in qas]
+        res = teacher_forced(self.model, self.tok, self.template, pairs, self.cfg.batch_size, self.cfg.max_length,
+                             full=full, desc=desc if self.progress else "")
+        out, at = {}, 0
+        for name, qas in lists.items():
+            out[name] = {k: v[at:at + len(qas)] for k, v in res.items()}
+            at += len(qas)
+        return out
 
-    def _pert(self, ds, desc: str) -> np.ndarray:
-        """avg_loss [n, m] of every perturbed answer."""
+    @staticmethod
+    def _pert_pairs(ds, desc: str) -> tuple[list[tuple[str, str]], int]:
+        """Every (question, perturbed answer) pair of a set, row by row, and the number per row."""
         m = len(ds[0]["perturbed_answer"])
         if any(len(p) != m for p in ds["perturbed_answer"]):
             raise ValueError(f"{desc}: every row needs the same number of perturbed answers ({m})")
-        pairs = [(q, p) for q, ps in zip(ds["question"], ds["perturbed_answer"]) for p in ps]
-        return self._tf(pairs, desc=desc)["avg_loss"].reshape(len(ds), m)
+        return [(q, p) for q, ps in zip(ds["question"], ds["perturbed_answer"]) for p in ps], m
 
-    def _rouge(self, ds, desc: str) -> dict:
-        gens = generate(self.model, self.tok, self.template, ds["question"], self.cfg.max_new_tokens,
-                        self.cfg.batch_size, desc=desc if self.progress else "")
+    def _rouge(self, ds, gens: Sequence[str]) -> dict:
         rows = {}
         for i, (q, a, g) in enumerate(zip(ds["question"], ds["answer"], gens)):
             rows[str(i)] = {**metrics.rouge_scores(g, a), "input": encoding.render_prompt(self.template, self.tok, q),
                             "ground_truth": a, "generation": g}
         return {"value_by_index": rows}
 
-    def _prob_block(self, prefix: str, ds, main: np.ndarray | None, desc: str) -> dict:
+    @staticmethod
+    def _prob_block(prefix: str, ds, main: np.ndarray, pert: np.ndarray, para: np.ndarray | None) -> dict:
         """Prob, paraphrase/perturbed probs and truth ratio of one set (open-unlearning's metric names).
         Sets with a paraphrased answer (forget, retain) use it as the truth ratio's correct answer; the
         others (real authors, world facts) use the answer itself and add the normalised probability."""
-        if main is None:
-            main = self._tf(list(zip(ds["question"], ds["answer"])), desc=f"{desc} answers")["avg_loss"]
-        log = {f"{prefix}_Q_A_Prob": _prob_entry(main)}
-        pert = self._pert(ds, f"{desc} perturbed")
-        log[f"{prefix}_Q_A_PERT_Prob"] = _prob_entry(pert)
-        if "paraphrased_answer" in ds.column_names:
-            correct = self._tf(list(zip(ds["question"], ds["paraphrased_answer"])), desc=f"{desc} paraphrased")
-            correct = correct["avg_loss"]
+        log = {f"{prefix}_Q_A_Prob": _prob_entry(main), f"{prefix}_Q_A_PERT_Prob": _prob_entry(pert)}
+        if para is not None:
+            correct = para
             log[f"{prefix}_Q_A_PARA_Prob"] = _prob_entry(correct)
         else:
             correct = main
@@ -138,30 +200,48 @@ class TofuEvaluator:
         log[name] = {"value_by_index": _by_index(score=metrics.truth_ratio(correct, pert))}
         return log
 
-    def _mia(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """MIA scores of forget and holdout answers; also returns the forget set's per-sample scores."""
-        out = {}
-        for part in ("forget", "holdout"):
-            ds = self.sets[part]
-            s = self._tf(list(zip(ds["question"], ds["answer"])), full=True, desc=f"{part} answers")
-            s["zlib"] = scores.zlib_score(torch.from_numpy(s["avg_loss"]), ds["answer"]).numpy()
-            out[part] = s
-        log = {attack: {part: {"value_by_index": _by_index(score=out[part][key])} for part in out}
-               for attack, key in zip(MIA_ATTACKS, ("avg_loss", "zlib", "min_k", "min_k_pp"))}
-        return log, out["forget"]
-
     def run(self) -> dict:
-        """The TOFU_EVAL.json dict (per-sample values; aggregates are filled by `fill_aggregates`)."""
+        """The TOFU_EVAL.json dict (per-sample values; aggregates are filled by `fill_aggregates`).
+
+        Every sequence is read once: one teacher-forced pass with the MIA scores over the forget and holdout
+        answers, one pass (avg_loss) over every other answer / paraphrase / perturbed answer of every set, one
+        greedy generation over the questions of the four ROUGE sets; each pass batches by length across sets."""
         s = self.sets
-        log, forget = self._mia()
+        qa = lambda ds, col: list(zip(ds["question"], ds[col]))  # noqa: E731
+        mia = self._tf_many({"forget": qa(s["forget"], "answer"), "holdout": qa(s["holdout"], "answer")},
+                            full=True, desc="forget/holdout answers")
+        blocks = (("forget", "forget_pert", "forget"), ("retain", "retain", "retain"), ("ra", "ra", "real authors"),
+                  ("wf", "wf", "world facts"))
+        lists, widths = {}, {}
+        for prefix, key, desc in blocks:
+            ds = s[key]
+            if prefix != "forget":
+                lists[f"{prefix}.answer"] = qa(ds, "answer")
+            if "paraphrased_answer" in ds.column_names:
+                lists[f"{prefix}.para"] = qa(ds, "paraphrased_answer")
+            lists[f"{prefix}.pert"], widths[prefix] = self._pert_pairs(ds, f"{desc} perturbed")
+        tf = self._tf_many(lists, desc="answers, paraphrases, perturbed")
+        rouge_sets = (("forget", s["forget"]), ("retain", s["retain"]), ("ra", s["ra"]), ("wf", s["wf"]))
+        questions = [q for _, ds in rouge_sets for q in ds["question"]]
+        gens = generate(self.model, self.tok, self.template, questions, self.cfg.max_new_tokens, self.cfg.batch_size,
+                        desc="generate" if self.progress else "")
+
+        for part, ds in (("forget", s["forget"]), ("holdout", s["holdout"])):
+            mia[part]["zlib"] = scores.zlib_score(torch.from_numpy(mia[part]["avg_loss"]), ds["answer"]).numpy()
+        log = {attack: {part: {"value_by_index": _by_index(score=mia[part][key])} for part in mia}
+               for attack, key in zip(MIA_ATTACKS, ("avg_loss", "zlib", "min_k", "min_k_pp"))}
+        forget = mia["forget"]
         log["exact_memorization"] = {"value_by_index": _by_index(score=forget["em"])}
         log["extraction_strength"] = {"value_by_index": _by_index(score=forget["es"])}
-        log |= self._prob_block("forget", s["forget_pert"], forget["avg_loss"], "forget")
-        log |= self._prob_block("retain", s["retain"], None, "retain")
-        log |= self._prob_block("ra", s["ra"], None, "real authors")
-        log |= self._prob_block("wf", s["wf"], None, "world facts")
-        for prefix, ds in (("forget", s["forget"]), ("retain", s["retain"]), ("ra", s["ra"]), ("wf", s["wf"])):
-            log[f"{prefix}_Q_A_ROUGE"] = self._rouge(ds, f"ROUGE {prefix}")
+        for prefix, key, _ in blocks:
+            main = forget["avg_loss"] if prefix == "forget" else tf[f"{prefix}.answer"]["avg_loss"]
+            pert = tf[f"{prefix}.pert"]["avg_loss"].reshape(len(s[key]), widths[prefix])
+            para = tf[f"{prefix}.para"]["avg_loss"] if f"{prefix}.para" in tf else None
+            log |= self._prob_block(prefix, s[key], main, pert, para)
+        at = 0
+        for prefix, ds in rouge_sets:
+            log[f"{prefix}_Q_A_ROUGE"] = self._rouge(ds, gens[at:at + len(ds)])
+            at += len(ds)
         gens = [r["generation"] for r in log["forget_Q_A_ROUGE"]["value_by_index"].values()]
         log["fluency"] = {"value_by_index": _by_index(score=[metrics.fluency_entropy([g]) for g in gens])}
         if self.cfg.fluency_classifier:

@@ -408,3 +408,71 @@ def palu_loss(
     _check_choice("kl_direction", kl_direction, KL_DIRECTIONS)
     local = local_entropy(logits, topk_idx, prefix_mask(sensitive & _answer(labels), n), target)
     return local, nonsensitive_kl(logits, ref_logits, labels, sensitive, kl_direction)
+
+
+# PALU's forget term from hidden states (past the paper, on cost): with z = h W^T + b, the top-K logits are
+# z[t, i] = h_t . W_i + b_i and the global mean is h_t . mean_v(W_v) + mean(b), so L_local needs the output
+# embedding rows of the top-K indices only, never the full-vocabulary logits at the prefix positions.
+
+
+def local_entropy_hidden(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    topk_idx: torch.Tensor,
+    mask: torch.Tensor,
+    target: str = "global_mean",
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`local_entropy(hidden @ weight.T + bias, topk_idx, mask, target)` without the [B, T, V] logits.
+
+    `hidden` [B, T, D] (after the final norm, shifted like the logits), `weight` [V, D] the output embedding,
+    `bias` [V] or None. Only the masked positions are read: their top-K logits come from one matmul with the
+    union of their top-K rows of `weight` (N x |U| x D, |U| <= min(V, N K)), the global mean from the mean row.
+    Same value and gradient as the plain computation up to float rounding."""
+    if target not in _TARGETS:
+        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(_TARGETS)}")
+    if topk_idx.shape[:-1] != hidden.shape[:-1] or topk_idx.shape[-1] < 1:
+        raise ValueError(f"topk_idx shape {tuple(topk_idx.shape)} does not fit hidden {tuple(hidden.shape)}")
+    if not mask.any():
+        return hidden.sum() * 0.0  # empty mask: a zero that keeps the graph
+    h = hidden[mask]  # [N, D]
+    idx = topk_idx[mask]  # [N, K]
+    rows, inverse = torch.unique(idx, return_inverse=True)  # [U], [N, K]
+    z_u = F.linear(h, weight[rows], None if bias is None else bias[rows])  # [N, U]
+    picked = z_u.gather(-1, inverse)  # [N, K]
+    if target in ("global_mean", "detached_mean"):
+        mean = h @ weight.mean(0) + (0.0 if bias is None else bias.mean())
+        c = mean if target == "global_mean" else mean.detach()
+    elif target == "zero":
+        c = picked.new_zeros(picked.shape[:-1])
+    else:
+        c = _TARGETS[target](None, picked)
+    return ((picked - c.unsqueeze(-1)) ** 2).mean(-1).mean()
+
+
+def palu_loss_hidden(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    ref_logits: torch.Tensor | None,
+    topk_idx: torch.Tensor,
+    labels: torch.Tensor,
+    sensitive: torch.Tensor,
+    n: int,
+    target: str = "global_mean",
+    kl_direction: str = "theta_ref",
+    bias: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`palu_loss` from the shifted hidden states [B, T, D] and the output embedding `weight` [V, D] (+ `bias`):
+    L_local by `local_entropy_hidden` on the prefix positions; logits (full vocabulary) only at the
+    non-sensitive answer positions, for the KL to `ref_logits` (logits or log-probs, [B, T, V]; None: no KL,
+    a zero with the graph kept)."""
+    _check_choice("kl_direction", kl_direction, KL_DIRECTIONS)
+    answer = _answer(labels)
+    local = local_entropy_hidden(hidden, weight, topk_idx, prefix_mask(sensitive & answer, n), target, bias)
+    keep = answer & ~sensitive
+    if ref_logits is None or not keep.any():
+        return local, hidden.sum() * 0.0
+    z = F.linear(hidden[keep], weight, bias)  # [M, V]
+    ref = ref_logits.detach()[keep]
+    p, q = (z, ref) if kl_direction == "theta_ref" else (ref, z)
+    return local, kl_div_positions(p, q, torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device))

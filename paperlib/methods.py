@@ -638,13 +638,17 @@ class PALUHparams(RetainHparams):
     """PALU: n (prefix budget, paper ~3; <= 0 = every sensitive token), k (top-K of the reference logits,
     paper 5000 of 32k; 1..V), target c (global_mean | local_mean | detached_mean | zero | topk_min),
     KL direction on non-sensitive tokens (theta_ref = code, ref_theta = paper text), gamma 1, alpha 1;
-    `tokens="all"` treats every answer token (EOS included) as sensitive (RQ1)."""
+    `tokens="all"` treats every answer token (EOS included) as sensitive (RQ1). `forget_from_hidden`: compute
+    the forget term from the last hidden states and the top-K output-embedding rows, with full-vocabulary
+    logits only at the KL positions (`losses.palu_loss_hidden`; same loss up to float rounding, less time and
+    memory at large V; off by default)."""
 
     n: int = 3
     k: int = 5000
     target: str = "global_mean"
     kl_direction: str = "theta_ref"
     tokens: str = "sensitive"
+    forget_from_hidden: bool = False
 
 
 @register
@@ -667,11 +671,29 @@ class PALU(_SpanMethod):
 
     def loss(self, model, batch, ref):
         part = batch["forget"]
+        if self.hp.forget_from_hidden:
+            return self._loss_from_hidden(model, batch, ref)
         z, y = shifted(model, part)
         sens = sensitive_flags(part, self.hp.tokens)
         ref_lp = ref.get("forget.logprobs", z.detach())
         local, kl = L.palu_loss(z, ref_lp, ref["forget.topk"], y, sens, self.hp.n, self.hp.target,
                                 self.hp.kl_direction)
+        loss, parts = self.combine(local, model, batch, ref, kl=kl)
+        return loss + self.hp.alpha * kl, parts
+
+    def _loss_from_hidden(self, model, batch, ref):
+        """`loss` with the forget part's logits only where the KL needs them (the decoder's last hidden
+        states times the output embedding; the model's logits must be exactly h W^T + b)."""
+        part = batch["forget"]
+        m = getattr(model, "module", model)
+        if getattr(m.config, "final_logit_softcapping", None) or getattr(m.config, "logit_scale", None):
+            raise ValueError("forget_from_hidden needs logits = h W^T + b (no logit scaling or soft-capping)")
+        h = m.get_decoder()(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).last_hidden_state
+        head = m.get_output_embeddings()
+        bias = None if head.bias is None else head.bias.float()
+        local, kl = L.palu_loss_hidden(h[:, :-1].float(), head.weight.float(), ref.get("forget.logprobs"),
+                                       ref["forget.topk"], part["labels"][:, 1:], sensitive_flags(part, self.hp.tokens),
+                                       self.hp.n, self.hp.target, self.hp.kl_direction, bias)
         loss, parts = self.combine(local, model, batch, ref, kl=kl)
         return loss + self.hp.alpha * kl, parts
 

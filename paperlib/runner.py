@@ -33,6 +33,7 @@ from typing import Any
 
 import nbformat
 
+from paperlib import threads
 from paperlib.cache import cache_root
 from paperlib.config import (
     PAPER_PROFILE_NAMES,
@@ -238,6 +239,7 @@ def _worker(device: str, env: Mapping[str, str], inbox: Any, results: Any) -> No
     """Worker process: fix its GPU and environment, then execute tasks until it receives None."""
     os.environ.update(env)
     os.environ["CUDA_VISIBLE_DEVICES"] = device
+    threads.configure()  # the thread variables in `env` (cores // workers) also bind this process's torch
     for slot, task in iter(inbox.get, None):
         results.put((slot, _execute(task, device)))
 
@@ -364,8 +366,7 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
 
     env = {"PAPERLIB_CACHE": str(cache_root().resolve())}
     if devices is not None:
-        threads = str(max(1, (os.cpu_count() or 1) // len(devices)))
-        env |= {k: os.environ.get(k, threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env |= threads.env(len(devices))  # cores // workers torch/BLAS threads each (paperlib.threads)
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
          + ("serial" if devices is None else f"{len(devices)} worker(s) on CUDA_VISIBLE_DEVICES {','.join(devices)}")
          + f", cache {env['PAPERLIB_CACHE']}, executed copies in {out}")

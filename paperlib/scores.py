@@ -93,3 +93,26 @@ def zlib_score(avg_loss: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         raise ValueError(f"zlib_score: {len(avg_loss)} losses but {len(texts)} texts")
     sizes = [len(zlib.compress(t.encode("utf-8"))) for t in texts]
     return avg_loss.double() / torch.tensor(sizes, dtype=torch.float64, device=avg_loss.device)
+
+
+def all_scores(logits: torch.Tensor, labels: torch.Tensor, eos_id: int | None = None, k: float = 0.4
+               ) -> dict[str, torch.Tensor]:
+    """avg_loss, em, es, min_k and min_k_pp of one batch (as the functions above, `eos_id` for the last four),
+    from ONE log-softmax and one argmax over the vocabulary (the separate functions take three and two)."""
+    logp = torch.log_softmax(_float(logits), -1)
+    answer = labels != IGNORE_INDEX
+    target = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    token_lp = torch.where(answer, target, 0.0)
+    mask = _answer_mask(labels, eos_id)
+    hit = logits.argmax(-1) == labels
+    suffix_ok = (hit | ~mask).flip(-1).int().cummin(-1).values.flip(-1).bool()
+    p = logp.exp()
+    logp0 = logp.masked_fill(p == 0, 0.0)
+    mu = (p * logp0).sum(-1)
+    var = (p * logp0.square()).sum(-1) - mu.square()
+    z = (target - mu) / var.clamp_min(1e-6).sqrt()
+    return {"avg_loss": -token_lp.sum(-1) / answer.sum(-1),
+            "em": (hit & mask).sum(-1) / mask.sum(-1),
+            "es": (suffix_ok & mask).sum(-1) / mask.sum(-1),
+            "min_k": _neg_mean_lowest(token_lp, mask, k),
+            "min_k_pp": _neg_mean_lowest(z, mask, k)}

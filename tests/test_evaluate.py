@@ -81,3 +81,45 @@ def test_gibberish_classifier_from_local_copy(tmp_path):
                "exact_memorization": 1, "forget_truth_ratio": 0.5, "ra_Truth_Ratio": 0.5,
                "retain_Truth_Ratio": 0.5, "wf_Truth_Ratio": 0.5}
     assert metrics.palu_columns(summary)["Fluency"] == 0.8
+
+
+def test_one_pass_evaluation_equals_a_plain_pass_per_list(smoke):
+    """The evaluator reads every sequence once (lists merged, sorted by length, output head on answer positions
+    only): every per-sample number equals a plain full-logits pass over one sequence at a time, and every
+    generation equals HF generate on one question at a time (float64 model: rounding only)."""
+    import torch
+
+    from paperlib import losses, scores
+    from paperlib.data import encoding
+
+    profile, path, _, tok = smoke
+    model = load_model(path).double()
+    ev = evaluate.TofuEvaluator(model, tok, "tiny", pipeline.benchmark_source(profile), "forget10", profile.eval,
+                                progress=False)
+    log = ev.run()
+
+    def plain(q, a, name):
+        b = encoding.collate([encoding.encode(tok, "tiny", q, a, max_length=profile.eval.max_length)], tok.pad_token_id)
+        with torch.no_grad():
+            z, y = losses.shift(model(input_ids=b["input_ids"]).logits, b["labels"])
+        if name == "avg_loss":
+            return scores.avg_loss(z, y).item()
+        fn = {"min_k_pp": scores.min_k_plus_plus, "es": scores.extraction_strength}[name]
+        return fn(z, y, eos_id=tok.eos_token_id).item()
+
+    s = ev.sets
+    values = lambda name: [v for v in log[name]["value_by_index"].values()]  # noqa: E731
+    for i, (q, a) in enumerate(zip(s["forget"]["question"], s["forget"]["answer"])):
+        assert values("forget_Q_A_Prob")[i]["avg_loss"] == pytest.approx(plain(q, a, "avg_loss"), rel=1e-9)
+        assert values("extraction_strength")[i]["score"] == pytest.approx(plain(q, a, "es"), rel=1e-9)
+        assert log["mia_min_k_plus_plus"]["forget"]["value_by_index"][str(i)]["score"] == pytest.approx(
+            plain(q, a, "min_k_pp"), rel=1e-9)
+    for i, (q, p) in enumerate(zip(s["retain"]["question"], s["retain"]["paraphrased_answer"])):
+        assert values("retain_Q_A_PARA_Prob")[i]["avg_loss"] == pytest.approx(plain(q, p, "avg_loss"), rel=1e-9)
+    for i, (q, ps) in enumerate(zip(s["wf"]["question"], s["wf"]["perturbed_answer"])):
+        want = [plain(q, p, "avg_loss") for p in ps]
+        assert values("wf_Q_A_PERT_Prob")[i]["avg_loss"] == pytest.approx(want, rel=1e-9)
+    for name, ds in (("forget", s["forget"]), ("ra", s["ra"])):
+        gens = [r["generation"] for r in values(f"{name}_Q_A_ROUGE")]
+        assert gens == [evaluate.generate(model, tok, "tiny", [q], profile.eval.max_new_tokens, 1)[0]
+                        for q in ds["question"]]

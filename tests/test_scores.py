@@ -111,3 +111,24 @@ def test_batched_equals_one_by_one_and_brute_force():
         assert scores.extraction_strength(logits, labels)[b].item() == pytest.approx(1 - k / len(y))
         num = max(1, int(len(y) * 0.4))
         assert scores.min_k(logits, labels)[b].item() == pytest.approx(-sum(lp[:num]) / num, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_all_scores_equal_the_separate_functions(dtype):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 9, 13, generator=g, dtype=dtype) * 3
+    labels = torch.randint(0, 13, (5, 9), generator=g)
+    labels[:, :3] = -100  # prompt
+    labels[1, 7:] = -100  # padding
+    labels[2, 4] = EOS
+    labels[3] = -100  # no answer token: NaN everywhere
+    got = scores.all_scores(logits, labels, eos_id=EOS)
+    want = {"avg_loss": scores.avg_loss(logits, labels),
+            "em": scores.exact_memorization(logits, labels, eos_id=EOS),
+            "es": scores.extraction_strength(logits, labels, eos_id=EOS),
+            "min_k": scores.min_k(logits, labels, eos_id=EOS),
+            "min_k_pp": scores.min_k_plus_plus(logits, labels, eos_id=EOS)}
+    assert got.keys() == want.keys()
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=tol, atol=tol, equal_nan=True, msg=key)
