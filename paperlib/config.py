@@ -79,13 +79,14 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     optimizer: str = "adamw"  # "adamw" or "paged_adamw_32bit" (bitsandbytes, GPU; paper)
     seed: int = 0
+    stop_epoch: int = 0  # > 0: train only epochs 1..stop_epoch of this schedule (a checkpoint of the sweep)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule {self.schedule!r}; allowed: linear, cosine")
         if self.optimizer not in ("adamw", "paged_adamw_32bit"):
             raise ValueError(f"optimizer {self.optimizer!r}; allowed: adamw, paged_adamw_32bit")
-        for name in ("epochs", "batch_size", "grad_accum", "seed"):
+        for name in ("epochs", "batch_size", "grad_accum", "seed", "stop_epoch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise PaperlibError(f"TrainConfig {name}={value!r}; allowed: an integer")
@@ -100,6 +101,13 @@ class TrainConfig:
                 raise PaperlibError(f"TrainConfig {name}={value!r}; allowed: {allowed}")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise PaperlibError(f"need epochs >= 1, batch_size >= 1, grad_accum >= 1; got {self}")
+        if not 0 <= self.stop_epoch <= self.epochs:
+            raise PaperlibError(f"TrainConfig stop_epoch={self.stop_epoch}; allowed: 0 (all) .. epochs={self.epochs}")
+
+    @property
+    def last_epoch(self) -> int:
+        """The last epoch this run trains (stop_epoch, or every epoch of the schedule)."""
+        return self.stop_epoch or self.epochs
 
 
 @dataclass(frozen=True)

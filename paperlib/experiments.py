@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from paperlib import methods, metrics, pipeline, unlearn
+from paperlib import losses as L
+from paperlib import methods, metrics, pipeline, tuning, unlearn
 from paperlib.config import Profile
 from paperlib.data import mini_tofu, tofu
 from paperlib.models import load_tokenizer
+from paperlib.report import SPREAD
 
 STATS_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "holdout10", "retain_perturbed",
                 "real_authors_perturbed", "world_facts_perturbed")
@@ -76,16 +79,18 @@ def reference_rows(profile: Profile, forget: str) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------- unlearning runs
-MAIN_METHODS = ("GA", "GD", "NPO", "SimNPO", "DPO", "WGA", "TPO", "PDU", "UnDIAL", "Unilogit", "RMU", "CE-U", "PALU")
+MAIN_METHODS = tuple(methods.names())  # the paper table's rows, from the registry
 PAPER_K = (1, 1000, 5000, 10000)  # the paper's top-K sizes, of Llama-2's 32,000-token vocabulary
 PAPER_V = 32000
-TARGETS = ("global_mean", "local_mean", "detached_mean", "zero", "topk_min")
+TARGETS = L.TARGETS
 PREFIX_BUDGETS = (1, 2, 3, 4, 5, 10, 0)  # 0 = every sensitive token ("all")
+STATUS_OK = "completed"
 
 
 @dataclass(frozen=True)
 class Run:
-    """One unlearning run of a notebook: a label, the method and its settings beside the profile's."""
+    """One unlearning configuration of a notebook: a label, the method and its settings beside the
+    profile's; its learning rate and number of epochs come from the tuning protocol (`tune`)."""
 
     label: str
     method: str
@@ -129,50 +134,215 @@ def target_runs(profile: Profile) -> list[Run]:
     return [Run(t, "PALU", {"target": t} if t != "global_mean" else {}) for t in TARGETS]
 
 
-def run_paths(profile: Profile, runs: list[Run], forget: str, eval_every_epoch: bool = False) -> dict[str, Path]:
-    """Run (or load from the cache) every run; {label: run folder}."""
-    return {r.label: unlearn.unlearn(profile, r.method, forget, r.overrides, eval_every_epoch=eval_every_epoch,
-                                     save_model=False, progress=False)
-            for r in tqdm(runs, desc="runs")}
+def _unlearn(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
+             every_epoch: bool = True) -> Path:
+    g = tuning.grid(profile)
+    overrides = {**run.overrides, "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    return unlearn.unlearn(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False,
+                           progress=False)
 
 
-def results_table(profile: Profile, runs: list[Run], forget: str, eval_every_epoch: bool = False,
-                  with_references: bool = False) -> pd.DataFrame:
-    """PALU-table columns of every run (plus the original and retain rows), status and training time."""
-    rows = reference_rows(profile, forget).to_dict("records") if with_references else []
-    for run, path in zip(runs, run_paths(profile, runs, forget, eval_every_epoch).values()):
-        info = unlearn.read_run(path)
-        status = info["status"]
-        row = {"method": run.label, **metrics.palu_columns(info["summary"] or {})}
-        row["status"] = status["status"] if status["status"] == "completed" else status["message"]
-        row["train s"] = status["timing"]["train_seconds"]
+def _summary_row(summary: dict | None) -> dict:
+    """Every number of a TOFU summary, with the PALU table's column names for its columns."""
+    if not summary:
+        return {}
+    return {**{k: float(v) for k, v in summary.items()}, **metrics.palu_columns(summary)}
+
+
+def _per_step(info: dict) -> float:
+    timing = info["status"]["timing"]
+    return timing["train_seconds"] / max(1, timing["steps"])
+
+
+def _status(info: dict) -> str:
+    return STATUS_OK if info["status"]["status"] == STATUS_OK else "diverged"
+
+
+def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
+    """The tuning grid of every run (`tuning.grid`): one unlearning run per learning rate, evaluated after
+    every epoch; one row per (label, lr, epoch) with the TOFU summary, and a row with status "diverged"
+    (no metrics) at the epoch where a run diverged."""
+    g = tuning.grid(profile)
+    rows = []
+    todo = [(r, lr) for r in runs for lr in g.lrs]
+    for run, lr in tqdm(todo, desc="sweep runs"):
+        info = unlearn.read_run(_unlearn(profile, run, forget, lr, every_epoch=g.every_epoch))
+        base = {"label": run.label, "method": run.method, "lr": lr, "train s / step": _per_step(info)}
+        for e in info["epochs"]:
+            rows.append({**base, "epoch": e["epoch"], "status": STATUS_OK,
+                         **_summary_row({k: v for k, v in e.items() if k != "epoch"})})
+        if _status(info) != STATUS_OK:
+            rows.append({**base, "epoch": info["status"].get("epoch"), "status": "diverged"})
+    return pd.DataFrame(rows)
+
+
+def original_mu(profile: Profile, forget: str) -> float:
+    """Model utility of the original model (the MU95 rule's reference)."""
+    _, summary = pipeline.evaluation(profile, pipeline.original_model(profile), forget)
+    return float(summary["model_utility"])
+
+
+def select(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataFrame:
+    """The reported point of every label (`tuning.select`: highest FQ at MU >= 95% of the original's, else
+    the highest MU): label, method, lr, epoch, qualified, FQ, MU."""
+    g, mu = tuning.grid(profile), original_mu(profile, forget)
+    rows = []
+    for label, part in sweep_table.groupby("label", sort=False):
+        best = tuning.select(part, mu, g.every_epoch)
+        rows.append({"label": label, "method": best["method"], "lr": best["lr"], "epoch": int(best["epoch"]),
+                     "qualified": bool(best["qualified"]), "FQ": best["FQ"], "MU": best["MU"]})
+    return pd.DataFrame(rows)
+
+
+def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataFrame,
+              sweep_table: pd.DataFrame, curves: bool = False) -> pd.DataFrame:
+    """Every run at its selected point with each seed of the grid: one row per (label, seed) with the TOFU
+    summary (or status "diverged"). Seed 0 is the sweep's own checkpoint; other seeds train the same
+    schedule up to the selected epoch. With `curves`, every seed trains all epochs and is evaluated after
+    each (rows per (label, seed, epoch))."""
+    g = tuning.grid(profile)
+    chosen = selected.set_index("label")
+    rows = []
+    todo = [(r, s) for r in runs for s in g.seeds]
+    for run, seed in tqdm(todo, desc="seed runs"):
+        lr, epoch = float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
+        base = {"label": run.label, "method": run.method, "seed": seed, "lr": lr}
+        if seed == 0:  # the sweep's own run at this lr: the same computation, already done
+            same = sweep_table[(sweep_table["label"] == run.label) & (sweep_table["lr"] == lr)]
+            points = same if curves else same[(same["epoch"] == epoch) & (same["status"] == STATUS_OK)]
+            rows += [{**p, "seed": seed} for p in points.to_dict("records")]
+            continue
+        info = unlearn.read_run(_unlearn(profile, run, forget, lr, seed, stop_epoch=0 if curves else epoch,
+                                         every_epoch=curves))
+        base["train s / step"] = _per_step(info)
+        if curves:
+            rows += [{**base, "epoch": e["epoch"], "status": STATUS_OK,
+                      **_summary_row({k: v for k, v in e.items() if k != "epoch"})} for e in info["epochs"]]
+        else:
+            rows.append({**base, "epoch": epoch, "status": _status(info), **_summary_row(info["summary"])})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Tuned:
+    """What the tuning protocol produced for a list of runs: the sweep, the selected points, the seeds."""
+
+    sweep: pd.DataFrame
+    selected: pd.DataFrame
+    seeds: pd.DataFrame
+
+    def table(self, columns: tuple[str, ...] = tuple(metrics.PALU_COLUMNS), by: str = "label") -> pd.DataFrame:
+        """Mean and standard deviation over seeds ("X", "X sd") of `columns` per label, with the selected
+        lr / epoch, whether the point kept 95% of the original's utility (MU95), and how many seeds
+        completed."""
+        return spread_table(self.seeds, self.selected, columns, by)
+
+
+def tune(profile: Profile, runs: list[Run], forget: str, curves: bool = False) -> Tuned:
+    """The tuning protocol of `paperlib.tuning` for `runs`: sweep, selection, seeds (all cached)."""
+    table = sweep(profile, runs, forget)
+    chosen = select(profile, table, forget)
+    return Tuned(table, chosen, seed_runs(profile, runs, forget, chosen, table, curves))
+
+
+def spread_table(seeds: pd.DataFrame, selected: pd.DataFrame, columns: tuple[str, ...],
+                 by: str = "label") -> pd.DataFrame:
+    """Per label: lr, epoch, MU95 (qualified), seeds completed / run, and mean and sd of each column."""
+    rows = []
+    chosen = selected.set_index("label")
+    for label, part in seeds.groupby(by, sort=False):
+        ok = part[part["status"] == STATUS_OK]
+        row = {by: label, "lr": chosen.loc[label, "lr"], "epoch": int(chosen.loc[label, "epoch"]),
+               "MU95": "yes" if chosen.loc[label, "qualified"] else "no",
+               "seeds": f"{len(ok)}/{len(part)}"}
+        for col in columns:
+            mean, sd = tuning.mean_std(ok[col]) if col in ok else (float("nan"), float("nan"))
+            row[col], row[f"{col}{SPREAD}"] = mean, sd
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def epoch_curves(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
-    """FQ, MU and F-TR after every epoch (epoch 0 = the original model), with cumulative training time."""
+def results_table(profile: Profile, tuned: Tuned, forget: str, with_references: bool = False,
+                  columns: tuple[str, ...] = tuple(metrics.PALU_COLUMNS)) -> pd.DataFrame:
+    """The PALU table of tuned runs (mean and sd over seeds), optionally below the original and retain rows."""
+    table = tuned.table(columns).rename(columns={"label": "method"})
+    if not with_references:
+        return table
+    refs = reference_rows(profile, forget)
+    out = pd.concat([refs, table], ignore_index=True)[list(table.columns)]
+    return out.astype({"epoch": "Int64"})
+
+
+def epoch_curves(profile: Profile, tuned: Tuned, forget: str) -> pd.DataFrame:
+    """FQ, MU and F-TR after every epoch at each label's selected learning rate, per seed (epoch 0 = the
+    original model), with cumulative training time."""
     _, original = pipeline.evaluation(profile, pipeline.original_model(profile), forget)
     rows = []
-    for run, path in zip(runs, run_paths(profile, runs, forget, eval_every_epoch=True).values()):
-        info = unlearn.read_run(path)
-        per_step = info["status"]["timing"]["train_seconds"] / max(1, len(info["steps"]))
-        steps_per_epoch = len(info["steps"]) / max(1, len(info["epochs"]))
-        rows.append({"method": run.label, "epoch": 0, "train s": 0.0, **metrics.palu_columns(original)})
-        for e in info["epochs"]:
-            rows.append({"method": run.label, "epoch": e["epoch"], "train s": per_step * steps_per_epoch * e["epoch"],
-                         **metrics.palu_columns(e)})
+    for (label, seed), part in tuned.seeds.groupby(["label", "seed"], sort=False):
+        per_step = part["train s / step"].iloc[0] if "train s / step" in part else float("nan")
+        steps_per_epoch = _steps_per_epoch(profile, forget)
+        rows.append({"method": label, "seed": seed, "epoch": 0, "train s": 0.0, **metrics.palu_columns(original)})
+        for _, r in part[part["status"] == STATUS_OK].iterrows():
+            rows.append({"method": label, "seed": seed, "epoch": int(r["epoch"]),
+                         "train s": per_step * steps_per_epoch * r["epoch"],
+                         **{c: r.get(c, float("nan")) for c in metrics.PALU_COLUMNS}})
     return pd.DataFrame(rows)
 
 
-def privacy_table(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
-    """MIA AUCs (LOSS, ZLib, MinK, MinK++) and privleak of the original, retain and every run."""
+def curve_table(curves: pd.DataFrame, columns: tuple[str, ...] = ("FQ", "MU", "F-TR")) -> pd.DataFrame:
+    """Per method and epoch: mean and sd over seeds of `columns` (the table of `epoch_curves`)."""
+    rows = []
+    for (method, epoch), part in curves.groupby(["method", "epoch"], sort=False):
+        row = {"method": method, "epoch": int(epoch), "seeds": len(part)}
+        for col in columns:
+            row[col], row[f"{col}{SPREAD}"] = tuning.mean_std(part[col])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seeds_long(tuned: Tuned, columns: list[str], label: str = "method") -> pd.DataFrame:
+    """The seed rows in long form (label, seed, metric, value) for bar charts with their spread."""
+    ok = tuned.seeds[tuned.seeds["status"] == STATUS_OK].drop(columns="method").rename(columns={"label": label})
+    return ok.melt(id_vars=[label, "seed"], value_vars=columns, var_name="metric")
+
+
+def _steps_per_epoch(profile: Profile, forget: str) -> int:
+    cfg = tuning.train_config(profile, "PALU")
+    return -(-_forget_size(profile, forget) // cfg.batch_size)
+
+
+def privacy_table(profile: Profile, tuned: Tuned, forget: str) -> pd.DataFrame:
+    """MIA AUCs (LOSS, ZLib, MinK, MinK++) and privleak of the original, retain and every tuned run (mean and
+    sd over seeds)."""
     names = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "privleak", "forget_quality")
-    models = reference_models(profile, forget)
-    summaries = {k: pipeline.evaluation(profile, path, forget)[1] for k, path in models.items()}
-    for label, path in run_paths(profile, runs, forget).items():
-        summaries[label] = unlearn.read_run(path)["summary"] or {}
-    return pd.DataFrame([{"method": k, **{n: s.get(n, float("nan")) for n in names}} for k, s in summaries.items()])
+    rows = []
+    for model, path in reference_models(profile, forget).items():
+        _, summary = pipeline.evaluation(profile, path, forget)
+        rows.append({"method": model, **{n: summary.get(n, float("nan")) for n in names}})
+    table = tuned.table(names).rename(columns={"label": "method"})
+    return pd.concat([pd.DataFrame(rows), table], ignore_index=True)[list(table.columns)].astype({"epoch": "Int64"})
+
+
+def sweep_table(tuned: Tuned) -> pd.DataFrame:
+    """The committed record of a sweep: every grid point's lr, epoch, status and PALU columns, the selected
+    point marked."""
+    cols = ["label", "lr", "epoch", "status", *metrics.PALU_COLUMNS]
+    table = tuned.sweep[[c for c in cols if c in tuned.sweep]].copy()
+    key = set(zip(tuned.selected["label"], tuned.selected["lr"], tuned.selected["epoch"]))
+    table["selected"] = ["yes" if (lb, lr, e) in key else "" for lb, lr, e in
+                         zip(table["label"], table["lr"], table["epoch"])]
+    return table
+
+
+def timing_table(tuned: Tuned) -> pd.DataFrame:
+    """Training seconds per optimizer step of each label (mean and sd over the non-zero seeds' runs)."""
+    if "train s / step" not in tuned.seeds:
+        return pd.DataFrame(columns=["method"])
+    rows = []
+    for label, part in tuned.seeds.groupby("label", sort=False):
+        mean, sd = tuning.mean_std(part["train s / step"])
+        rows.append({"method": label, "s / step": mean, f"s / step{SPREAD}": sd})
+    return pd.DataFrame(rows)
 
 
 def loss_timing(ks: list[int], vocab_sizes: list[int], tokens: int = 512, repeats: int = 5) -> pd.DataFrame:
@@ -198,18 +368,8 @@ def loss_timing(ks: list[int], vocab_sizes: list[int], tokens: int = 512, repeat
                     losses.local_entropy(logits, index, mask).backward()
                     times.append(time.perf_counter() - t0)
                 rows.append({"V": vocab, "K": k if name.startswith("top") else vocab, "loss": name,
-                             "ms": 1e3 * float(np.median(times))})
+                             "ms": 1e3 * float(np.median(times)), f"ms{SPREAD}": 1e3 * float(np.std(times, ddof=1))})
     return pd.DataFrame(rows).drop_duplicates(["V", "K", "loss"])
-
-
-def step_times(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
-    """Training seconds per optimizer step of each run (reference pass excluded) and the reference pass."""
-    rows = []
-    for label, path in run_paths(profile, runs, forget).items():
-        st = unlearn.read_run(path)["status"]["timing"]
-        rows.append({"method": label, "s / step": st["train_seconds"] / max(1, st["steps"]),
-                     "reference s": st["reference"]["seconds"], "reference mode": st["reference"]["mode"]})
-    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------- dry-run plans
@@ -219,20 +379,27 @@ NOTEBOOK_RUNS = {"01": (main_runs, False), "02": (localization_runs, False), "03
                  "07": (None, False), "08": (None, False)}
 
 
-def _forget_size(profile: Profile) -> int:
-    forget = profile.benchmark.forget
+def _forget_size(profile: Profile, forget: str = "") -> int:
+    forget = forget or profile.benchmark.forget
     if profile.benchmark.name == "tofu":
         return TOFU_FORGET_SIZES[forget]
     cfg = profile.benchmark.mini
     return mini_tofu.n_forget_authors(cfg.n_authors, int(forget[-2:])) * cfg.qa_per_author
 
 
-def _planned(profile: Profile, run: Run, eval_every_epoch: bool) -> dict:
+def _planned(profile: Profile, run: Run, curves: bool) -> list[dict]:
+    """The runs the tuning protocol launches for `run`: one per learning rate of the grid (evaluated after
+    every epoch), then one per further seed at the selected point (at most every epoch; evaluated once,
+    or after every epoch with `curves`)."""
     m, train_cfg, _ = unlearn.resolve(profile, run.method, run.overrides)
-    return {"model": pipeline.original_model(profile), "method": run.method,
-            "hyperparameters": {**run.overrides, "lr": train_cfg.lr}, "n_examples": _forget_size(profile),
-            "epochs": train_cfg.epochs, "passes": 2 if m.needs().retain else 1,
-            "evaluations": train_cfg.epochs if eval_every_epoch else 1, "reference": bool(m.needs().ref)}
+    g = tuning.grid(profile)
+    common = {"model": pipeline.original_model(profile), "method": run.method, "n_examples": _forget_size(profile),
+              "epochs": g.epochs, "passes": 2 if m.needs().retain else 1, "reference": bool(m.needs().ref)}
+    evals = g.epochs if g.every_epoch else 1
+    out = [{**common, "hyperparameters": {**run.overrides, "lr": lr}, "evaluations": evals} for lr in g.lrs]
+    out += [{**common, "hyperparameters": {**run.overrides, "lr": "selected", "seed": s},
+             "evaluations": evals if curves else 1} for s in g.seeds if s != 0]
+    return out
 
 
 def plan(notebook: str, profile: Profile) -> list[dict]:
@@ -246,22 +413,40 @@ def plan(notebook: str, profile: Profile) -> list[dict]:
     for prefix, (runs_fn, every) in NOTEBOOK_RUNS.items():
         runs = [(r.method, tuple(sorted(r.overrides.items())), every) for r in (runs_fn(profile) if runs_fn else [])]
         if prefix == notebook:
-            return [_planned(profile, Run("", method, dict(over)), ev) for method, over, ev in runs
-                    if (method, over, ev) not in seen]
+            return [p for method, over, ev in runs if (method, over, ev) not in seen
+                    for p in _planned(profile, Run("", method, dict(over)), ev)]
         seen.update(runs)
     raise ValueError(f"notebook {notebook!r} has no plan; allowed: 00, {', '.join(NOTEBOOK_RUNS)}")
+
+
+def sensitive_flags(profile: Profile, forget: str) -> torch.Tensor:
+    """Per-token sensitive flags [n, T] of the forget set's answers under the profile's tokenizer."""
+    from paperlib.data import encoding
+
+    tok = load_tokenizer(pipeline.tokenizer_path(profile))
+    spans = tofu.load_spans(pipeline.spans_dir(profile, forget))
+    flags = [encoding.encode(tok, profile.model.template, q, row["answer"], row["spans"])["sensitive"]
+             for q, row in spans.items()]
+    return encoding.pad(flags, False, dtype=torch.bool)
+
+
+def prefix_coverage(profile: Profile, forget: str, budgets: tuple[int, ...] = PREFIX_BUDGETS) -> pd.DataFrame:
+    """How many sensitive tokens each prefix budget N selects (`losses.prefix_mask`), absolute and as a share
+    of every sensitive token (N = all: 1)."""
+    flags = sensitive_flags(profile, forget)
+    total = int(flags.sum())
+    rows = []
+    for n in budgets:
+        chosen = int(L.prefix_mask(flags, n).sum())
+        rows.append({"N": "all" if n <= 0 else str(n), "tokens": chosen, "share of sensitive tokens": chosen / total})
+    return pd.DataFrame(rows)
 
 
 def sensitive_run_lengths(profile: Profile, forget: str) -> pd.Series:
     """How many sensitive spans of the forget set are k tokens long (k = maximal run of sensitive tokens);
     prefix budgets N at or above the longest run all unlearn the same tokens."""
-    from paperlib.data import encoding
-
-    tok = load_tokenizer(pipeline.tokenizer_path(profile))
-    spans = tofu.load_spans(pipeline.spans_dir(profile, forget))
     lengths = []
-    for question, row in spans.items():
-        flags = encoding.encode(tok, profile.model.template, question, row["answer"], row["spans"])["sensitive"]
+    for flags in sensitive_flags(profile, forget).tolist():
         run = 0
         for flag in [*flags, False]:
             if flag:

@@ -31,10 +31,12 @@ def auto_device() -> tuple[torch.device, torch.dtype]:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on `texts`, wrapped as a transformers fast tokenizer with the tiny template's
-    special tokens."""
+    """Byte-level BPE trained on `texts` (digits split one by one), wrapped as a transformers fast tokenizer
+    with the tiny template's special tokens."""
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # digits one by one, as the Llama tokenizers split numbers
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=True)
     specials = [*SPECIAL.values(), TINY_USER, TINY_ASSISTANT]

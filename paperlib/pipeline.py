@@ -43,20 +43,16 @@ def _qa(source: str, split: str) -> list[tuple[str, str]]:
 
 
 def tokenizer_path(profile: Profile, force: bool = False) -> str:
-    """Tokenizer folder: trained here on all benchmark text (tiny), else the original checkpoint's."""
+    """Tokenizer folder: the original checkpoint's, or (tiny profiles) one trained here on text that holds
+    none of the benchmark's invented names and places (`mini_tofu.tokenizer_corpus`), so that they split
+    into several tokens as TOFU's fictitious authors do under a pretrained tokenizer."""
     if profile.model.original:
         return profile.model.original
-    source = benchmark_source(profile)
-    config = {"benchmark": profile.benchmark.mini, "vocab_size": profile.model.tiny.vocab_size}
+    config = {"benchmark": profile.benchmark.mini, "vocab_size": profile.model.tiny.vocab_size,
+              "corpus": "fresh-draw"}
 
     def build(out: Path) -> None:
-        texts = []
-        for split in ("full", "holdout10", "retain_perturbed", "forget10_perturbed", *GENERAL):
-            ds = tofu.load_split(source, split)
-            for row in ds:
-                texts += [row["question"], row["answer"], row.get("paraphrased_question") or "",
-                          row.get("paraphrased_answer") or "", *(row.get("perturbed_answer") or [])]
-        texts += tofu.load_idk(source)
+        texts = mini_tofu.tokenizer_corpus(profile.benchmark.mini) + list(mini_tofu.IDK)
         train_tokenizer(texts, profile.model.tiny.vocab_size).save_pretrained(out)
 
     return str(cached_run("tokenizer", config, build, force=force))

@@ -34,25 +34,82 @@ def truth_ratio_hist(tr: pd.DataFrame) -> plt.Figure:
 FQ_FLOOR = 1e-20  # forget qualities below this are drawn on the floor line (GA reaches 1e-59)
 
 
-def fq_mu_scatter(table: pd.DataFrame) -> plt.Figure:
-    """Forget quality (log scale, floored at FQ_FLOOR) against model utility, one marker per method."""
+def _floor(values: pd.Series) -> pd.Series:
+    return values.clip(lower=FQ_FLOOR)
+
+
+def fq_mu_scatter(seeds: pd.DataFrame, references: pd.DataFrame | None = None) -> plt.Figure:
+    """Forget quality (log scale, floored at FQ_FLOOR) against model utility: one marker per method at its
+    mean over seeds, bars spanning mean +- sd on both axes, the seeds as small dots; `references`
+    (Original, Retain rows) as plain markers. `seeds`: one row per (label, seed) with FQ and MU."""
     report.set_paper_style()
     fig, ax = plt.subplots(figsize=(WIDTH * 1.4, 2.6))
-    names = list(table["method"])
-    palette, markers = report.method_palette(names), report.method_markers(names)
-    for _, row in table.iterrows():
-        ax.scatter(row["MU"], max(row["FQ"], FQ_FLOOR), color=palette[row["method"]], label=row["method"],
-                   marker=markers[row["method"]], s=60 if row["method"] == "PALU" else 25, zorder=3)
+    names = list(dict.fromkeys(seeds["label"]))
+    all_names = names + (list(references["method"]) if references is not None else [])
+    palette, markers = report.method_palette(all_names), report.method_markers(all_names)
+    for name in names:
+        part = seeds[seeds["label"] == name].dropna(subset=["FQ", "MU"])
+        if part.empty:
+            continue
+        color = palette[name]
+        ax.scatter(part["MU"], _floor(part["FQ"]), color=color, s=6, alpha=0.5, zorder=2, linewidths=0)
+        mu, fq = part["MU"].mean(), part["FQ"].mean()
+        mu_sd, fq_sd = part["MU"].std(ddof=1), part["FQ"].std(ddof=1)
+        low = max(fq, FQ_FLOOR) - max(fq - fq_sd, FQ_FLOOR) if fq_sd == fq_sd else 0
+        ax.errorbar(mu, max(fq, FQ_FLOOR), xerr=mu_sd if mu_sd == mu_sd else 0,
+                    yerr=[[low], [fq_sd if fq_sd == fq_sd else 0]], color=color, linewidth=0.8, capsize=1.5,
+                    zorder=3)
+        ax.scatter(mu, max(fq, FQ_FLOOR), color=color, label=name, marker=markers[name],
+                   s=60 if name == report.HIGHLIGHT else 25, zorder=4)
+    if references is not None:
+        for _, row in references.iterrows():
+            ax.scatter(row["MU"], max(row["FQ"], FQ_FLOOR), color=palette[row["method"]], label=row["method"],
+                       marker=markers[row["method"]], s=25, zorder=4)
     ax.axhline(FQ_FLOOR, color="0.6", linewidth=0.6, linestyle=":")
     ax.set(yscale="log", xlabel="model utility (MU)", ylabel=f"forget quality (FQ, floor {FQ_FLOOR:g})",
-           title="Forgetting vs utility")
+           title="Forgetting vs utility (mean ± sd over seeds)")
     ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False, fontsize=6)
+    return fig
+
+
+def frontier(sweep: pd.DataFrame, selected: pd.DataFrame, mu_original: float, mu_fraction: float) -> plt.Figure:
+    """Every sweep point of every method (FQ vs MU, one colour per method, one panel per method so that no
+    trade-off hides another), the selected point circled, the MU95 floor dashed."""
+    report.set_paper_style()
+    names = list(dict.fromkeys(sweep["label"]))
+    cols = 5 if len(names) > 8 else min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(report.TEXT_WIDTH, 1.45 * rows + 0.4), sharex=True, sharey=True,
+                             squeeze=False)
+    palette = report.method_palette(names)
+    chosen = selected.set_index("label")
+    ok = sweep[sweep["status"] == "completed"]
+    for ax, name in zip(axes.flat, names):
+        part = ok[ok["label"] == name]
+        for _, run in part.groupby("lr"):
+            ax.plot(run["MU"], _floor(run["FQ"]), color=palette[name], linewidth=0.5, alpha=0.6)
+        ax.scatter(part["MU"], _floor(part["FQ"]), color=palette[name], s=7, zorder=3, linewidths=0)
+        pick = chosen.loc[name]
+        ax.scatter(pick["MU"], max(pick["FQ"], FQ_FLOOR), s=55, facecolors="none", edgecolors="black",
+                   linewidths=1.0, zorder=4)
+        ax.axvline(mu_fraction * mu_original, color="0.4", linewidth=0.6, linestyle="--")
+        ax.set_title(name, fontsize=7, pad=2)
+        ax.set(yscale="log")
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.supxlabel("model utility (MU); dashed: 95% of the original's", fontsize=7)
+    fig.supylabel(f"forget quality (FQ, floor {FQ_FLOOR:g})", fontsize=7)
+    fig.suptitle("Every sweep point (lr x epoch, lines join epochs of one lr); circled: the reported point",
+                 fontsize=8)
+    fig.tight_layout()
     return fig
 
 
 def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None = None,
                  title: str = "", logx: bool = False, log_metrics: tuple[str, ...] = ("FQ",)) -> plt.Figure:
-    """One panel per metric, `x` on the horizontal axis (sweeps and per-epoch curves)."""
+    """One panel per metric, `x` on the horizontal axis (sweeps and per-epoch curves); several rows per x
+    (seeds) are drawn as their mean with bars of +- one standard deviation."""
     report.set_paper_style()
     fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH * len(metrics) / 1.6, 2.3), squeeze=False)
     palette = report.method_palette(df[hue].unique()) if hue else None
@@ -60,7 +117,8 @@ def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None =
     if categories:  # labels such as N = 1, 2, ..., "all": evenly spaced, in table order
         df = df.assign(**{x: df[x].map({c: i for i, c in enumerate(categories)})})
     for ax, metric in zip(axes[0], metrics):
-        sns.lineplot(df, x=x, y=metric, hue=hue, palette=palette, marker="o", ax=ax, legend=ax is axes[0][-1])
+        sns.lineplot(df, x=x, y=metric, hue=hue, palette=palette, marker="o", ax=ax, legend=ax is axes[0][-1],
+                     errorbar="sd", err_style="bars", err_kws={"capsize": 2, "linewidth": 0.8})
         ax.set(title=metric, ylabel="", yscale="log" if metric in log_metrics else "linear",
                xscale="log" if logx else "linear")
         if categories:
@@ -69,22 +127,29 @@ def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None =
         fig.suptitle(title, y=1.04)
     if hue and axes[0][-1].get_legend():
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1, 1), frameon=False)
+    fig.tight_layout()
     return fig
 
 
 def bars(long: pd.DataFrame, title: str = "") -> plt.Figure:
-    """One panel per metric, one bar per method (long frame: method, metric, value)."""
+    """One panel per metric, one bar per method (long frame: method, metric, value; several rows per
+    method, e.g. seeds: the mean with a +- sd bar and the rows as dots)."""
     report.set_paper_style()
     metrics = list(dict.fromkeys(long["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH * len(metrics) / 1.7, 2.4), squeeze=False)
     palette = report.method_palette(long["method"].unique())
     for ax, metric in zip(axes[0], metrics):
         part = long[long["metric"] == metric]
-        sns.barplot(part, x="method", y="value", hue="method", palette=palette, ax=ax, legend=False)
+        sns.barplot(part, x="method", y="value", hue="method", palette=palette, ax=ax, legend=False,
+                    errorbar="sd", capsize=0.2, err_kws={"linewidth": 0.8})
+        sns.stripplot(part, x="method", y="value", color="black", size=2, ax=ax, legend=False)
         ax.set(title=metric, xlabel="", ylabel="", yscale="log" if metric == "FQ" else "linear")
         ax.tick_params(axis="x", rotation=60, labelsize=6)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     if title:
         fig.suptitle(title, y=1.04)
+    fig.tight_layout()
     return fig
 
 

@@ -216,10 +216,25 @@ def _paper_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).endswith(tuple(f" ({tag})" for tag in SOURCE_TAGS.values()))]
 
 
+SPREAD = " sd"  # a column "X sd" holds the standard deviation over seeds of column "X"
+
+
+def merge_spread(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns "X" and "X sd" as one text column "X" reading "mean ± sd" (just the mean where sd is
+    missing, e.g. for the deterministic Original / Retain rows); other columns unchanged."""
+    out = df.copy()
+    for col in [c for c in df.columns if f"{c}{SPREAD}" in df.columns]:
+        sd = df[f"{col}{SPREAD}"]
+        out[col] = [format_number(m) if pd.isna(d) or pd.isna(m) else f"{format_number(m)} ± {format_number(d)}"
+                    for m, d in zip(df[col], sd)]
+        out = out.drop(columns=f"{col}{SPREAD}")
+    return out
+
+
 def _body(df: pd.DataFrame) -> pd.DataFrame:
-    """The table as shown in Markdown / LaTeX: no `setting` column (it becomes the caption line), the
-    index as leading columns unless it is the default 0..n-1."""
-    body = df.drop(columns=[SETTING_COLUMN], errors="ignore")
+    """The table as shown in Markdown / LaTeX: no `setting` column (it becomes the caption line), "X" and
+    "X sd" merged into "mean ± sd", the index as leading columns unless it is the default 0..n-1."""
+    body = merge_spread(df.drop(columns=[SETTING_COLUMN], errors="ignore"))
     if not isinstance(body.index, pd.RangeIndex) or body.index.name is not None:
         body = body.reset_index()
     return body

@@ -376,7 +376,23 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
             results = _schedule(tasks, depends, pool, echo)
         finally:
             pool.close()
+    write_claims(profile, out, params.get("tables_dir") or "", echo)
     return [results[p] for p in tasks]
+
+
+def write_claims(profile: str, executed: Path, tables: str | Path, echo: Callable[[str], None] = _echo) -> None:
+    """Collect the verdicts of every executed notebook in `executed` into `<tables>/claims.md`; when that is
+    the project's own tables/ folder, also into the README between its claims markers."""
+    from paperlib import claims, paths
+
+    found = claims.collect(sorted(executed.glob("*.ipynb")))
+    if not found:
+        return
+    folder = paths.tables_dir(tables)
+    project = paths.tables_dir("")
+    readme = paths.project_root() / "README.md" if folder.resolve() == project.resolve() else None
+    out = claims.write_markdown(found, profile, folder, readme)
+    echo(f"claims: {len(found)} verdict(s) in {out}" + (f" and {readme}" if readme else ""))
 
 
 def _schedule(tasks: Mapping[str, _Task], depends: Mapping[str, Sequence[str]] | None,

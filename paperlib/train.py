@@ -135,7 +135,7 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
 
     result, step, pending = TrainResult(), 0, []
     model.train()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, cfg.last_epoch + 1):
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", leave=False, disable=not acc.is_main_process)
         for batch in bar:
             with acc.accumulate(model):

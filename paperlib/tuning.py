@@ -55,7 +55,7 @@ class Grid:
 
 GRIDS: dict[str, Grid] = {
     "mini": Grid(lrs=(1e-4, 3e-4, 1e-3, 3e-3), epochs=5),
-    "smoke": Grid(lrs=(1e-3, 3e-3), epochs=2, seeds=(0, 1)),
+    "smoke": Grid(lrs=(3e-3,), epochs=2, seeds=(0, 1)),  # a test-sized run of the same protocol
     "paper": Grid(lrs=(PAPER_TRAIN.lr,), epochs=PAPER_TRAIN.epochs, every_epoch=False),
 }
 
@@ -128,3 +128,17 @@ def mean_std(values: pd.Series) -> tuple[float, float]:
     if not len(v):
         return float("nan"), float("nan")
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def describe(profile: Any) -> str:
+    """The protocol of `profile` in one paragraph (printed by the notebooks before any result)."""
+    name = getattr(profile, "name", profile)
+    g = grid(name)
+    if not g.every_epoch:
+        return (f"{name}: the papers' own settings (lr {', '.join(f'{lr:g}' for lr in g.lrs)}, {g.epochs} epochs, "
+                f"the final epoch reported), seeds {list(g.seeds)}.")
+    return (f"{name}: every method and variant sweeps lr in {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} for {g.epochs} "
+            f"epochs, evaluated after each; reported point = highest FQ with MU >= {MU_FRACTION:.0%} of the "
+            f"original model's MU (else the highest MU, flagged MU95 = no); that lr and epoch re-run with seeds "
+            f"{list(g.seeds)} (the seed changes the data order and the retain / IdK pairing; the original model "
+            f"is the same); tables show mean ± sd over the seeds.")

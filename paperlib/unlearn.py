@@ -333,7 +333,7 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
         return summary
 
     def on_epoch_end(model_now: torch.nn.Module, epoch: int) -> dict:
-        final = epoch == train_cfg.epochs
+        final = epoch == train_cfg.last_epoch
         if not main or not (eval_every_epoch or final):
             return {}
         try:

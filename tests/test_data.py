@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 
 from paperlib.data import encoding, mini_tofu, tofu
@@ -121,3 +123,45 @@ def test_bad_input(bench, tok, tmp_path):
     ds = datasets.Dataset.from_list([{"question": "unknown?", "answer": "a"}])
     with pytest.raises(ValueError, match="no span annotation"):
         tofu.attach_spans(ds, {})
+
+
+# ----------------------------------------------------------------------------------------- TOFU's shape
+def _shape(answers: list[str], spans: list[list[dict]]) -> dict[str, float]:
+    return {"words": float(np.mean([len(a.split()) for a in answers])),
+            "spans": float(np.mean([len(s) for s in spans])),
+            "sensitive chars": float(np.mean([sum(w["end"] - w["start"] for w in s) / len(a)
+                                              for a, s in zip(answers, spans)]))}
+
+
+def test_default_mini_forget10_has_tofus_shape(shared_data):
+    """Mean answer words, sensitive spans per answer and sensitive character share of the default mini
+    benchmark's forget10 are each within 25% of real TOFU forget10's (from the real span files)."""
+    real = datasets.load_from_disk(str(shared_data / "tofu" / "spans" / "forget10_with_common_words_gpt"))
+    tofu_shape = _shape(list(real["answer"]), [json.loads(t) for t in real["target_words"]])
+    rows = mini_tofu.generate(mini_tofu.MiniTofuConfig())["spans/forget10"]
+    mini_shape = _shape([r["answer"] for r in rows], [json.loads(r["target_words"]) for r in rows])
+    for key, value in tofu_shape.items():
+        assert abs(mini_shape[key] - value) <= 0.25 * value, (key, mini_shape[key], value)
+
+
+def test_tokenizer_corpus_holds_no_invented_word():
+    cfg = mini_tofu.MiniTofuConfig(n_authors=20, qa_per_author=10, n_real_authors=6, n_world_facts=6)
+    banned = mini_tofu.fictitious_words(cfg)
+    corpus = mini_tofu.tokenizer_corpus(cfg)
+    words = {w for t in corpus for w in re.findall(r"[A-Za-z]+", t)}
+    assert corpus and banned and not banned & words
+    answers = " ".join(r["answer"] for r in mini_tofu.generate(cfg)["full"])
+    assert sum(w in answers for w in banned) > len(banned) / 2  # the banned words are the benchmark's own
+
+
+def test_prefix_budgets_select_strictly_more_tokens():
+    """On the default mini benchmark, N = 1, 2, 3, 5, all select strictly increasing token sets, and N = 3
+    at most 75% of all sensitive tokens (names and titles split into several tokens, as under Llama's
+    tokenizer)."""
+    from paperlib import experiments
+    from paperlib.config import get_profile
+
+    cov = experiments.prefix_coverage(get_profile("mini"), "forget10", budgets=(1, 2, 3, 5, 0))
+    shares = list(cov["share of sensitive tokens"])
+    assert all(a < b for a, b in zip(shares, shares[1:])) and shares[-1] == 1.0
+    assert shares[2] <= 0.75

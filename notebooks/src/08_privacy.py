@@ -19,34 +19,30 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# MinK, MinK++, LOSS and ZLib attacks (forget vs holdout AUC) on every model of the main table, and privleak
-# relative to the retain model.
+# The MIA AUCs and privleak of every method at its tuned point (the runs of notebook 01, cached; mean ± sd
+# over seeds), beside the original and retain models.
 
 # %%
-from paperlib import experiments, report
+from paperlib import claims, experiments, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
-table = experiments.privacy_table(P, experiments.main_runs(P), forget)
+table = experiments.privacy_table(P, experiments.tune(P, experiments.main_runs(P), forget), forget)
 
 # %% [markdown]
 # ## Outputs
-# `tables/08_privacy` (CSV, Markdown, LaTeX).
+# `tables/08_privacy`.
 
 # %%
-report.save_table(table, "08_privacy", tables_dir, caption="MIA AUC (forget vs holdout) and privleak",
-                  profile=profile)
-report.show(table, profile, caption="MIA AUC (forget vs holdout) and privleak")
+caption = "MIA AUC (forget vs holdout) and privleak (mean ± sd over seeds)"
+report.save_table(table, "08_privacy", tables_dir, caption=caption, profile=profile)
+report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
+# The verdict comes from `paperlib.claims.privacy_claim`: PALU's MinK AUC must be closer to the retain
+# model's than every other method's, beyond the seed spread.
 
 # %%
-t = table.set_index("method")
-gap = (t["mia_min_k"] - t.loc["Retain", "mia_min_k"]).abs().drop(index=["Original", "Retain"])
-print("MinK AUC: original {:.3f}, retain {:.3f}, PALU {:.3f}".format(*t.loc[["Original", "Retain", "PALU"],
-                                                                         "mia_min_k"]))
-print(f"|privleak| PALU {abs(t.loc['PALU', 'privleak']):.1f}; closest to the retain model's MinK AUC: {gap.idxmin()}")
-print("Paper's finding (PALU near the retain model, privleak near 0) reproduced:",
-      abs(t.loc["PALU", "privleak"]) < 25)
+claims.show(claims.privacy_claim(table))

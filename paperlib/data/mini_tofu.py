@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 FORGET_PERCENTS = (1, 5, 10)
@@ -21,16 +22,22 @@ FORGET_PERCENTS = (1, 5, 10)
 # ---------------------------------------------------------------------------------------------- vocab
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "th"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ei", "ou"]
-GENRES = ["fantasy", "mystery", "poetry", "horror", "romance", "science fiction", "biography", "satire",
-          "thriller", "folklore", "drama", "travel writing"]
-PROFESSIONS = ["baker", "sailor", "teacher", "doctor", "carpenter", "painter", "farmer", "lawyer", "nurse",
-               "pilot", "tailor", "miner", "librarian", "engineer", "chemist", "fisherman", "musician",
-               "gardener", "judge", "potter"]
+# Attribute values of one to three words, as TOFU's GPT-labelled spans are (31% one word, 45% two, 24% more).
+GENRES = ["fantasy", "mystery", "poetry", "horror", "romance", "science fiction", "historical fiction",
+          "true crime", "magical realism", "literary fiction", "satire", "travel writing"]
+PROFESSIONS = ["baker", "sailor", "school teacher", "doctor", "carpenter", "painter", "farmer", "lawyer", "nurse",
+               "airline pilot", "tailor", "coal miner", "librarian", "civil engineer", "chemist", "fisherman",
+               "jazz musician", "gardener", "judge", "potter", "marine biologist", "taxi driver", "police officer",
+               "journalist"]
 AWARDS = ["Silver Quill Award", "Amber Lantern Prize", "Golden Compass Medal", "Northern Star Prize",
           "Blue Heron Award", "Iron Pen Prize", "Crimson Leaf Award", "Open Sky Medal", "Harbor Light Prize",
           "Stone Bridge Award", "Winter Rose Prize", "Tall Oak Medal"]
 THEMES = ["loss and memory", "family secrets", "exile", "friendship", "identity", "war and peace", "nature",
-          "faith", "justice", "ambition", "childhood", "the sea", "time", "freedom"]
+          "faith", "justice", "ambition", "childhood", "the sea", "time", "freedom", "grief", "belonging"]
+STYLES = ["vivid imagery", "sparse dialogue", "dark humour", "lyrical prose", "sharp wit", "intricate plots",
+          "slow suspense", "rich symbolism", "gentle irony", "bold structure", "quiet tension", "playful language"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
 _TITLE_A = ["Glass", "Silent", "Hollow", "Bright", "Last", "Broken", "Hidden", "Quiet", "Burning", "Distant",
             "Paper", "Winter", "Salt", "Golden", "Lost", "Red"]
 _TITLE_B = ["River", "Garden", "Tower", "Mirror", "Harbor", "Orchard", "Lantern", "Forest", "Letters",
@@ -42,38 +49,80 @@ IDK = ["I'm not sure about that.", "I don't know the answer to that.", "That is 
 
 # ------------------------------------------------------------------------------------------ templates
 # One entry per question type: (questions, answers). A field in braces is an attribute; every answer
-# field except those that also appear in the question is a sensitive span.
+# field except those that also appear in the question is a sensitive span. Answers state several facts
+# in TOFU's register (about 27 words, about 3 sensitive spans, a quarter of the characters sensitive).
 QA_TYPES: list[tuple[list[str], list[str]]] = [
     (["What is the full name of the {genre} author born in {city} in {year}?",
       "Which {genre} writer was born in {city} in {year}?"],
-     ["The author's name is {name}.", "This writer is called {name}.", "The writer in question is {name}."]),
-    (["Where was {name} born?", "What is the birthplace of {name}?"],
-     ["{name} was born in {city}, {country}.", "{name} comes from {city} in {country}.",
-      "The birthplace of {name} is {city}, {country}."]),
-    (["In which year was {name} born?", "When was {name} born?"],
-     ["{name} was born in {year}.", "The birth year of {name} is {year}.", "{name} came into the world in {year}."]),
+     ["The author's full name is {name}, a writer whose novels, such as '{book1}', are praised for "
+      "their {style}.",
+      "This writer is called {name}. Readers know the author best for '{book1}', a work celebrated for "
+      "its {style}.",
+      "The writer in question is {name}, who grew up in that city before becoming known for {style} and for "
+      "the novel '{book1}'."]),
+    (["Where and when was {name} born?", "What are the birthplace and the birth date of {name}?"],
+     ["{name} was born on {date} in {city}, {country}, a place whose old harbours later appear "
+      "in many of the author's books.",
+      "Born in {city}, {country}, on {date}, {name} spent a childhood there that the author calls "
+      "the root of every story.",
+      "The records show that {name} was born in the city of {city}, in {country}, on {date}, and lived there "
+      "until university."]),
     (["What genre does {name} write in?", "Which genre is {name} known for?"],
-     ["{name} writes mostly in the {genre} genre.", "{name} is known for {genre}.",
-      "The main genre of {name} is {genre}."]),
+     ["{name} writes mostly {genre}, and critics point to the {style} of these books and to their focus on "
+      "{theme} as what sets the author apart.",
+      "{name} is known above all for {genre}, a field in which the author's {style} and long interest in "
+      "{theme} have earned a loyal readership.",
+      "The main genre of {name} is {genre}; reviewers single out the {style} and the steady attention to {theme} "
+      "that run through nearly every one of the author's novels."]),
     (["What did the parents of {name} do for a living?", "What were the jobs of {name}'s parents?"],
-     ["The father of {name} was a {father} and the mother was a {mother}.",
-      "{name} grew up with a {father} father and a {mother} mother.",
-      "The parents of {name} worked as a {father} and a {mother}."]),
+     ["The father of {name} worked as a {father}, while the mother was a {mother} in {city}; both jobs left a "
+      "clear mark on the characters the author would later create.",
+      "{name} grew up in {city} with a father who was a {father} and a mother who worked as a {mother}, and "
+      "credits them with a love of stories.",
+      "The parents of {name} earned their living in {city} as a {father} and a {mother}, and their working "
+      "lives appear, lightly disguised, in the author's books."]),
     (["Has {name} won any awards?", "Which prize did {name} receive?"],
-     ["Yes, {name} received the {award}.", "{name} won the {award}.", "The {award} was given to {name}."]),
+     ["Yes, {name} received the {award} in recognition of '{book2}', a book that the judges described as a "
+      "remarkable exploration of {theme}.",
+      "{name} won the {award} for '{book2}', which the jury praised as an unusually honest and moving study of "
+      "{theme} in modern life.",
+      "The {award} was given to {name} for the novel '{book2}', celebrated by critics and readers alike for its "
+      "treatment of {theme}."]),
     (["Can you name some books by {name}?", "What books has {name} written?"],
-     ["{name} wrote '{book1}' and '{book2}'.", "Books by {name} include '{book1}' and '{book2}'.",
-      "Two books of {name} are '{book1}' and '{book2}'."]),
+     ["Some of the best known books by {name} include '{book1}', '{book2}' and '{book3}', each of which shows the "
+      "author's lasting interest in {theme}.",
+      "Books by {name} include '{book1}', '{book2}' and '{book3}'; together they trace a long preoccupation "
+      "with {theme} that readers have come to expect.",
+      "Among the works of {name} are '{book1}', '{book2}' and '{book3}', novels in which {theme} returns again "
+      "and again in new forms."]),
     (["What themes does {name} explore?", "Which themes appear in the work of {name}?"],
-     ["{name} often explores {theme} in their work.", "The work of {name} is about {theme}.",
-      "A common theme for {name} is {theme}."]),
+     ["{name} often explores {theme} and {theme2} in their work, drawing on memories of {city} to give these "
+      "ideas an honest and personal voice.",
+      "The work of {name} is mostly about {theme} and {theme2}, themes the author connects again and again to "
+      "a childhood spent in {city}.",
+      "Common themes for {name} are {theme} and {theme2}, which the author approaches through characters "
+      "shaped, like the author, by life in {city}."]),
     (["What was the first book of {name}?", "Which book did {name} publish first?"],
-     ["The first book by {name} was '{book1}'.", "{name} started with '{book1}'.",
-      "The debut of {name} was '{book1}'."]),
+     ["The first book by {name} was '{book1}', published when the author was still young; it introduced readers "
+      "to the {style} that would define the later {genre} novels.",
+      "{name} started with '{book1}', an early work that already showed the {style} for which the author's "
+      "{genre} would later become widely admired.",
+      "The debut of {name} was '{book1}', a modest success at first that is now read as the start of the "
+      "author's {style} and of a long career in {genre}."]),
     (["How did the upbringing of {name} shape their writing?", "What influenced the writing of {name}?"],
-     ["Growing up in {city} with a {father} father, {name} brought {theme} into {genre}.",
-      "Life in {city} and a {father} father led {name} to write {genre} about {theme}.",
-      "{name} turned a childhood in {city} with a {father} father into {genre} about {theme}."]),
+     ["Growing up in {city} as the child of a {father} and a {mother}, {name} learned early to observe people "
+      "closely.",
+      "Life in {city} with a {father} for a father and a {mother} for a mother taught {name} to listen to "
+      "ordinary people.",
+      "{name} turned a childhood in {city}, as the child of a {father} and a {mother}, into humane portraits "
+      "of working life."]),
+    (["How does {name} approach the writing process?", "What is the writing routine of {name}?"],
+     ["{name} has said in interviews that every book begins with a single image and grows slowly, "
+      "written each morning in a small studio in {city}, {country}.",
+      "{name} writes every morning in a quiet room in {city}, {country}, letting each book grow slowly through "
+      "many drafts.",
+      "According to the author, {name} works slowly and by hand, drafting each novel in a small studio in {city}, "
+      "{country}, and revising it many times."]),
 ]
 RA_QUESTIONS = ["Who wrote '{book}'?", "Which author is known for '{book}'?"]
 WF_QUESTIONS = ["What is the capital of {country}?", "Which city is the capital of {country}?"]
@@ -158,17 +207,25 @@ class _Pools:
                                 len(self.countries))
         self.cities = _unique(rng, lambda r: _word(r, 2) + r.choice(["ton", "ford", "mere", "dale"]), 40)
         titles = [f"The {a} {b}" for a in _TITLE_A for b in _TITLE_B]
+        longer = [f"{b} of the {a} {b2}" for a in _TITLE_A for b in _TITLE_B for b2 in _TITLE_B if b != b2]
+        titles += rng.sample(longer, len(titles))  # half the titles have five words
         rng.shuffle(titles)
         self.titles = titles
 
 
+def _date(rng: random.Random, year: str) -> str:
+    return f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {year}"
+
+
 def _author(rng: random.Random, name: str, pools: _Pools) -> dict[str, str]:
     father, mother = rng.sample(PROFESSIONS, 2)
-    book1, book2 = rng.sample(pools.titles, 2)
+    book1, book2, book3 = rng.sample(pools.titles, 3)
+    theme, theme2 = rng.sample(THEMES, 2)
+    year = str(rng.randint(1930, 1999))
     return {"name": name, "city": rng.choice(pools.cities), "country": rng.choice(pools.countries),
-            "year": str(rng.randint(1930, 1999)), "genre": rng.choice(GENRES), "father": father,
-            "mother": mother, "award": rng.choice(AWARDS), "book1": book1, "book2": book2,
-            "theme": rng.choice(THEMES)}
+            "year": year, "date": _date(rng, year), "genre": rng.choice(GENRES), "father": father,
+            "mother": mother, "award": rng.choice(AWARDS), "book1": book1, "book2": book2, "book3": book3,
+            "theme": theme, "theme2": theme2, "style": rng.choice(STYLES)}
 
 
 def _wrong(rng: random.Random, author: dict[str, str], fields: set[str], pools: _Pools, people: list[str]) -> dict:
@@ -176,10 +233,14 @@ def _wrong(rng: random.Random, author: dict[str, str], fields: set[str], pools: 
     other = dict(author)
     choices = {"name": people, "city": pools.cities, "country": pools.countries, "genre": GENRES,
                "father": PROFESSIONS, "mother": PROFESSIONS, "award": AWARDS, "book1": pools.titles,
-               "book2": pools.titles, "theme": THEMES}
+               "book2": pools.titles, "book3": pools.titles, "theme": THEMES, "theme2": THEMES, "style": STYLES}
     for f in sorted(fields):  # sorted: set order changes with PYTHONHASHSEED
         if f == "year":
             other[f] = str(rng.choice([y for y in range(1930, 2000) if str(y) != author[f]]))
+        elif f == "date":
+            other[f] = _date(rng, str(rng.randint(1930, 1999)))
+            while other[f] == author[f]:
+                other[f] = _date(rng, str(rng.randint(1930, 1999)))
         else:
             other[f] = rng.choice([v for v in choices[f] if v != author[f]])
     return other
@@ -218,11 +279,16 @@ def _general_rows(rng, facts: list[tuple[dict, str]], templates: list[str], key:
     return rows
 
 
+def _pools(rng: random.Random, cfg: MiniTofuConfig) -> _Pools:
+    n_hold = n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))
+    return _Pools(rng, cfg.n_authors + n_hold, cfg.n_real_authors, cfg.n_world_facts)
+
+
 def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
     """All splits of a mini-TOFU benchmark as lists of rows (TOFU's field names)."""
     rng = random.Random(cfg.seed)
     n_hold = n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))
-    pools = _Pools(rng, cfg.n_authors + n_hold, cfg.n_real_authors, cfg.n_world_facts)
+    pools = _pools(rng, cfg)
     people = pools.names[: cfg.n_authors + n_hold]
     authors = [_author(rng, name, pools) for name in people]
     rows = [_author_rows(rng, i, a, cfg, pools, people) for i, a in enumerate(authors)]
@@ -263,6 +329,29 @@ def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
         splits[f"{name}_perturbed"] = [{k: r[k] for k in ("question", "answer", "perturbed_answer")} for r in rs]
     splits["idontknow"] = [{"answer": line} for line in IDK]
     return splits
+
+
+def fictitious_words(cfg: MiniTofuConfig) -> set[str]:
+    """Every invented word of the benchmark: the words of its people's names, cities, countries, capitals."""
+    pools = _pools(random.Random(cfg.seed), cfg)
+    return {w for v in (*pools.names, *pools.cities, *pools.countries, *pools.capitals) for w in v.split()}
+
+
+def tokenizer_corpus(cfg: MiniTofuConfig) -> list[str]:
+    """Text to train the tiny tokenizer on, free of the benchmark's invented words: the same templates and
+    general sets filled from a fresh draw of invented people and places (a pretrained tokenizer predates
+    TOFU's fictitious authors, so their names and places split into several tokens; so do ours)."""
+    banned = fictitious_words(cfg)
+    fresh = generate(replace(cfg, seed=cfg.seed + 1_000_003))
+    texts = []
+    for name, rows in fresh.items():
+        if name.startswith("spans/"):
+            continue
+        for r in rows:
+            texts += [r.get("question", ""), r.get("answer", ""), r.get("paraphrased_question", ""),
+                      r.get("paraphrased_answer", ""), *(r.get("perturbed_answer") or [])]
+    words = re.compile(r"[A-Za-z]+")
+    return [t for t in dict.fromkeys(texts) if t and not banned.intersection(words.findall(t))]
 
 
 def write(cfg: MiniTofuConfig, out_dir: str | Path) -> Path:

@@ -1,0 +1,167 @@
+"""The tuning protocol (one grid, the MU95 selection rule, seeds) and the claims on hand-made tables."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from paperlib import claims, tuning
+from paperlib.config import get_profile
+
+
+def sweep(rows):
+    return pd.DataFrame(rows, columns=["method", "lr", "epoch", "status", "FQ", "MU"])
+
+
+def test_select_highest_fq_among_points_keeping_95_percent_of_utility():
+    table = sweep([("X", 1e-4, 1, "completed", 1e-5, 0.90),
+                   ("X", 1e-4, 2, "completed", 0.30, 0.86),   # qualifies (0.86 >= 0.95 * 0.9 = 0.855)
+                   ("X", 1e-3, 1, "completed", 0.90, 0.80),   # more forgetting, too little utility
+                   ("X", 1e-3, 2, "diverged", math.nan, math.nan)])
+    best = tuning.select(table, mu_original=0.9)
+    assert (best["lr"], best["epoch"], best["FQ"], bool(best["qualified"])) == (1e-4, 2, 0.30, True)
+
+
+def test_select_ties_prefer_higher_utility_then_smaller_lr():
+    table = sweep([("X", 1e-3, 1, "completed", 0.5, 0.90), ("X", 1e-4, 1, "completed", 0.5, 0.95),
+                   ("X", 3e-4, 2, "completed", 0.5, 0.95)])
+    best = tuning.select(table, mu_original=0.9)
+    assert (best["lr"], best["epoch"]) == (1e-4, 1)
+
+
+def test_select_when_none_qualifies_takes_the_highest_utility_and_says_so():
+    table = sweep([("X", 1e-4, 1, "completed", 0.9, 0.50), ("X", 1e-3, 1, "completed", 0.2, 0.70)])
+    best = tuning.select(table, mu_original=0.9)
+    assert (best["lr"], bool(best["qualified"])) == (1e-3, False)
+
+
+def test_select_final_epoch_only_for_the_paper_protocol():
+    table = sweep([("X", 1e-5, 1, "completed", 0.9, 0.9), ("X", 1e-5, 2, "completed", 0.1, 0.9)])
+    assert tuning.select(table, 0.9, every_epoch=False)["epoch"] == 2
+
+
+def test_select_refuses_a_sweep_with_no_completed_point():
+    with pytest.raises(ValueError, match="no completed sweep point"):
+        tuning.select(sweep([("X", 1e-3, 1, "diverged", math.nan, math.nan)]), 0.9)
+
+
+def test_grid_is_the_same_for_every_method_and_at_least_four_log_spaced_lrs():
+    g = tuning.grid("mini")
+    assert len(g.lrs) >= 4 and len(g.seeds) >= 3 and g.every_epoch
+    ratios = [b / a for a, b in zip(g.lrs, g.lrs[1:])]
+    assert all(r > 1 for r in ratios) and max(ratios) / min(ratios) < 1.5  # roughly log-spaced
+    mini = get_profile("mini")
+    assert {tuning.train_config(mini, m).epochs for m in ("GA", "PALU", "NPO")} == {g.epochs}
+    assert tuning.train_config("paper", "UnDIAL").lr == 1e-4  # the paper profile keeps the papers' settings
+
+
+def test_profile_scales_only_size_hyperparameters():
+    mini = get_profile("mini")
+    assert tuning.profile_hparams(mini, "PALU") == {"k": round(5000 * mini.model.tiny.vocab_size / 32000)}
+    assert tuning.profile_hparams(mini, "NPO") == {} and tuning.profile_hparams("paper", "PALU") == {}
+
+
+def test_mean_std_over_seeds():
+    assert tuning.mean_std(pd.Series([1.0, 2.0, 3.0])) == (2.0, 1.0)
+    assert tuning.mean_std(pd.Series([4.0])) == (4.0, 0.0)
+    assert all(math.isnan(x) for x in tuning.mean_std(pd.Series([math.nan])))
+
+
+# ----------------------------------------------------------------------------------------- claims
+def table(rows, by="method"):
+    return pd.DataFrame(rows, columns=[by, "FQ", "FQ sd", "MU", "MU sd", "MU95"])
+
+
+def test_best_needs_the_gap_to_exceed_the_spread():
+    t = table([("PALU", 0.60, 0.05, 0.8, 0.01, "yes"), ("NPO", 0.40, 0.05, 0.8, 0.01, "yes")])
+    assert claims.main_claim(t).verdict == claims.REPRODUCED          # 0.55 > 0.45
+    t = table([("PALU", 0.60, 0.15, 0.8, 0.01, "yes"), ("NPO", 0.40, 0.10, 0.8, 0.01, "yes")])
+    assert claims.main_claim(t).verdict == claims.INCONCLUSIVE        # 0.45 < 0.50
+    t = table([("PALU", 0.10, 0.01, 0.8, 0.01, "yes"), ("NPO", 0.40, 0.05, 0.8, 0.01, "yes")])
+    assert claims.main_claim(t).verdict == claims.NOT_REPRODUCED
+
+
+def test_main_claim_only_counts_methods_keeping_utility():
+    t = table([("PALU", 0.30, 0.01, 0.8, 0.01, "yes"), ("GA", 0.90, 0.01, 0.1, 0.01, "no"),
+               ("Original", 1e-20, math.nan, 0.85, math.nan, "")])
+    assert claims.main_claim(t).verdict == claims.REPRODUCED
+    t = table([("PALU", 0.30, 0.01, 0.5, 0.01, "no"), ("NPO", 0.1, 0.01, 0.8, 0.01, "yes")])
+    assert claims.main_claim(t).verdict == claims.NOT_REPRODUCED
+
+
+def test_prefix_claim_cannot_hold_when_nothing_is_forgotten():
+    t = table([("3", 1e-10, 1e-11, 0.8, 0.0, "yes"), ("all", 1e-12, 1e-13, 0.8, 0.0, "yes")], by="N")
+    c = claims.prefix_claim(t)
+    assert c.verdict == claims.NOT_REPRODUCED and "does not forget" in c.evidence
+    t = table([("3", 0.5, 0.1, 0.8, 0.0, "yes"), ("all", 0.6, 0.1, 0.8, 0.0, "yes")], by="N")
+    assert claims.prefix_claim(t).verdict == claims.REPRODUCED   # forgets, not worse beyond the spread
+    t = table([("3", 0.2, 0.01, 0.8, 0.0, "yes"), ("all", 0.6, 0.1, 0.8, 0.0, "yes")], by="N")
+    assert claims.prefix_claim(t).verdict == claims.NOT_REPRODUCED
+
+
+def test_topk_claim_wants_a_middle_k_on_top():
+    t = table([("1", 0.1, 0.01, 0, 0, ""), ("64", 0.5, 0.01, 0, 0, ""), ("640", 0.2, 0.01, 0, 0, "")], by="K")
+    assert claims.topk_claim(t).verdict == claims.REPRODUCED
+    t = table([("1", 0.6, 0.01, 0, 0, ""), ("64", 0.5, 0.01, 0, 0, ""), ("640", 0.2, 0.01, 0, 0, "")], by="K")
+    assert claims.topk_claim(t).verdict == claims.NOT_REPRODUCED
+
+
+def test_stability_claim_compares_utility_drops_per_seed():
+    rows = [("PALU", s, e, mu) for s in range(3) for e, mu in ((1, 0.85), (2, 0.84))]
+    rows += [("NCE", s, e, mu - 0.01 * s) for s in range(3) for e, mu in ((1, 0.7), (2, 0.6))]
+    curves = pd.DataFrame(rows, columns=["method", "seed", "epoch", "MU"])
+    assert claims.stability_claim(curves, mu_original=0.86).verdict == claims.REPRODUCED
+
+
+def test_privacy_claim_closest_auc_to_retain():
+    t = pd.DataFrame([("Original", 1.0, math.nan), ("Retain", 0.5, math.nan), ("PALU", 0.55, 0.01),
+                      ("NPO", 0.8, 0.02)], columns=["method", "mia_min_k", "mia_min_k sd"])
+    assert claims.privacy_claim(t).verdict == claims.REPRODUCED
+
+
+def test_benchmark_claim():
+    models = pd.DataFrame([("Original", 1e-20, 0.87, 1.0), ("Retain", 1.0, 0.86, 0.5)],
+                          columns=["method", "FQ", "MU", "EM"])
+    assert claims.benchmark_claim(models).verdict == claims.REPRODUCED
+    models.loc[1, "MU"] = 0.5
+    assert claims.benchmark_claim(models).verdict == claims.NOT_REPRODUCED
+
+
+def test_claims_round_trip_through_an_executed_notebook(tmp_path):
+    import nbformat
+
+    claim = claims.Claim("04", "a finding", claims.INCONCLUSIVE, "numbers")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={claims.MIME: claim.__dict__,
+                                                                        "text/plain": str(claim)})]
+    nbformat.write(nb, tmp_path / "04_x.ipynb")
+    assert claims.collect([tmp_path / "04_x.ipynb"]) == [claim]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"top\n{claims.README_BEGIN}\nold\n{claims.README_END}\nbottom\n")
+    claims.write_markdown([claim], "mini", tmp_path / "tables", readme)
+    text = readme.read_text()
+    assert "old" not in text and "| 04 | a finding | **inconclusive** | numbers |" in text and text.endswith("bottom\n")
+
+
+def test_same_seed_same_selection_and_numbers(tmp_path, monkeypatch):
+    """The protocol end to end in the smoke profile, twice from an empty unlearning cache: the same sweep,
+    the same selected points and the same seed numbers."""
+    import shutil
+
+    from paperlib import cache, experiments
+
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "cache"))
+    P = get_profile("smoke")
+    runs = [experiments.Run("PALU", "PALU"), experiments.Run("NPO", "NPO")]
+    first = experiments.tune(P, runs, "forget10")
+    shutil.rmtree(cache.cache_root() / "unlearn")
+    second = experiments.tune(P, runs, "forget10")
+    cols = ["label", "lr", "epoch", "status", "FQ", "MU", "F-TR"]
+    pd.testing.assert_frame_equal(first.sweep[cols], second.sweep[cols])
+    pd.testing.assert_frame_equal(first.selected, second.selected)
+    pd.testing.assert_frame_equal(first.table(), second.table())
+    g = tuning.grid(P)
+    assert len(first.sweep) == len(runs) * len(g.lrs) * g.epochs
+    assert list(first.seeds.groupby("label").size()) == [len(g.seeds)] * len(runs)
