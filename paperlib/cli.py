@@ -67,8 +67,12 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.dry_run:
         print(runner.format_plan(runner.plan(args.profile, items(args.only), args.notebooks)))
         return
-    results = runner.reproduce(args.profile, items(args.only), items(args.gpus), out_dir=args.out,
-                               notebooks_dir=args.notebooks, progress_bar=args.gpus is None and sys.stderr.isatty(),
+    if args.gpus is not None and args.workers is not None:
+        raise PaperlibError("give --gpus or --workers, not both")
+    devices = items(args.gpus) if args.gpus is not None else (
+        None if not args.workers or args.workers < 2 else [str(i) for i in range(args.workers)])
+    results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
+                               notebooks_dir=args.notebooks, progress_bar=devices is None and sys.stderr.isatty(),
                                figures_dir=args.figures, tables_dir=args.tables)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
@@ -220,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--gpus", default=None,
                     help="comma-separated device ids, one worker process each (CUDA_VISIBLE_DEVICES), e.g. 0,1; "
                          "default: one notebook at a time in this process")
+    rp.add_argument("--workers", type=int, default=None,
+                    help="N parallel worker processes (device ids 0..N-1; on a CPU machine each gets cores // N "
+                         "threads); the notebooks every other one waits for (00) run first with all cores")
     rp.add_argument("--dry-run", action="store_true",
                     help="list the runs each notebook would launch, with a rough GPU-hour estimate; execute nothing")
     rp.add_argument("--out", default="executed", help="folder of the executed copies (default: executed)")

@@ -370,10 +370,16 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
          + ("serial" if devices is None else f"{len(devices)} worker(s) on CUDA_VISIBLE_DEVICES {','.join(devices)}")
          + f", cache {env['PAPERLIB_CACHE']}, executed copies in {out}")
+    # With workers, the notebooks every other one waits for (00: the benchmark and models) run first in this
+    # process with all cores; the rest then share the workers.
+    first = {} if devices is None else {p: t for p, t in tasks.items() if not any(
+        d in tasks for d in dependencies(p, depends)) and any(p in dependencies(q, depends) for q in tasks)}
+    results = _schedule(first, depends, _Serial(), echo) if first else {}
+    rest = {p: t for p, t in tasks.items() if p not in first}
     with _environ(env):
         pool: _Serial | _Workers = _Serial() if devices is None else _Workers(devices, env)
         try:
-            results = _schedule(tasks, depends, pool, echo)
+            results |= _schedule(rest, depends, pool, echo, done=results)
         finally:
             pool.close()
     write_claims(profile, out, params.get("tables_dir") or "", echo)
@@ -396,9 +402,10 @@ def write_claims(profile: str, executed: Path, tables: str | Path, echo: Callabl
 
 
 def _schedule(tasks: Mapping[str, _Task], depends: Mapping[str, Sequence[str]] | None,
-              pool: _Serial | _Workers, echo: Callable[[str], None]) -> dict[str, Result]:
+              pool: _Serial | _Workers, echo: Callable[[str], None],
+              done: Mapping[str, Result] | None = None) -> dict[str, Result]:
     """Start each notebook, in number order, once its selected dependencies succeeded; skip it if one did not."""
-    results: dict[str, Result] = {}
+    results: dict[str, Result] = dict(done or {})  # earlier results (their notebooks count as dependencies)
     pending = list(tasks)
     running: set[str] = set()
     stem_to_prefix = {task.notebook: p for p, task in tasks.items()}
@@ -410,8 +417,8 @@ def _schedule(tasks: Mapping[str, _Task], depends: Mapping[str, Sequence[str]] |
 
     while pending or running:
         for prefix in list(pending):
-            deps = [d for d in dependencies(prefix, depends) if d in tasks]
-            bad = [tasks[d].notebook for d in deps if d in results and not results[d].ok]
+            deps = [d for d in dependencies(prefix, depends) if d in tasks or d in results]
+            bad = [results[d].notebook for d in deps if d in results and not results[d].ok]
             if bad:
                 pending.remove(prefix)
                 results[prefix] = Result(tasks[prefix].notebook, "skipped",

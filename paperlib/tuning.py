@@ -37,7 +37,7 @@ PAPER_TRAIN = TrainConfig(lr=1e-5, epochs=10, batch_size=32, weight_decay=0.01, 
 PAPER_TRAIN_CHANGES: dict[str, dict[str, Any]] = {"UnDIAL": {"lr": 1e-4}, "WGA": {"epochs": 5}}
 # Tiny profiles: the papers' schedule shape (weight decay 0.01, 1 warm-up epoch then linear decay) at the
 # tiny model's scale of learning rates (it was fine-tuned at 3e-3; at 1e-5 it barely moves).
-TINY_TRAIN = TrainConfig(lr=1e-3, epochs=5, batch_size=16, weight_decay=0.01, warmup_epochs=1.0,
+TINY_TRAIN = TrainConfig(lr=1e-3, epochs=4, batch_size=16, weight_decay=0.01, warmup_epochs=1.0,
                          schedule="linear")
 PAPER_K, PAPER_V = 5000, 32000  # PALU's top-K of Llama-2's vocabulary
 PAPER_RMU_LAYER, PAPER_LAYERS = 7, 32  # open-unlearning's RMU layer of Llama-2-7B
@@ -54,7 +54,7 @@ class Grid:
 
 
 GRIDS: dict[str, Grid] = {
-    "mini": Grid(lrs=(1e-4, 3e-4, 1e-3, 3e-3), epochs=5),
+    "mini": Grid(lrs=(1e-4, 3e-4, 1e-3, 3e-3), epochs=4),
     "smoke": Grid(lrs=(3e-3,), epochs=2, seeds=(0, 1)),  # a test-sized run of the same protocol
     "paper": Grid(lrs=(PAPER_TRAIN.lr,), epochs=PAPER_TRAIN.epochs, every_epoch=False),
 }
