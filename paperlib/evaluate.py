@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from paperlib import metrics, scores
 from paperlib.config import EvalConfig
 from paperlib.constants import IGNORE
 from paperlib.data import encoding, tofu
+from paperlib.progress import bar as progress_bar
 
 MIA_ATTACKS = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")
 
@@ -80,7 +80,7 @@ def score_encoded(model, enc: Sequence[dict], pad_id: int, eos_id: int, batch_si
     split = _split_head(model)
     order = _order([len(e["input_ids"]) for e in enc])
     out: dict[str, list] = {}
-    for i in tqdm(range(0, len(enc), batch_size), desc=desc or "teacher-forced", leave=False, disable=not desc):
+    for i in progress_bar(range(0, len(enc), batch_size), desc or "teacher-forced", bool(desc), leave=False):
         batch = encoding.collate([enc[j] for j in order[i:i + batch_size]], pad_id)
         logits, labels = _answer_logits(model, batch, device, split)
         if full:
@@ -113,7 +113,7 @@ def generate(model, tokenizer, template: str, questions: Sequence[str], max_new_
     prompts = [encoding.encode_prompt(tokenizer, template, q) for q in questions]
     order = _order([len(p) for p in prompts])
     texts: list[str] = [""] * len(prompts)
-    for i in tqdm(range(0, len(prompts), batch_size), desc=desc or "generate", leave=False, disable=not desc):
+    for i in progress_bar(range(0, len(prompts), batch_size), desc or "generate", bool(desc), leave=False):
         chunk = [prompts[j] for j in order[i:i + batch_size]]
         ids = encoding.pad(chunk, tokenizer.pad_token_id, left=True).to(device)
         mask = encoding.pad([[1] * len(p) for p in chunk], 0, left=True).to(device)

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from paperlib import losses as L
 from paperlib import methods, metrics, pipeline, tuning, unlearn
 from paperlib.config import Profile
 from paperlib.data import mini_tofu, tofu
 from paperlib.models import load_tokenizer
+from paperlib.progress import bar as progress_bar
 from paperlib.report import SPREAD
 
 STATS_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "holdout10", "retain_perturbed",
@@ -165,7 +165,7 @@ def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
     g = tuning.grid(profile)
     rows = []
     todo = [(r, lr) for r in runs for lr in g.lrs]
-    for run, lr in tqdm(todo, desc="sweep runs"):
+    for run, lr in progress_bar(todo, "sweep runs"):
         info = unlearn.read_run(_unlearn(profile, run, forget, lr, every_epoch=g.every_epoch))
         base = {"label": run.label, "method": run.method, "lr": lr, "train s / step": _per_step(info)}
         for e in info["epochs"]:
@@ -204,7 +204,7 @@ def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataF
     chosen = selected.set_index("label")
     rows = []
     todo = [(r, s) for r in runs for s in g.seeds]
-    for run, seed in tqdm(todo, desc="seed runs"):
+    for run, seed in progress_bar(todo, "seed runs"):
         lr, epoch = float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
         base = {"label": run.label, "method": run.method, "seed": seed, "lr": lr}
         if seed == 0:  # the sweep's own run at this lr: the same computation, already done

@@ -5,10 +5,17 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import NullFormatter
 
 from paperlib import report
 
 WIDTH = 3.4  # inches: one column of a two-column paper
+
+
+def _major_labels_only(ax: plt.Axes) -> None:
+    """No labels on minor ticks of log axes (they overlap: 2x10^-1, 3x10^-1, ...)."""
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
 
 
 def training_curves(steps: pd.DataFrame) -> plt.Figure:
@@ -28,6 +35,7 @@ def truth_ratio_hist(tr: pd.DataFrame) -> plt.Figure:
     sns.histplot(tr, x="truth ratio", hue="model", palette=palette, bins=30, log_scale=True, element="step",
                  ax=ax)
     ax.set(title="Forget-set truth ratio", xlabel="truth ratio P(perturbed) / P(paraphrased)")
+    _major_labels_only(ax)
     return fig
 
 
@@ -68,6 +76,7 @@ def fq_mu_scatter(seeds: pd.DataFrame, references: pd.DataFrame | None = None) -
     ax.axhline(FQ_FLOOR, color="0.6", linewidth=0.6, linestyle=":")
     ax.set(yscale="log", xlabel="model utility (MU)", ylabel=f"forget quality (FQ, floor {FQ_FLOOR:g})",
            title="Forgetting vs utility (mean ± sd over seeds)")
+    _major_labels_only(ax)
     ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False, fontsize=6)
     return fig
 
@@ -96,6 +105,7 @@ def frontier(sweep: pd.DataFrame, selected: pd.DataFrame, mu_original: float, mu
         ax.set_title(name, fontsize=7, pad=2)
         ax.set(yscale="log")
         ax.tick_params(labelsize=6)
+        _major_labels_only(ax)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     fig.supxlabel("model utility (MU); dashed: 95% of the original's", fontsize=7)
@@ -123,6 +133,7 @@ def metric_lines(df: pd.DataFrame, x: str, metrics: list[str], hue: str | None =
                xscale="log" if logx else "linear")
         if categories:
             ax.set_xticks(range(len(categories)), categories)
+        _major_labels_only(ax)
     if title:
         fig.suptitle(title, y=1.04)
     if hue and axes[0][-1].get_legend():
@@ -144,6 +155,7 @@ def bars(long: pd.DataFrame, title: str = "") -> plt.Figure:
                     errorbar="sd", capsize=0.2, err_kws={"linewidth": 0.8})
         sns.stripplot(part, x="method", y="value", color="black", size=2, ax=ax, legend=False)
         ax.set(title=metric, xlabel="", ylabel="", yscale="log" if metric == "FQ" else "linear")
+        _major_labels_only(ax)
         ax.tick_params(axis="x", rotation=60, labelsize=6)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")

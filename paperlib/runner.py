@@ -364,7 +364,9 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(),
                       progress_bar) for p, path in selected.items()}
 
-    env = {"PAPERLIB_CACHE": str(cache_root().resolve())}
+    # Headless kernels: no tqdm bars (as ipywidgets they flood the kernel's output channel and slow every
+    # run several-fold; nobody watches them); the runner prints one line per notebook instead.
+    env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1"}
     if devices is not None:
         env |= threads.env(len(devices))  # cores // workers torch/BLAS threads each (paperlib.threads)
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "

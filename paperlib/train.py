@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from paperlib.config import TrainConfig
+from paperlib.progress import bar as progress_bar
 
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, "torch.Tensor | float"]]]
 
@@ -103,7 +103,7 @@ def _masked_decay(masked: list[tuple[torch.Tensor, torch.Tensor]], rate: float) 
 def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: TrainConfig,
           collate: Callable[[list[dict]], dict], on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
           update_mask: dict[str, torch.Tensor] | None = None, desc: str = "train",
-          on_step: Callable[[dict], None] | None = None, log_every: int = 50) -> TrainResult:
+          on_step: Callable[[dict], None] | None = None, log_every: int = 50, progress: bool = True) -> TrainResult:
     """Optimise `model` on `data` with `loss_fn`; `update_mask` (name -> bool) restricts the update to the
     True entries of the named parameters (all other parameters stay frozen): the gradient is zeroed outside
     the mask before clipping and AdamW's weight decay is applied to the True entries only, so every False
@@ -136,7 +136,8 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
     result, step, pending = TrainResult(), 0, []
     model.train()
     for epoch in range(1, cfg.last_epoch + 1):
-        bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", leave=False, disable=not acc.is_main_process)
+        bar = progress_bar(loader, f"{desc} epoch {epoch}/{cfg.epochs}", progress and acc.is_main_process,
+                           leave=False)
         for batch in bar:
             with acc.accumulate(model):
                 loss, parts = loss_fn(model, batch)

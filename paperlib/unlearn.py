@@ -349,7 +349,7 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
     m.setup(-(-len(data) // (train_cfg.batch_size * state.num_processes)))
     t0 = time.perf_counter()
     result = train(model, data, lambda model_, batch: m.loss(model_, batch, ref(batch)), train_cfg, collate,
-                   on_epoch_end=on_epoch_end, update_mask=update_mask, desc=f"unlearn {m.name}")
+                   on_epoch_end=on_epoch_end, update_mask=update_mask, desc=f"unlearn {m.name}", progress=progress)
     timing["train_seconds"] = time.perf_counter() - t0 - sum(eval_seconds)
     timing["eval_seconds"] = list(eval_seconds)
     if not main:

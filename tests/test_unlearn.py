@@ -1,8 +1,8 @@
-"""End to end on the MINI benchmark: unlearning forget10 from the mini original model with the mini profile's
-settings (paperlib.methods.MINI_TRAIN). PALU and NPO must forget (forget quality above the original model's)
-while keeping model utility within 0.15 of it; GA at the common mini setting must collapse utility (the
-failure the papers report for GA at their defaults). Trains the mini models on a clean checkout (~2.5 min),
-then about 10 s per method; the table is printed into the test log (visible under `pytest -q`)."""
+"""End to end on the MINI benchmark: unlearning forget10 from the mini original model at the mini profile's
+untuned schedule (paperlib.tuning.TINY_TRAIN: lr 1e-3, 4 epochs; the notebooks tune the lr per method).
+PALU and NPO must forget (forget quality above the original model's) while keeping model utility within 0.15
+of it; GA must collapse utility (the failure the papers report for GA). Trains the mini models on a clean
+checkout (~3 min), then about 10 s per method; the table is printed into the test log."""
 
 from __future__ import annotations
 
