@@ -14,6 +14,9 @@ import sys
 from collections.abc import Mapping
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# What the user exported before paperlib set anything: `configure` writes os.environ, and a later call for
+# several workers must not take this process's own value for the user's.
+USER_ENV = {k: v for k in ENV_VARS if (v := os.environ.get(k))}
 
 
 def cores() -> int:
@@ -30,9 +33,10 @@ def per_worker(workers: int = 1) -> int:
 
 
 def env(workers: int = 1, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The thread variables for one of `workers` processes; values already set in `environ` (default
-    os.environ) are kept, and an exported OMP_NUM_THREADS is also the default of the other two."""
-    environ = os.environ if environ is None else environ
+    """The thread variables for one of `workers` processes; values set in `environ` (default: what the user
+    exported before paperlib changed anything, USER_ENV) are kept, and an exported OMP_NUM_THREADS is also
+    the default of the other two."""
+    environ = USER_ENV if environ is None else environ
     n = environ.get("OMP_NUM_THREADS") or str(per_worker(workers))  # an exported OMP_NUM_THREADS sets the rest
     return {k: environ.get(k) or n for k in ENV_VARS}
 
