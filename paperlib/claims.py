@@ -52,7 +52,15 @@ class Claim:
 
 
 # ----------------------------------------------------------------------------------------- comparisons
+LOG_FQ = "log10 FQ"  # forget quality is compared on the log scale when the table has it (p-values)
+
+
+def _metric(table: pd.DataFrame, metric: str) -> str:
+    return LOG_FQ if metric == "FQ" and LOG_FQ in table else metric
+
+
 def _stat(table: pd.DataFrame, label: str, metric: str, by: str) -> tuple[float, float]:
+    metric = _metric(table, metric)
     row = table.set_index(by).loc[label]
     sd = row.get(f"{metric}{SPREAD}", 0.0)
     sd = 0.0 if sd is None or (isinstance(sd, float) and math.isnan(sd)) else float(sd)
@@ -87,7 +95,7 @@ def best(table: pd.DataFrame, metric: str, label: str, by: str = "method",
         return INCONCLUSIVE, f"{label} is the only candidate"
     leader = max(signed, key=lambda lb: signed[lb][0])
     runner_up = max(others, key=lambda lb: others[lb][0])
-    evidence = f"{metric}: {label} {fmt(stats[label])}; best other {runner_up} {fmt(stats[runner_up])}"
+    evidence = f"{_metric(table, metric)}: {label} {fmt(stats[label])}; best other {runner_up} {fmt(stats[runner_up])}"
     if all(above(mine, v) for v in others.values()):
         return REPRODUCED, evidence
     if leader != label and above(signed[leader], mine):
@@ -128,7 +136,7 @@ def localization_claim(table: pd.DataFrame, prefix: str = "sensitive prefix (N=3
     """02: unlearning the sensitive prefix forgets more than unlearning every answer token, both tuned to
     the same utility floor (MU95 selection)."""
     d = direction(_stat(table, prefix, "FQ", "method"), _stat(table, whole, "FQ", "method"))
-    evidence = (f"FQ: {prefix} {fmt(_stat(table, prefix, 'FQ', 'method'))}, "
+    evidence = (f"{_metric(table, 'FQ')}: {prefix} {fmt(_stat(table, prefix, 'FQ', 'method'))}, "
                 f"{whole} {fmt(_stat(table, whole, 'FQ', 'method'))}")
     return Claim("02", "unlearning only the sensitive prefix forgets more than unlearning every answer token at "
                  "the same utility floor", {1: REPRODUCED, -1: NOT_REPRODUCED, 0: INCONCLUSIVE}[d], evidence)
@@ -150,10 +158,12 @@ def prefix_claim(table: pd.DataFrame, short: str = "3", every: str = "all", by: 
     every sensitive token."""
     finding = "a short prefix (N = 3) is enough: it forgets, and no worse than every sensitive token"
     s, a = _stat(table, short, "FQ", by), _stat(table, every, "FQ", by)
-    forgetting = [lb for lb in table[by] if _stat(table, lb, "FQ", by)[0] >= FORGOTTEN_P]
-    evidence = f"FQ: N={short} {fmt(s)}, N={every} {fmt(a)}; N with mean FQ >= {FORGOTTEN_P}: {forgetting or 'none'}"
-    if s[0] - s[1] < FORGOTTEN_P:
-        verdict = NOT_REPRODUCED if s[0] + s[1] < FORGOTTEN_P else INCONCLUSIVE
+    floor = math.log10(FORGOTTEN_P) if _metric(table, "FQ") == LOG_FQ else FORGOTTEN_P
+    forgetting = [lb for lb in table[by] if _stat(table, lb, "FQ", by)[0] >= floor]
+    evidence = (f"{_metric(table, 'FQ')}: N={short} {fmt(s)}, N={every} {fmt(a)}; N with mean FQ >= {FORGOTTEN_P}: "
+                f"{forgetting or 'none'}")
+    if s[0] - s[1] < floor:
+        verdict = NOT_REPRODUCED if s[0] + s[1] < floor else INCONCLUSIVE
         return Claim("04", finding, verdict, evidence + f" (N={short} does not forget beyond the spread)")
     return Claim("04", finding, NOT_REPRODUCED if above(a, s) else REPRODUCED, evidence)
 
@@ -163,7 +173,7 @@ def topk_claim(table: pd.DataFrame, by: str = "K") -> Claim:
     ks = sorted(table[by].astype(int))
     stats = {k: _stat(table.assign(**{by: table[by].astype(int)}), k, "FQ", by) for k in ks}
     top = max(ks, key=lambda k: stats[k][0])
-    evidence = "FQ: " + ", ".join(f"K={k} {fmt(stats[k])}" for k in ks)
+    evidence = f"{_metric(table, 'FQ')}: " + ", ".join(f"K={k} {fmt(stats[k])}" for k in ks)
     finding = "K = 1 forgets least and a mid-sized K forgets most"
     if len(ks) < 3:
         return Claim("05", finding, INCONCLUSIVE, evidence + " (fewer than three K values)")

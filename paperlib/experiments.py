@@ -4,6 +4,7 @@ plot the frames with `paperlib.plots` and save them with `paperlib.report`)."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,18 @@ def training_curves(profile: Profile, forget: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# The retain model's own evaluation has no reference log by design (it IS the reference): its "no retain
+# log" warnings say nothing to a reader of the notebooks.
+_OWN_EVALUATION = "no retain-model log given|privleak: no reference|forget_quality left out"
+
+
+def evaluation(profile: Profile, path: str, forget: str) -> tuple[dict, dict]:
+    """`pipeline.evaluation` of a model against the retain model, quiet about the retain model's own one."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_OWN_EVALUATION)
+        return pipeline.evaluation(profile, path, forget)
+
+
 def reference_models(profile: Profile, forget: str) -> dict[str, str]:
     """{"Original": path, "Retain": path}: the two models every table compares against."""
     return {"Original": pipeline.original_model(profile), "Retain": pipeline.retain_model(profile, forget)}
@@ -63,7 +76,7 @@ def truth_ratios(profile: Profile, forget: str) -> pd.DataFrame:
     """Per-sample forget-set truth ratios of the original and the retain model (long format)."""
     frames = []
     for model, path in reference_models(profile, forget).items():
-        log, _ = pipeline.evaluation(profile, path, forget)
+        log, _ = evaluation(profile, path, forget)
         tr = [v["score"] for v in log["forget_truth_ratio"]["value_by_index"].values()]
         frames.append(pd.DataFrame({"model": model, "truth ratio": tr}))
     return pd.concat(frames, ignore_index=True)
@@ -73,7 +86,7 @@ def reference_rows(profile: Profile, forget: str) -> pd.DataFrame:
     """PALU table columns (FQ, MU, Fluency, EM, F-TR, Ra-TR, R-TR, Rw-TR) of the original and retain models."""
     rows = []
     for method, path in reference_models(profile, forget).items():
-        _, summary = pipeline.evaluation(profile, path, forget)
+        _, summary = evaluation(profile, path, forget)
         rows.append({"method": method, **metrics.palu_columns(summary)})
     return pd.DataFrame(rows)
 
@@ -85,6 +98,7 @@ PAPER_V = 32000
 TARGETS = L.TARGETS
 PREFIX_BUDGETS = (1, 2, 3, 4, 5, 10, 0)  # 0 = every sensitive token ("all")
 STATUS_OK = "completed"
+LOG_FQ = "log10 FQ"
 
 
 @dataclass(frozen=True)
@@ -178,7 +192,7 @@ def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
 
 def original_mu(profile: Profile, forget: str) -> float:
     """Model utility of the original model (the MU95 rule's reference)."""
-    _, summary = pipeline.evaluation(profile, pipeline.original_model(profile), forget)
+    _, summary = evaluation(profile, pipeline.original_model(profile), forget)
     return float(summary["model_utility"])
 
 
@@ -258,6 +272,8 @@ def spread_table(seeds: pd.DataFrame, selected: pd.DataFrame, columns: tuple[str
         for col in columns:
             mean, sd = tuning.mean_std(ok[col]) if col in ok else (float("nan"), float("nan"))
             row[col], row[f"{col}{SPREAD}"] = mean, sd
+            if col == "FQ" and col in ok:  # p-values span orders of magnitude: their spread on the log scale too
+                row[LOG_FQ], row[f"{LOG_FQ}{SPREAD}"] = tuning.mean_std(np.log10(ok[col].clip(lower=1e-300)))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -269,6 +285,8 @@ def results_table(profile: Profile, tuned: Tuned, forget: str, with_references: 
     if not with_references:
         return table
     refs = reference_rows(profile, forget)
+    if LOG_FQ in table:
+        refs[LOG_FQ] = np.log10(refs["FQ"].clip(lower=1e-300))
     out = pd.concat([refs, table], ignore_index=True)[list(table.columns)]
     return out.astype({"epoch": "Int64"})
 
@@ -276,7 +294,7 @@ def results_table(profile: Profile, tuned: Tuned, forget: str, with_references: 
 def epoch_curves(profile: Profile, tuned: Tuned, forget: str) -> pd.DataFrame:
     """FQ, MU and F-TR after every epoch at each label's selected learning rate, per seed (epoch 0 = the
     original model), with cumulative training time."""
-    _, original = pipeline.evaluation(profile, pipeline.original_model(profile), forget)
+    _, original = evaluation(profile, pipeline.original_model(profile), forget)
     rows = []
     for (label, seed), part in tuned.seeds.groupby(["label", "seed"], sort=False):
         per_step = part["train s / step"].iloc[0] if "train s / step" in part else float("nan")
@@ -317,7 +335,7 @@ def privacy_table(profile: Profile, tuned: Tuned, forget: str) -> pd.DataFrame:
     names = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "privleak", "forget_quality")
     rows = []
     for model, path in reference_models(profile, forget).items():
-        _, summary = pipeline.evaluation(profile, path, forget)
+        _, summary = evaluation(profile, path, forget)
         rows.append({"method": model, **{n: summary.get(n, float("nan")) for n in names}})
     table = tuned.table(names).rename(columns={"label": "method"})
     return pd.concat([pd.DataFrame(rows), table], ignore_index=True)[list(table.columns)].astype({"epoch": "Int64"})

@@ -165,3 +165,15 @@ def test_same_seed_same_selection_and_numbers(tmp_path, monkeypatch):
     g = tuning.grid(P)
     assert len(first.sweep) == len(runs) * len(g.lrs) * g.epochs
     assert list(first.seeds.groupby("label").size()) == [len(g.seeds)] * len(runs)
+
+
+def test_fq_is_compared_on_the_log_scale_when_the_table_has_it():
+    """FQ values 1e-9 +- 2e-9 vs 1e-31 overlap linearly but not as p-values (log10: -9 +- 0.5 vs -31 +- 1)."""
+    t = pd.DataFrame([("PALU", 1e-31, 1e-31, -31.0, 1.0, 0.8, "yes"), ("WGA", 1e-9, 2e-9, -9.0, 0.5, 0.8, "yes")],
+                     columns=["method", "FQ", "FQ sd", "log10 FQ", "log10 FQ sd", "MU", "MU95"])
+    c = claims.main_claim(t)
+    assert c.verdict == claims.NOT_REPRODUCED and c.evidence.startswith("log10 FQ")
+    assert claims.main_claim(t.drop(columns=["log10 FQ", "log10 FQ sd"])).verdict == claims.INCONCLUSIVE
+    n = t.replace({"PALU": "3", "WGA": "all"}).rename(columns={"method": "N"})
+    n.loc[0, ["FQ", "log10 FQ", "log10 FQ sd"]] = [0.3, -0.5, 0.1]  # N=3 forgets (log10 0.05 = -1.3)
+    assert claims.prefix_claim(n).verdict == claims.REPRODUCED
