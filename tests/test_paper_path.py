@@ -146,7 +146,9 @@ def test_paper_path_end_to_end(standin, shared_data, offline):
     assert "FQ (paper)" in shown.columns and shown.set_index("method").loc["PALU", "FQ (paper)"] == \
         pytest.approx(0.7126, abs=1e-4)
     report.save_table(shown, "01_tofu_main", offline / "tables", caption="stand-in", profile="paper")
-    report.save_figure(plots.fq_mu_scatter(table), "01_fq_mu_scatter", offline / "figures")
+    refs = table[table["method"].isin(["Original", "Retain"])]
+    seeds = table[~table["method"].isin(["Original", "Retain"])].rename(columns={"method": "label"})
+    report.save_figure(plots.fq_mu_scatter(seeds, refs), "01_fq_mu_scatter", offline / "figures")
     assert (offline / "tables" / "01_tofu_main.csv").is_file()
     assert (offline / "figures" / "01_fq_mu_scatter.png").is_file()
     assert time.perf_counter() - start < 300

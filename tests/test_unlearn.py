@@ -1,5 +1,6 @@
 """End to end on the MINI benchmark: unlearning forget10 from the mini original model at the mini profile's
-untuned schedule (paperlib.tuning.TINY_TRAIN: lr 1e-3, 4 epochs; the notebooks tune the lr per method).
+schedule (paperlib.tuning.TINY_TRAIN, 4 epochs) and a learning rate of the mini grid (NPO 3e-4: at 1e-3 it
+loses 0.18 of MU; the notebooks tune the lr of every method by one rule).
 PALU and NPO must forget (forget quality above the original model's) while keeping model utility within 0.15
 of it; GA must collapse utility (the failure the papers report for GA). Trains the mini models on a clean
 checkout (~3 min), then about 10 s per method; the table is printed into the test log."""
@@ -24,9 +25,9 @@ def results() -> dict[str, dict]:
     profile = get_profile("mini")
     _, original = pipeline.evaluation(profile, pipeline.original_model(profile), FORGET)
     table = {"original": {**palu_columns(original), "status": "-"}}
-    for method in ("PALU", "NPO", "GA"):
-        run = read_run(unlearn(profile, method, FORGET, force=True, eval_every_epoch=False, save_model=False,
-                               progress=False))
+    for method, lr in (("PALU", 1e-3), ("NPO", 3e-4), ("GA", 1e-3)):  # points of the mini grid
+        run = read_run(unlearn(profile, method, FORGET, {"lr": lr}, force=True, eval_every_epoch=False,
+                               save_model=False, progress=False))
         table[method] = {**palu_columns(run["summary"]), "status": run["status"]["status"]}
     return table
 
