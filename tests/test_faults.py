@@ -226,3 +226,66 @@ def test_out_never_loses_data(smoke_cache, tmp_path):
     with pytest.raises(PaperlibError, match="holds a copy of another run"):
         unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "2e-3"}, eval_every_epoch=False, progress=False,
                         out=copy)
+
+
+def _reproduce(cache_root: Path, out: Path) -> subprocess.Popen:
+    """`paperlib reproduce --profile smoke --only 02` in its own process group, outputs under `out`."""
+    argv = [sys.executable, "-c", "from paperlib.cli import main; main()", "reproduce", "--profile", "smoke",
+            "--only", "02", "--out", str(out / "executed"), "--figures", str(out / "figures"),
+            "--tables", str(out / "tables")]
+    env = {**os.environ, "PAPERLIB_CACHE": str(cache_root)}
+    return subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_kill_during_a_notebook_then_rerun(smoke_cache, tmp_path):
+    """kill -9 of `paperlib reproduce` (runner and kernel) while notebook 02 is between its unlearning runs:
+    nothing half-built looks complete, the rerun reuses every finished run and redoes the rest, and its
+    tables equal those of an uninterrupted run from the same models, byte for byte."""
+    import shutil
+
+    killed_cache, clean_cache = tmp_path / "killed", tmp_path / "clean"
+    for target in (killed_cache, clean_cache):  # the same models, no unlearning runs
+        shutil.copytree(smoke_cache, target, ignore=shutil.ignore_patterns("unlearn"))
+    proc = _reproduce(killed_cache, tmp_path / "a")
+    t0 = time.time()
+    while not [p for p in _complete_entries(killed_cache) if "/unlearn/" in p]:
+        assert proc.poll() is None, "the notebook ended before it could be killed"
+        assert time.time() - t0 < 240, "no unlearning run finished in time"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = {p: m for p, m in _complete_entries(killed_cache).items() if "/unlearn/" in p}
+    assert finished and not (tmp_path / "a" / "tables" / "02_token_localization.csv").exists()
+    assert _reproduce(killed_cache, tmp_path / "a").wait(timeout=600) == 0
+    after = _complete_entries(killed_cache)
+    assert all(after[p] == m for p, m in finished.items())  # finished runs reused, not rebuilt
+    assert not list((killed_cache / "unlearn").glob(".*.tmp-*"))  # the killed build's leftovers are gone
+    assert _reproduce(clean_cache, tmp_path / "b").wait(timeout=600) == 0
+    for name in ("02_token_localization.csv", "02_token_localization.md"):
+        assert (tmp_path / "a" / "tables" / name).read_bytes() == (tmp_path / "b" / "tables" / name).read_bytes()
+
+
+def test_cache_verify_and_prune_on_the_command_line(smoke_cache, tmp_path, capsys):
+    """`paperlib cache verify` passes on a sound cache and names a corrupted entry (exit 1); `prune --dry-run`
+    lists an orphan temporary folder and keeps it, `prune` removes it."""
+    import shutil
+
+    from paperlib.cli import main
+
+    root = tmp_path / "runs"
+    shutil.copytree(smoke_cache, root, ignore=shutil.ignore_patterns("unlearn"))
+    main(["cache", "verify", "--root", str(root)])
+    assert "0 entries" in capsys.readouterr().out
+    model = next(p for p in (root / "model").iterdir() if cache.is_complete(p))
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(SystemExit) as exit_:
+        main(["cache", "verify", "--root", str(root)])
+    assert exit_.value.code == 1 and str(model) in capsys.readouterr().out
+    orphan = root / "model" / ".0123456789abcdef.tmp-999999"  # no such process
+    orphan.mkdir()
+    main(["cache", "prune", "--dry-run", "--root", str(root)])
+    assert str(orphan) in capsys.readouterr().out and orphan.is_dir()
+    main(["cache", "prune", "--root", str(root)])
+    assert not orphan.exists() and not model.exists()  # the corrupt entry goes too
