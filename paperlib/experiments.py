@@ -287,19 +287,23 @@ def results_table(profile: Profile, tuned: Tuned, forget: str, with_references: 
     refs = reference_rows(profile, forget)
     if LOG_FQ in table:
         refs[LOG_FQ] = np.log10(refs["FQ"].clip(lower=1e-300))
-    out = pd.concat([refs, table], ignore_index=True)[list(table.columns)]
-    return out.astype({"epoch": "Int64"})
+    return _below(refs, table)
+
+
+def _below(references: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The original / retain rows above a tuned table, in the table's columns (their settings left blank)."""
+    return pd.concat([references, table], ignore_index=True)[list(table.columns)].astype({"epoch": "Int64"})
 
 
 def epoch_curves(profile: Profile, tuned: Tuned, forget: str) -> pd.DataFrame:
     """FQ, MU and F-TR after every epoch at each label's selected learning rate, per seed (epoch 0 = the
     original model), with cumulative training time."""
     _, original = evaluation(profile, pipeline.original_model(profile), forget)
+    start, steps_per_epoch = metrics.palu_columns(original), _steps_per_epoch(profile, forget)
     rows = []
     for (label, seed), part in tuned.seeds.groupby(["label", "seed"], sort=False):
         per_step = part["train s / step"].iloc[0] if "train s / step" in part else float("nan")
-        steps_per_epoch = _steps_per_epoch(profile, forget)
-        rows.append({"method": label, "seed": seed, "epoch": 0, "train s": 0.0, **metrics.palu_columns(original)})
+        rows.append({"method": label, "seed": seed, "epoch": 0, "train s": 0.0, **start})
         for _, r in part[part["status"] == STATUS_OK].iterrows():
             rows.append({"method": label, "seed": seed, "epoch": int(r["epoch"]),
                          "train s": per_step * steps_per_epoch * r["epoch"],
@@ -337,8 +341,7 @@ def privacy_table(profile: Profile, tuned: Tuned, forget: str) -> pd.DataFrame:
     for model, path in reference_models(profile, forget).items():
         _, summary = evaluation(profile, path, forget)
         rows.append({"method": model, **{n: summary.get(n, float("nan")) for n in names}})
-    table = tuned.table(names).rename(columns={"label": "method"})
-    return pd.concat([pd.DataFrame(rows), table], ignore_index=True)[list(table.columns)].astype({"epoch": "Int64"})
+    return _below(pd.DataFrame(rows), tuned.table(names).rename(columns={"label": "method"}))
 
 
 def sweep_table(tuned: Tuned) -> pd.DataFrame:
