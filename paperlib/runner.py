@@ -514,7 +514,9 @@ def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
 # prefix -> a function of the Profile returning one dict per run (keys: model, method, hyperparameters,
 # n_examples, epochs, optional params_b, passes, evaluations), or "module:function" imported lazily.
 # A notebook without an entry declares no runs.
-PLANS: dict[str, PlanFn | str] = {f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)}
+PLANS: dict[str, PlanFn | str] = {
+    **{f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)},
+}
 _REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")
 _OPTIONAL = ("params_b", "passes", "evaluations", "reference", "model_name")
 
