@@ -203,19 +203,22 @@ class TofuEvaluator:
     def run(self) -> dict:
         """The TOFU_EVAL.json dict (per-sample values; aggregates are filled by `fill_aggregates`).
 
-        Every sequence is read once: one teacher-forced pass with the MIA scores over the forget and holdout
-        answers, one pass (avg_loss) over every other answer / paraphrase / perturbed answer of every set, one
-        greedy generation over the questions of the four ROUGE sets; each pass batches by length across sets."""
+        Every sequence is read once: one teacher-forced pass with the MIA scores over the forget, holdout and
+        retain answers, one pass (avg_loss) over every other answer / paraphrase / perturbed answer of every set, one
+        greedy generation over the questions of the four ROUGE sets; each pass batches by length across sets.
+        The retain answers join the first pass: their extraction strength is `retain_extraction_strength`
+        (loc-unlearn's Retain Strength), beside the forget set's `extraction_strength`."""
         s = self.sets
         qa = lambda ds, col: list(zip(ds["question"], ds[col]))  # noqa: E731
-        mia = self._tf_many({"forget": qa(s["forget"], "answer"), "holdout": qa(s["holdout"], "answer")},
-                            full=True, desc="forget/holdout answers")
+        mia = self._tf_many({"forget": qa(s["forget"], "answer"), "holdout": qa(s["holdout"], "answer"),
+                             "retain": qa(s["retain"], "answer")}, full=True, desc="forget/holdout/retain answers")
+        retain = mia.pop("retain")
         blocks = (("forget", "forget_pert", "forget"), ("retain", "retain", "retain"), ("ra", "ra", "real authors"),
                   ("wf", "wf", "world facts"))
         lists, widths = {}, {}
         for prefix, key, desc in blocks:
             ds = s[key]
-            if prefix != "forget":
+            if prefix not in ("forget", "retain"):
                 lists[f"{prefix}.answer"] = qa(ds, "answer")
             if "paraphrased_answer" in ds.column_names:
                 lists[f"{prefix}.para"] = qa(ds, "paraphrased_answer")
@@ -233,8 +236,9 @@ class TofuEvaluator:
         forget = mia["forget"]
         log["exact_memorization"] = {"value_by_index": _by_index(score=forget["em"])}
         log["extraction_strength"] = {"value_by_index": _by_index(score=forget["es"])}
+        log["retain_extraction_strength"] = {"value_by_index": _by_index(score=retain["es"])}
         for prefix, key, _ in blocks:
-            main = forget["avg_loss"] if prefix == "forget" else tf[f"{prefix}.answer"]["avg_loss"]
+            main = {"forget": forget, "retain": retain}.get(prefix, tf.get(f"{prefix}.answer"))["avg_loss"]
             pert = tf[f"{prefix}.pert"]["avg_loss"].reshape(len(s[key]), widths[prefix])
             para = tf[f"{prefix}.para"]["avg_loss"] if f"{prefix}.para" in tf else None
             log |= self._prob_block(prefix, s[key], main, pert, para)

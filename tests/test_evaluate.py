@@ -116,6 +116,11 @@ def test_one_pass_evaluation_equals_a_plain_pass_per_list(smoke):
             plain(q, a, "min_k_pp"), rel=1e-9)
     for i, (q, p) in enumerate(zip(s["retain"]["question"], s["retain"]["paraphrased_answer"])):
         assert values("retain_Q_A_PARA_Prob")[i]["avg_loss"] == pytest.approx(plain(q, p, "avg_loss"), rel=1e-9)
+    for i, (q, a) in enumerate(zip(s["retain"]["question"], s["retain"]["answer"])):  # RS (loc-unlearn)
+        assert values("retain_Q_A_Prob")[i]["avg_loss"] == pytest.approx(plain(q, a, "avg_loss"), rel=1e-9)
+        assert values("retain_extraction_strength")[i]["score"] == pytest.approx(plain(q, a, "es"), rel=1e-9)
+    retain_es = [v["score"] for v in values("retain_extraction_strength")]
+    assert metrics.summarize_tofu(log)["retain_extraction_strength"] == pytest.approx(sum(retain_es) / len(retain_es))
     for i, (q, ps) in enumerate(zip(s["wf"]["question"], s["wf"]["perturbed_answer"])):
         want = [plain(q, p, "avg_loss") for p in ps]
         assert values("wf_Q_A_PERT_Prob")[i]["avg_loss"] == pytest.approx(want, rel=1e-9)
