@@ -38,9 +38,11 @@ from accelerate.utils import parse_flag_from_env
 from paperlib import checks, evaluate, pipeline
 from paperlib.cache import cache_root, cached_run, is_complete, read_manifest, run_dir
 from paperlib.config import Profile, TrainConfig
-from paperlib.data import encoding, tofu
+from paperlib.corpus import TextCorpus
+from paperlib.data import encoding, rawtext, tofu
 from paperlib.errors import NonFiniteError, PaperlibError
 from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
+from paperlib.methods import names as method_names
 from paperlib.reference import ReferenceConfig, make_reference
 from paperlib.train import Diverged, check_mask, train
 
@@ -218,6 +220,141 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
     return run
 
 
+# ----------------------------------------------------------------------------------------- raw text
+TEXT_SUMMARY = "SUMMARY.json"  # a raw-text run's final summary (the evaluator's dict)
+
+
+def text_methods() -> list[str]:
+    """Registered methods that can unlearn raw text with their default settings: those that need no IdK answer
+    and no QA structure (common words); PALU / NCE need the corpus's forget_spans."""
+    return [name for name in method_names(ablation=True) if _text_refusal(make_method(name)) is None]
+
+
+def _text_refusal(m: Method) -> str | None:
+    """Why method `m` (with its settings) cannot train on raw text, or None."""
+    needs = m.needs()
+    if needs.idk:
+        return "needs an IdK answer to each forget question"
+    if needs.common:
+        return "needs the QA span file's common words"
+    return None
+
+
+def _text_samples(tok, corpus: TextCorpus, m: Method, seed: int) -> list[dict]:
+    """Training samples {index, forget, retain}: the corpus's forget blocks (sensitive flags from forget_spans)
+    each paired with one uniformly random retain block (seeded), when the method uses a retain term. Blocks
+    of one token (a text's last block can be) carry no next-token target and are left out."""
+    needs = m.needs()
+    keep = ("input_ids", "labels", "sensitive")
+    forget = [{k: b[k] for k in keep} for b in rawtext.encode_texts(tok, corpus.forget, corpus.block,
+                                                                   corpus.forget_spans) if len(b["input_ids"]) > 1]
+    retain = [{k: b[k] for k in keep[:2]} for b in rawtext.encode_texts(tok, corpus.retain, corpus.block)
+              if len(b["input_ids"]) > 1] if needs.retain else []
+    rng = random.Random(seed)
+    samples = []
+    for i, f in enumerate(forget):
+        sample = {"index": i, "forget": f}
+        if needs.retain:
+            sample["retain"] = retain[rng.randrange(len(retain))]
+        samples.append(sample)
+    m.check_data(samples)
+    return samples
+
+
+def _check_summary(summary: Any, evaluator: str) -> dict:
+    """An evaluator's summary: a dict whose numbers are finite (NonFiniteError otherwise: the run diverged)."""
+    if not isinstance(summary, dict):
+        raise TypeError(f"evaluator {evaluator!r} returned {type(summary).__name__}; allowed: a dict")
+    bad = [k for k, v in summary.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise NonFiniteError(f"evaluator {evaluator!r}: non-finite {', '.join(map(str, bad))}")
+    return summary
+
+
+def text_run_config(profile: Profile, method: Method, corpus: TextCorpus, evaluator: str, eval_args: dict,
+                    train_cfg: TrainConfig, ref_cfg: ReferenceConfig, model_path: str, eval_every_epoch: bool,
+                    update_mask: dict | None, save_model: bool) -> dict:
+    """Everything that determines a raw-text unlearning run's result (its cache key)."""
+    return {"kind": "text", "method": method.name, "hparams": dataclasses.asdict(method.hp),
+            "corpus": corpus.describe(), "evaluator": evaluator, "eval_args": eval_args, "train": train_cfg,
+            "reference": ref_cfg, "template": profile.model.template,
+            "lora": (profile.model.lora_r, profile.model.lora_alpha, profile.model.lora_dropout),
+            "eval": profile.eval, "model": pipeline.model_identity(model_path),
+            "eval_every_epoch": eval_every_epoch, "update_mask": mask_digest(update_mask), "save_model": save_model}
+
+
+def unlearn_text(profile: Profile, method: str, corpus: TextCorpus, evaluator: str, eval_args: dict,
+                 model_path: str | Path, overrides: dict[str, Any] | None = None, force: bool = False,
+                 eval_every_epoch: bool = True, update_mask: dict[str, torch.Tensor] | None = None,
+                 save_model: bool = True, progress: bool = True, out: str | Path | None = None) -> Path:
+    """Unlearn the raw-text `corpus` (its forget documents in `corpus.block`-token blocks, every token a target)
+    from `model_path` with `method`; return the complete run folder (cached by the full config, the corpus's
+    digest and `eval_args` included). The registered `evaluator` (`paperlib.corpus.register_evaluator`) runs
+    after every epoch (`eval_every_epoch`; always after the last, writing its logs into the run folder); its
+    final summary is SUMMARY.json. Same training loop, reference pass, divergence handling, `overrides`,
+    `update_mask`, `save_model` and `out` as `unlearn`. Refused before any compute: a method that needs IdK
+    answers or QA structure (DPO, TPO; `text_methods()` lists the ones that apply), PALU / NCE without
+    `corpus.forget_spans`, a retain term without retain documents, a block longer than the model's context."""
+    from paperlib.corpus import get_evaluator
+
+    if out is not None:
+        check_out(out)
+    if not isinstance(corpus, TextCorpus):
+        raise PaperlibError(f"corpus is {type(corpus).__name__}; allowed: a paperlib.corpus.TextCorpus")
+    evaluate_text = get_evaluator(evaluator)
+    try:
+        eval_args = json.loads(json.dumps(eval_args, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise PaperlibError(f"eval_args {eval_args!r} is not plain JSON ({err}); allowed: a dict of JSON values "
+                            "(it is part of the run's cache key)") from None
+    if not isinstance(eval_args, dict):
+        raise PaperlibError(f"eval_args is {type(eval_args).__name__}; allowed: a dict")
+    m, train_cfg, ref_cfg = resolve(profile, method, overrides)
+    _check_optimizer(train_cfg)
+    why = _text_refusal(m)
+    if why:
+        raise PaperlibError(f"method {m.name} {why}, which raw text ({corpus.name}) does not have; allowed on raw "
+                            f"text: {', '.join(text_methods())}")
+    needs = m.needs()
+    if needs.spans and corpus.forget_spans is None:
+        raise PaperlibError(f"method {m.name} needs sensitive spans and corpus {corpus.name} has no forget_spans; "
+                            "allowed: a TextCorpus with forget_spans (e.g. automatic spans from paperlib.spans), "
+                            f"or {m.name} with tokens=all")
+    if needs.retain and not corpus.retain:
+        raise PaperlibError(f"method {m.name} uses a retain term and corpus {corpus.name} has no retain document; "
+                            "allowed: retain documents, or alpha=0")
+    checks.check_model_dir(model_path)
+    model_path = str(model_path)
+    vocab, layers, model_config = _model_shape(model_path)
+    context = getattr(model_config, "max_position_embeddings", None)
+    if context is not None and corpus.block > context:
+        raise PaperlibError(f"corpus {corpus.name} block={corpus.block} is longer than the model's context "
+                            f"({context} positions); allowed: block <= {context}")
+    m.check(vocab, layers)
+    if update_mask is not None:
+        _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
+    config = text_run_config(profile, m, corpus, evaluator, eval_args, train_cfg, ref_cfg, model_path,
+                             eval_every_epoch, update_mask, save_model)
+    if out is not None:
+        check_out(out, run_dir(KIND, config).name)
+
+    def describe(summary: dict) -> str:
+        shown = [(k, v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return " ".join(f"{k}={v:.3g}" for k, v in shown[:4])
+
+    def build(folder: Path) -> None:
+        _train_run(profile, m, train_cfg, ref_cfg, model_path,
+                   lambda tok: _text_samples(tok, corpus, m, train_cfg.seed),
+                   lambda model_now, tok, out_dir: _check_summary(
+                       evaluate_text(model_now, tok, profile, dict(eval_args), out_dir), evaluator),
+                   describe, eval_every_epoch, update_mask, save_model, progress, folder, summary_file=TEXT_SUMMARY)
+
+    run = _cached(config, build, force)
+    if out is not None and _state().is_main_process:
+        copy_run(run, out)
+    return run
+
+
 def check_out(out: str | Path, key: str | None = None) -> Path:
     """Refuse an output folder whose use would lose data: a file, a folder inside the run cache (e.g. the
     cached run's own folder), or a non-empty folder that is not an earlier copy of this same run (`key`:
@@ -290,18 +427,46 @@ def _cached(config: dict, build: Callable[[Path], None], force: bool) -> Path:
 def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
            model_path: str, texts: tuple[list[dict], list[dict], list[str] | None], retain_log_path: str,
            eval_every_epoch: bool, update_mask: dict | None, save_model: bool, progress: bool, out: Path) -> None:
+    """Build a TOFU run: QA samples, `evaluate.evaluate_tofu` after every epoch (TOFU_EVAL/SUMMARY.json)."""
+    source = pipeline.benchmark_source(profile)
+    rows, retain_rows, idk = texts
+
+    def make_data(tok) -> list[dict]:
+        encoding.check_template(profile.model.template, tok)
+        return encode_samples(tok, profile.model.template, rows, retain_rows, idk, m, profile.eval.max_length,
+                              train_cfg.seed)
+
+    retain_log = evaluate.load_log(retain_log_path)
+
+    def evaluate_fn(model_now: torch.nn.Module, tok, out_dir: Path | None) -> dict:
+        _, summary = evaluate.evaluate_tofu(model_now, tok, profile.model.template, source, forget, profile.eval,
+                                            retain_log, out_dir=out_dir, progress=False)
+        return summary
+
+    def describe(summary: dict) -> str:
+        fq = summary.get("forget_quality", float("nan"))
+        return f"forget_quality={fq:.3g} model_utility={summary['model_utility']:.3f}"
+
+    _train_run(profile, m, train_cfg, ref_cfg, model_path, make_data, evaluate_fn, describe, eval_every_epoch,
+               update_mask, save_model, progress, out)
+
+
+def _train_run(profile: Profile, m: Method, train_cfg: TrainConfig, ref_cfg: ReferenceConfig, model_path: str,
+               make_data: Callable[[Any], list[dict]], evaluate_fn: Callable[[torch.nn.Module, Any, Path | None], dict],
+               describe: Callable[[dict], str], eval_every_epoch: bool, update_mask: dict | None, save_model: bool,
+               progress: bool, out: Path, summary_file: str | None = None) -> None:
+    """The run both kinds share: tokenizer, training samples (`make_data(tokenizer)`), model (LoRA, mask check),
+    reference pass, the one training loop with `evaluate_fn(model, tokenizer, out_dir)` after every epoch (the
+    last one writes its logs into `out`), then train_log.json, epochs.json, status.json (completed or diverged),
+    the final summary as `summary_file` (when given) and the model."""
     from paperlib.models import add_lora, load_model, load_tokenizer
 
     state = _state()
     main = state.is_main_process
     timing: dict[str, Any] = {}
     tok = load_tokenizer(model_path)
-    encoding.check_template(profile.model.template, tok)
     needs = m.needs()
-    source = pipeline.benchmark_source(profile)
-    rows, retain_rows, idk = texts
-    data = encode_samples(tok, profile.model.template, rows, retain_rows, idk, m, profile.eval.max_length,
-                          train_cfg.seed)
+    data = make_data(tok)
     collate = partial(encoding.collate, pad_id=tok.pad_token_id)
 
     model = load_model(model_path, device=state.device)
@@ -316,7 +481,6 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
     timing["reference"] = {"mode": ref.mode, "seconds": time.perf_counter() - t0,
                            "bytes": ref.nbytes() if ref.mode == "cache" else None}
 
-    retain_log = evaluate.load_log(retain_log_path)
     eval_seconds: list[float] = []
     last_eval: dict = {}
 
@@ -324,8 +488,7 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
         t = time.perf_counter()
         was_training = model_now.training
         model_now.eval()
-        _, summary = evaluate.evaluate_tofu(model_now, tok, profile.model.template, source, forget, profile.eval,
-                                            retain_log, out_dir=out if write else None, progress=False)
+        summary = evaluate_fn(model_now, tok, out if write else None)
         model_now.train(was_training)
         eval_seconds.append(time.perf_counter() - t)
         last_eval.clear()
@@ -341,9 +504,7 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
         except NonFiniteError as err:  # e.g. weights so large that the scores overflow
             raise Diverged(f"evaluation after epoch {epoch} is non-finite ({err})") from None
         if progress:
-            fq = summary.get("forget_quality", float("nan"))
-            print(f"[{m.name}] epoch {epoch}/{train_cfg.epochs}: forget_quality={fq:.3g} "
-                  f"model_utility={summary['model_utility']:.3f}", flush=True)
+            print(f"[{m.name}] epoch {epoch}/{train_cfg.epochs}: {describe(summary)}", flush=True)
         return summary
 
     m.setup(-(-len(data) // (train_cfg.batch_size * state.num_processes)))
@@ -367,6 +528,8 @@ def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref
     timing["eval_seconds"] = list(eval_seconds)
     timing["steps"] = len(result.steps)
     (out / "status.json").write_text(_strict_json({**status, "timing": timing}, indent=1))
+    if summary_file and not diverged:
+        (out / summary_file).write_text(_strict_json(last_eval, indent=1))
     if save_model and not diverged:
         final_model = model.merge_and_unload() if profile.model.lora_r > 0 else model
         final_model.save_pretrained(out / "model")
@@ -396,6 +559,8 @@ def read_run(path: str | Path) -> dict[str, Any]:
                             "by unlearn() or copied by `paperlib unlearn --out`")
     status = json.loads((p / "status.json").read_text())
     summary = p / "TOFU_SUMMARY.json"
+    if not summary.is_file():
+        summary = p / TEXT_SUMMARY
     done = status.get("status") == "completed" and summary.is_file()
     return {"status": status,
             "summary": json.loads(summary.read_text()) if done else None,
