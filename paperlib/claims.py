@@ -215,6 +215,14 @@ def privacy_claim(table: pd.DataFrame, ours: str = "PALU", metric: str = "mia_mi
                  evidence + f" (|AUC - retain AUC|, retain AUC {ref:.3f})")
 
 
+def distill_claim(targets: pd.DataFrame, ours: str = "Unilogit", metric: str = "target KL") -> Claim:
+    """10: `ours`'s soft targets are closer to the retain model's outputs on the forget set (lower mean
+    KL(retain || target), `paperlib.distill`) than every other method's in `targets` (UnDIAL at each beta)."""
+    verdict, evidence = best(targets, metric, ours, higher=False)
+    return Claim("10", f"{ours}'s soft targets are closer to the retain model's outputs than UnDIAL's (every beta)",
+                 verdict, evidence + " (KL(retain ‖ target), nats per forget answer token)")
+
+
 # ----------------------------------------------------------------------------------------- notebooks and the runner
 def show(claim: Claim) -> None:
     """Display the verdict (Markdown) with a machine-readable copy for `collect`."""
