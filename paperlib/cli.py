@@ -72,7 +72,7 @@ def _reproduce(args: argparse.Namespace) -> None:
     devices = items(args.gpus) if args.gpus is not None else (
         None if not args.workers or args.workers < 2 else [str(i) for i in range(args.workers)])
     results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
-                               notebooks_dir=args.notebooks, progress_bar=devices is None and sys.stderr.isatty(),
+                               notebooks_dir=args.notebooks,
                                figures_dir=args.figures, tables_dir=args.tables)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]

@@ -1,16 +1,19 @@
-"""Batch regeneration: execute the numbered notebooks with papermill, serially or one worker per GPU.
+"""Batch regeneration: execute the numbered notebooks with papermill, one after another or one worker per GPU.
 
 - Notebooks are `notebooks/NN_name.ipynb`, selected by their two-digit prefix NN and run in number order
   with `profile` (and any extra parameters) injected by papermill. Executed copies, outputs included,
   go to `<out_dir>/<profile>/NN_name.ipynb`, also when a notebook fails.
-- `DEPENDS` says which notebooks must succeed before another starts (default: notebook 00, which builds
-  the benchmark and the models). A notebook whose dependency failed or was skipped is skipped; the
-  others still run.
-- With `gpus=[0, 1, ...]` one worker process per entry runs ready notebooks at once, each with its own
-  CUDA_VISIBLE_DEVICES (the kernels papermill starts inherit the worker's environment). This works on
+- The one dependency: notebook `FIRST` (00: the benchmark and the models every other notebook uses) runs
+  first, in this process with all cores; if it fails, the others are skipped. The others are independent:
+  a failure is reported (notebook, cell, error, executed copy) and the rest still run.
+- With `gpus=[0, 1, ...]` one worker process per entry runs the other notebooks in parallel, each with its
+  own CUDA_VISIBLE_DEVICES (the kernels papermill starts inherit the worker's environment). This works on
   CPU-only machines too: the variable is set, torch simply sees no GPU.
-- Every kernel gets PAPERLIB_CACHE as an absolute path, so all notebooks share one run cache whatever
-  their working directory; a rerun reuses every cached model and evaluation.
+- Progress: one line per notebook start and end and, while a notebook runs, one line per cell it starts
+  and each line it prints, prefixed with its name (e.g. the per-run lines of `paperlib.executors`).
+- Every kernel gets PAPERLIB_CACHE as an absolute path (all notebooks share one run cache whatever their
+  working directory; a rerun reuses every cached model and evaluation), TQDM_DISABLE=1 (no widget bars in
+  a headless kernel) and the executor settings of `paperlib.executors` (PAPERLIB_EXECUTOR) when given.
 - `plan(profile)` lists the runs each notebook declares in `PLANS` (model, method, hyperparameters)
   with a rough GPU-hour estimate, without executing anything (`paperlib reproduce --dry-run`).
 """
@@ -18,8 +21,8 @@
 from __future__ import annotations
 
 import contextlib
-import graphlib
 import importlib
+import logging
 import multiprocessing as mp
 import os
 import queue
@@ -48,11 +51,10 @@ from paperlib.config import (
 )
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
-# notebook prefix -> prefixes that must succeed first; a notebook not listed depends on DEFAULT_DEPENDS
-DEPENDS: dict[str, tuple[str, ...]] = {"00": ()}
-DEFAULT_DEPENDS: tuple[str, ...] = ("00",)
+FIRST = "00"  # the notebook every other one needs (benchmark and models): run first, the rest skipped if it fails
 KERNEL_NAME = "python3"
 STATUSES = ("ok", "failed", "skipped")
+Echo = Callable[[str], None]
 
 
 # ----------------------------------------------------------------------------------------- selection
@@ -96,20 +98,6 @@ def select(notebooks: Mapping[str, Path], only: Sequence[str] | None = None) -> 
         what = f"unknown notebook(s) {unknown}" if unknown else "no notebook selected (only is empty)"
         raise ValueError(f"{what}; available: {available}")
     return {p: path for p, path in notebooks.items() if p in wanted}
-
-
-def dependencies(prefix: str, depends: Mapping[str, Sequence[str]] | None = None) -> tuple[str, ...]:
-    """Prefixes that `prefix` waits for (DEPENDS, default DEFAULT_DEPENDS; never itself)."""
-    table = DEPENDS if depends is None else depends
-    return tuple(d for d in table.get(prefix, DEFAULT_DEPENDS) if d != prefix)
-
-
-def _check_acyclic(selected: Mapping[str, Path], depends: Mapping[str, Sequence[str]] | None) -> None:
-    graph = {p: [d for d in dependencies(p, depends) if d in selected] for p in selected}
-    try:
-        tuple(graphlib.TopologicalSorter(graph).static_order())
-    except graphlib.CycleError as err:
-        raise ValueError(f"notebook dependencies form a cycle: {' -> '.join(err.args[1])}") from None
 
 
 # ----------------------------------------------------------------------------------------- execution
@@ -159,7 +147,7 @@ class _Task:
     parameters: dict[str, Any]
     kernel_name: str
     cwd: Path
-    progress_bar: bool
+    stream: bool  # echo a line per cell started and per line the notebook prints
 
 
 def _source_cell_index(notebook: Path, executed_index: int) -> int:
@@ -174,7 +162,65 @@ def _source_cell_index(notebook: Path, executed_index: int) -> int:
     return executed_index - 1 if executed_index > injected_at else executed_index
 
 
-def _execute(task: _Task, device: str | None) -> Result:
+class _Lines:
+    """A file-like sink (papermill's `stdout_file`) that echoes each complete line as `<notebook>: <line>`."""
+
+    def __init__(self, notebook: str, echo: Echo) -> None:
+        self.notebook, self.echo, self.buffer = notebook, echo, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.buffer = (self.buffer + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self.echo(f"{self.notebook}: {line.rstrip()}")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.buffer.strip():
+            self.echo(f"{self.notebook}: {self.buffer.rstrip()}")
+        self.buffer = ""
+
+
+class _CellLines(logging.Handler):
+    """Turns papermill's "Executing Cell N" log records into `<notebook>: cell N/<total>` lines."""
+
+    PATTERN = re.compile(r"Executing Cell (\d+)")
+
+    def __init__(self, notebook: str, total: int, echo: Echo) -> None:
+        super().__init__(logging.INFO)
+        self.notebook, self.total, self.echo = notebook, total, echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.PATTERN.match(record.getMessage())
+        if match:
+            self.echo(f"{self.notebook}: cell {match.group(1)}/{self.total}")
+
+
+@contextlib.contextmanager
+def _streamed(task: _Task, echo: Echo) -> Iterator[dict[str, Any]]:
+    """papermill arguments that stream the notebook's progress to `echo` (none when `task.stream` is off):
+    its log records go to a `_CellLines` handler only (not to the root logger: no raw kernel stderr)."""
+    if not task.stream:
+        yield {}
+        return
+    cells = nbformat.read(task.input, as_version=4).cells
+    injected = any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    logger, handler, lines = logging.getLogger("papermill"), _CellLines(task.notebook, len(cells) + (not injected),
+                                                                         echo), _Lines(task.notebook, echo)
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield {"log_output": True, "stdout_file": lines}
+    finally:
+        lines.flush()
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def _execute(task: _Task, device: str | None, echo: Echo) -> Result:
     """Run one notebook with papermill; a failure becomes a Result, never an exception."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -183,9 +229,10 @@ def _execute(task: _Task, device: str | None) -> Result:
     start = time.perf_counter()
     common = {"notebook": task.notebook, "output": task.output, "device": device}
     try:
-        papermill.execute_notebook(str(task.input), str(task.output), parameters=task.parameters,
-                                   kernel_name=task.kernel_name, cwd=str(task.cwd),
-                                   progress_bar=task.progress_bar)
+        with _streamed(task, echo) as stream:
+            papermill.execute_notebook(str(task.input), str(task.output), parameters=task.parameters,
+                                       kernel_name=task.kernel_name, cwd=str(task.cwd), progress_bar=False,
+                                       **stream)
     except PapermillExecutionError as err:
         first = next((line for line in str(err.source).splitlines() if line.strip()), "")
         return Result(status="failed", seconds=time.perf_counter() - start,
@@ -213,39 +260,17 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-class _Serial:
-    """Runs each task in this process as it is submitted (one slot)."""
-
-    def __init__(self) -> None:
-        self._done: list[tuple[str, Result]] = []
-
-    def device(self, slot: int) -> str | None:
-        return None
-
-    def free_slot(self) -> int | None:
-        return None if self._done else 0
-
-    def submit(self, slot: int, task: _Task) -> None:
-        self._done.append((task.notebook, _execute(task, None)))
-
-    def next_result(self) -> tuple[str, Result]:
-        return self._done.pop(0)
-
-    def close(self) -> None:
-        pass
-
-
 def _worker(device: str, env: Mapping[str, str], inbox: Any, results: Any) -> None:
     """Worker process: fix its GPU and environment, then execute tasks until it receives None."""
     os.environ.update(env)
     os.environ["CUDA_VISIBLE_DEVICES"] = device
     threads.configure()  # the thread variables in `env` (cores // workers) also bind this process's torch
     for slot, task in iter(inbox.get, None):
-        results.put((slot, _execute(task, device)))
+        results.put((slot, _execute(task, device, _echo)))
 
 
 class _Workers:
-    """One spawned process per device; the scheduler hands each task to a chosen idle worker."""
+    """One spawned process per device, each fed one task at a time; a worker that dies fails its notebook."""
 
     def __init__(self, devices: Sequence[str], env: Mapping[str, str]) -> None:
         ctx = mp.get_context("spawn")  # no fork of a process holding threads, CUDA or kernel sockets
@@ -258,9 +283,6 @@ class _Workers:
         for proc in self.procs:
             proc.start()
 
-    def device(self, slot: int) -> str | None:
-        return self.devices[slot]
-
     def free_slot(self) -> int | None:
         return next((i for i, task in enumerate(self.busy) if task is None), None)
 
@@ -268,7 +290,7 @@ class _Workers:
         self.busy[slot] = task
         self.inboxes[slot].put((slot, task))
 
-    def next_result(self) -> tuple[str, Result]:
+    def next_result(self) -> Result:
         while True:
             try:
                 slot, result = self.results.get(timeout=1.0)
@@ -276,11 +298,11 @@ class _Workers:
                 for slot, (proc, task) in enumerate(zip(self.procs, self.busy)):
                     if task is not None and not proc.is_alive():
                         self.busy[slot] = None
-                        return task.notebook, Result(task.notebook, "failed", device=self.devices[slot],
-                                                     error=f"worker process died (exit code {proc.exitcode})")
+                        return Result(task.notebook, "failed", device=self.devices[slot],
+                                      error=f"worker process died (exit code {proc.exitcode})")
                 continue
-            task, self.busy[slot] = self.busy[slot], None
-            return task.notebook, result
+            self.busy[slot] = None
+            return result
 
     def close(self) -> None:
         for inbox, proc in zip(self.inboxes, self.procs):
@@ -332,28 +354,28 @@ def output_dirs(profile: str, executed: Path, figures_dir: str | Path | None = N
 def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Sequence[int | str] | None = None,
               out_dir: str | Path = "executed", notebooks_dir: str | Path = "notebooks",
               parameters: Mapping[str, Any] | None = None, cwd: str | Path | None = None,
-              depends: Mapping[str, Sequence[str]] | None = None, kernel_name: str = KERNEL_NAME,
-              progress_bar: bool = False, echo: Callable[[str], None] = _echo,
-              figures_dir: str | Path | None = None, tables_dir: str | Path | None = None) -> list[Result]:
+              kernel_name: str = KERNEL_NAME, stream: bool = True, echo: Echo = _echo,
+              figures_dir: str | Path | None = None, tables_dir: str | Path | None = None,
+              env: Mapping[str, str] | None = None) -> list[Result]:
     """Execute the selected notebooks with papermill and return one Result per notebook, in number order.
 
     profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
     inject. only: prefixes ("04") or names to run (default all). gpus: None runs the notebooks one after
-    another in this process; [0, 1, ...] starts one worker per entry with that CUDA_VISIBLE_DEVICES and
-    runs notebooks whose dependencies are done in parallel. out_dir: executed copies go to
-    `<out_dir>/<profile>/`. cwd: the kernels' working directory, where relative outputs (figures/,
-    tables/) land (default: the folder above `notebooks_dir`). depends: overrides DEPENDS.
-    figures_dir / tables_dir: injected as the notebooks' `figures_dir` / `tables_dir` parameters; by default
-    the committed `figures/` and `tables/` (the notebooks' own defaults) only for the mini profile, other
-    profiles write beside their executed copies (`<out_dir>/<profile>/figures`, `.../tables`).
-    echo: receives one progress line per notebook start and end. All input is checked before anything runs.
+    another in this process; [0, 1, ...] runs notebook FIRST (00) here, then the others in parallel on one
+    worker per entry with that CUDA_VISIBLE_DEVICES. out_dir: executed copies go to `<out_dir>/<profile>/`.
+    cwd: the kernels' working directory, where relative outputs land (default: the folder above
+    `notebooks_dir`). figures_dir / tables_dir: injected as the notebooks' `figures_dir` / `tables_dir`
+    parameters; by default the committed `figures/` and `tables/` (the notebooks' own defaults) only for
+    the mini profile, other profiles write beside their executed copies (`<out_dir>/<profile>/figures`, ...).
+    echo: receives the progress lines (one per notebook start and end; with `stream`, also one per cell and
+    per line a notebook prints). env: further environment variables of the kernels (e.g.
+    `paperlib.executors.environment(...)`). All input is checked before anything runs.
     """
     if profile not in PROFILE_NAMES:
         raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
     if parameters and "profile" in parameters:
         raise ValueError("pass the profile as reproduce(profile=...), not inside parameters")
     selected = select(discover(notebooks_dir), only)
-    _check_acyclic(selected, depends)
     devices = None if gpus is None else _check_devices(gpus)
     _check_kernel(kernel_name)
     workdir = Path(cwd) if cwd is not None else Path(notebooks_dir).resolve().parent
@@ -361,34 +383,64 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
         raise ValueError(f"working directory {str(workdir)!r} does not exist")
     out = Path(out_dir).resolve() / profile
     params = {"profile": profile, **output_dirs(profile, out, figures_dir, tables_dir), **(parameters or {})}
-    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(),
-                      progress_bar) for p, path in selected.items()}
+    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(), stream)
+             for p, path in selected.items()}
 
     # Headless kernels: no tqdm bars (as ipywidgets they flood the kernel's output channel and slow every
-    # run several-fold; nobody watches them); the runner prints one line per notebook instead.
-    env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1"}
-    if devices is not None:
-        env |= threads.env(len(devices))  # cores // workers torch/BLAS threads each (paperlib.threads)
+    # run several-fold; nobody watches them); the progress lines come from the cells instead.
+    kernel_env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1", **(env or {})}
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
          + ("serial" if devices is None else f"{len(devices)} worker(s) on CUDA_VISIBLE_DEVICES {','.join(devices)}")
-         + f", cache {env['PAPERLIB_CACHE']}, executed copies in {out}")
-    # With workers, the notebooks every other one waits for (00: the benchmark and models) run first in this
-    # process with all cores; the rest then share the workers.
-    first = {} if devices is None else {p: t for p, t in tasks.items() if not any(
-        d in tasks for d in dependencies(p, depends)) and any(p in dependencies(q, depends) for q in tasks)}
-    results = _schedule(first, depends, _Serial(), echo) if first else {}
-    rest = {p: t for p, t in tasks.items() if p not in first}
-    with _environ(env):
-        pool: _Serial | _Workers = _Serial() if devices is None else _Workers(devices, env)
-        try:
-            results |= _schedule(rest, depends, pool, echo, done=results)
-        finally:
-            pool.close()
+         + f", cache {kernel_env['PAPERLIB_CACHE']}, executed copies in {out}")
+    position = {p: f"[{i + 1:>{len(str(len(tasks)))}}/{len(tasks)}]" for i, p in enumerate(tasks)}
+    results: dict[str, Result] = {}
+
+    def finished(prefix: str, result: Result) -> None:
+        results[prefix] = result
+        echo(f"{position[prefix]} {result.describe()}")
+
+    with _environ(kernel_env):
+        rest = dict(tasks)
+        if FIRST in rest and len(rest) > 1:
+            first = rest.pop(FIRST)
+            echo(f"{position[FIRST]} {first.notebook}: running")
+            finished(FIRST, _execute(first, None, echo))
+        if FIRST in results and not results[FIRST].ok:
+            for prefix, task in rest.items():
+                finished(prefix, Result(task.notebook, "skipped",
+                                        error=f"depends on {results[FIRST].notebook}, which did not succeed"))
+        elif devices is None:
+            for prefix, task in rest.items():
+                echo(f"{position[prefix]} {task.notebook}: running")
+                finished(prefix, _execute(task, None, echo))
+        else:
+            _run_parallel(rest, devices, kernel_env | threads.env(len(devices)), position, echo, finished)
     write_claims(profile, out, params.get("tables_dir") or "", echo)
     return [results[p] for p in tasks]
 
 
-def write_claims(profile: str, executed: Path, tables: str | Path, echo: Callable[[str], None] = _echo) -> None:
+def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mapping[str, str],
+                  position: Mapping[str, str], echo: Echo, finished: Callable[[str, Result], None]) -> None:
+    """The tasks on one worker process per device (cores // workers threads each, `paperlib.threads`),
+    in number order as workers become free."""
+    prefix_of = {task.notebook: p for p, task in tasks.items()}
+    pending, running = list(tasks), 0
+    pool = _Workers(devices, env)
+    try:
+        while pending or running:
+            while pending and (slot := pool.free_slot()) is not None:
+                prefix = pending.pop(0)
+                echo(f"{position[prefix]} {tasks[prefix].notebook}: running (CUDA_VISIBLE_DEVICES={devices[slot]})")
+                pool.submit(slot, tasks[prefix])
+                running += 1
+            result = pool.next_result()
+            running -= 1
+            finished(prefix_of[result.notebook], result)
+    finally:
+        pool.close()
+
+
+def write_claims(profile: str, executed: Path, tables: str | Path, echo: Echo = _echo) -> None:
     """Collect the verdicts of every executed notebook in `executed` into `<tables>/claims.md`; when that is
     the project's own tables/ folder, also into the README between its claims markers."""
     from paperlib import claims, paths
@@ -401,53 +453,6 @@ def write_claims(profile: str, executed: Path, tables: str | Path, echo: Callabl
     readme = paths.project_root() / "README.md" if folder.resolve() == project.resolve() else None
     out = claims.write_markdown(found, profile, folder, readme)
     echo(f"claims: {len(found)} verdict(s) in {out}" + (f" and {readme}" if readme else ""))
-
-
-def _schedule(tasks: Mapping[str, _Task], depends: Mapping[str, Sequence[str]] | None,
-              pool: _Serial | _Workers, echo: Callable[[str], None],
-              done: Mapping[str, Result] | None = None) -> dict[str, Result]:
-    """Start each notebook, in number order, once its selected dependencies succeeded; skip it if one did not."""
-    results: dict[str, Result] = dict(done or {})  # earlier results (their notebooks count as dependencies)
-    pending = list(tasks)
-    running: set[str] = set()
-    stem_to_prefix = {task.notebook: p for p, task in tasks.items()}
-    position = {p: i + 1 for i, p in enumerate(tasks)}
-    width = len(str(len(tasks)))
-
-    def counter(prefix: str) -> str:
-        return f"[{position[prefix]:>{width}}/{len(tasks)}]"
-
-    while pending or running:
-        for prefix in list(pending):
-            deps = [d for d in dependencies(prefix, depends) if d in tasks or d in results]
-            bad = [results[d].notebook for d in deps if d in results and not results[d].ok]
-            if bad:
-                pending.remove(prefix)
-                results[prefix] = Result(tasks[prefix].notebook, "skipped",
-                                         error=f"depends on {', '.join(bad)}, which did not succeed")
-                echo(f"{counter(prefix)} {results[prefix].describe()}")
-                continue
-            if any(d not in results for d in deps):
-                continue
-            slot = pool.free_slot()
-            if slot is None:
-                break
-            pending.remove(prefix)
-            running.add(prefix)
-            device = pool.device(slot)
-            echo(f"{counter(prefix)} {tasks[prefix].notebook}: running"
-                 + ("" if device is None else f" (CUDA_VISIBLE_DEVICES={device})"))
-            pool.submit(slot, tasks[prefix])
-        if not running:
-            if pending:  # cannot happen for an acyclic graph; guards against an endless loop
-                raise RuntimeError(f"notebooks {pending} can never start")
-            break
-        stem, result = pool.next_result()
-        prefix = stem_to_prefix[stem]
-        running.discard(prefix)
-        results[prefix] = result
-        echo(f"{counter(prefix)} {result.describe()}")
-    return results
 
 
 def summary(results: Sequence[Result]) -> str:

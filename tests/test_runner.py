@@ -77,6 +77,11 @@ def test_serial_run_writes_files_and_executed_copies(ok_notebooks: Path, serial_
     assert "wrote 02_beta\n" in outputs
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     assert any("01_alpha: running" in line for line in lines)
+    # while it runs: a line per cell started (of 4: parameters, injected parameters, write, markdown) and per
+    # line it prints, each named
+    assert "01_alpha: cell 3/4" in lines and "01_alpha: wrote 01_alpha" in lines
+    assert lines.index("01_alpha: cell 3/4") < lines.index("01_alpha: wrote 01_alpha") < lines.index(
+        next(line for line in lines if line.startswith("[1/2] 01_alpha: ok")))
     assert any(line.startswith("[2/2] 02_beta: ok in") for line in lines)
 
 
@@ -100,26 +105,35 @@ def failing_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fail")
     make_notebook(root / "notebooks", "01_broken", fail=True)
     make_notebook(root / "notebooks", "02_independent")
-    make_notebook(root / "notebooks", "03_dependent")
     return root
 
 
-def test_failure_is_reported_kept_and_only_dependents_skipped(failing_notebooks: Path) -> None:
+def test_failure_is_reported_kept_and_the_others_still_run(failing_notebooks: Path) -> None:
     root = failing_notebooks
     results = runner.reproduce("mini", out_dir=root / "executed", notebooks_dir=root / "notebooks",
-                               depends={"03": ("01",)}, parameters={"out": str(root / "lib")},
-                               echo=lambda _: None)
-    broken, independent, dependent = results
-    assert (broken.status, independent.status, dependent.status) == ("failed", "ok", "skipped")
+                               parameters={"out": str(root / "lib")}, echo=lambda _: None)
+    broken, independent = results
+    assert (broken.status, independent.status) == ("failed", "ok")
     assert broken.cell_index == 2 and broken.error == "ValueError: boom"
     assert broken.cell_source == 'raise ValueError("boom")'
     assert "01_broken" in broken.describe() and "cell 2" in broken.describe()
     executed = nbformat.read(broken.output, as_version=4)  # executed copy kept, with the traceback
     assert any(o.get("ename") == "ValueError" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert (root / "lib" / "02_independent.txt").is_file()
-    assert not (root / "lib" / "03_dependent.txt").exists()
-    assert "01_broken" in dependent.error
-    assert "1 ok, 1 failed, 1 skipped" in runner.summary(results)
+    assert "1 ok, 1 failed, 0 skipped" in runner.summary(results)
+
+
+def test_a_failed_first_notebook_skips_the_others(tmp_path: Path) -> None:
+    """00 builds what every other notebook needs: when it fails, the rest are skipped, not run."""
+    make_notebook(tmp_path / "notebooks", "00_setup", fail=True)
+    make_notebook(tmp_path / "notebooks", "01_after")
+    lines: list[str] = []
+    first, after = runner.reproduce("smoke", gpus=[0], out_dir=tmp_path / "executed",
+                                    notebooks_dir=tmp_path / "notebooks", parameters={"out": str(tmp_path / "lib")},
+                                    echo=lines.append)
+    assert (first.status, after.status) == ("failed", "skipped") and first.device is None  # 00 ran here
+    assert "00_setup" in after.error and not (tmp_path / "lib" / "01_after.txt").exists()
+    assert "[2/2] 01_after: skipped (depends on 00_setup, which did not succeed)" in lines
 
 
 def test_cli_exits_nonzero_naming_notebook_and_cell(failing_notebooks: Path, tmp_path: Path) -> None:
@@ -142,8 +156,6 @@ def test_bad_input_fails_before_anything_runs(ok_notebooks: Path, tmp_path: Path
         runner.reproduce(gpus=[], notebooks_dir=nbs, out_dir=tmp_path)
     with pytest.raises(ValueError, match="kernel 'nope' is not installed"):
         runner.reproduce(kernel_name="nope", notebooks_dir=nbs, out_dir=tmp_path)
-    with pytest.raises(ValueError, match="cycle"):
-        runner.reproduce(depends={"01": ("02",), "02": ("01",)}, notebooks_dir=nbs, out_dir=tmp_path)
     with pytest.raises(ValueError, match="no notebooks named"):
         runner.reproduce(notebooks_dir=tmp_path, out_dir=tmp_path)
     assert not list(tmp_path.iterdir())  # nothing executed, nothing written
@@ -152,14 +164,11 @@ def test_bad_input_fails_before_anything_runs(ok_notebooks: Path, tmp_path: Path
     assert exit_info.value.code == 2
 
 
-def test_selection_and_dependencies(ok_notebooks: Path) -> None:
+def test_selection(ok_notebooks: Path) -> None:
     found = runner.discover(ok_notebooks / "notebooks")
     assert list(found) == ["01", "02", "03"]
     assert list(runner.select(found, ["03", "1"])) == ["01", "03"]  # number order, "1" means "01"
     assert list(runner.select(found, ["02_beta"])) == ["02"]
-    assert runner.dependencies("00") == ()
-    assert runner.dependencies("05") == ("00",)
-    assert runner.dependencies("03", {"03": ("01", "03")}) == ("01",)
 
 
 # ------------------------------------------------------------------------------------------- dry run
