@@ -45,8 +45,23 @@ CODE: dict[str, tuple[str, ...]] = {
     "model": ("train", "pipeline", "models", "constants", "data/encoding", "data/mini_tofu", "data/tofu"),
     "eval": ("evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding", "data/tofu"),
     "unlearn": ("losses", "methods", "reference", "unlearn", "train", "evaluate", "metrics", "scores", "models",
-                "constants", "data/encoding", "data/tofu"),
+                "constants", "data/encoding", "data/tofu", "data/rawtext", "corpus"),
 }
+CODE.update({  # MUSE (paperlib.muse): its benchmark folder, target / retrained models and evaluations
+    "muse-benchmark": ("data/mini_muse", "data/muse"),
+    "muse-model": ("train", "pipeline", "models", "constants", "data/encoding", "data/rawtext", "data/mini_muse",
+                   "data/muse", "data/mini_tofu", "muse"),
+    "muse-eval": ("muse_metrics", "muse", "metrics", "scores", "models", "constants", "data/encoding", "data/rawtext",
+                  "data/mini_muse", "data/muse"),
+})
+CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluations (also in raw-text runs' eval_args)
+    "rwku-benchmark": ("data/mini_rwku", "data/rwku"),
+    "rwku-tokenizer": ("models", "constants", "data/mini_rwku", "data/rwku"),
+    "rwku-model": ("rwku", "rwku_metrics", "train", "pipeline", "models", "constants", "data/encoding",
+                   "data/rawtext", "data/mini_rwku", "data/rwku"),
+    "rwku-eval": ("rwku", "rwku_metrics", "metrics", "scores", "losses", "models", "constants", "data/encoding",
+                  "data/rwku"),
+})
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
 
 
