@@ -83,9 +83,14 @@ def load_eval_log(path: str | Path, name: str = "retain log", reference: bool = 
     return log
 
 
+def _words(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def check_log_split(log: dict, rows: list[dict], forget: str, name: str = "retain log") -> None:
     """The log must be of the forget split `forget` (`rows`): same number of forget samples and, where the log
-    has them, the same ROUGE ground-truth answers."""
+    has them, the same ROUGE ground-truth answers and questions (each row's question, whitespace aside, must
+    occur in the prompt the log records as `input`, whatever chat template wrapped it)."""
     para = log.get("forget_Q_A_PARA_Prob", {}).get("value_by_index") or {}
     if para and len(para) != len(rows):
         raise PaperlibError(f"{name} is for another forget split: {len(para)} forget samples, {forget} has "
@@ -97,6 +102,10 @@ def check_log_split(log: dict, rows: list[dict], forget: str, name: str = "retai
             raise PaperlibError(f"{name} is for another forget split: its forget sample {i} answers "
                                 f"{str(row['ground_truth'])[:40]!r}, not {forget}'s; allowed: the retain model's "
                                 f"log of {forget}")
+        if row and "input" in row and 0 <= k < len(rows) and _words(rows[k]["question"]) not in _words(row["input"]):
+            raise PaperlibError(f"{name} is for another forget split: its forget sample {i} asks "
+                                f"{_words(row['input'])[-60:]!r}, not {forget}'s {rows[k]['question'][:40]!r}; "
+                                f"allowed: the retain model's log of {forget}")
 
 
 def check_rows(rows: list, what: str) -> list:

@@ -6,6 +6,7 @@ missing marker) detected and rebuilt; a diverged run is a cached result; `--out`
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -289,3 +290,73 @@ def test_cache_verify_and_prune_on_the_command_line(smoke_cache, tmp_path, capsy
     assert str(orphan) in capsys.readouterr().out and orphan.is_dir()
     main(["cache", "prune", "--root", str(root)])
     assert not orphan.exists() and not model.exists()  # the corrupt entry goes too
+
+
+# ----------------------------------------------------------------------------------------- guards, one test each
+def test_log_of_another_split_is_refused_by_its_questions(shared_data):
+    """The real open-unlearning forget05 log passes against the real forget05 rows; the same rows with one
+    question swapped (same count, same answers) are refused, naming the sample."""
+    import datasets
+
+    from paperlib import checks
+
+    rows = datasets.load_from_disk(str(shared_data / "tofu/spans/forget05_with_common_words_gpt")).to_list()
+    log = json.loads((shared_data / "open-unlearning-eval/tofu_Llama-2-7b-chat-hf_full/evals_forget05"
+                      / "TOFU_EVAL.json").read_text())
+    checks.check_log_split(log, rows, "forget05")
+    other = [dict(r) for r in rows]
+    other[7]["question"] = rows[8]["question"]
+    with pytest.raises(PaperlibError, match="is for another forget split: its forget sample 7 asks"):
+        checks.check_log_split(log, other, "forget05")
+    spaced = [dict(r, question=" " + r["question"].replace(" ", "  ")) for r in rows]
+    checks.check_log_split(log, spaced, "forget05")  # whitespace aside
+
+
+def test_status_json_is_strict_json():
+    """Non-finite numbers become null at any depth (json.dumps would write NaN / Infinity: not JSON)."""
+    text = unlearn._strict_json({"loss": float("nan"), "rows": [float("inf"), 1.5, {"x": -float("inf")}], "n": 2})
+    assert text == '{"loss": null, "rows": [null, 1.5, {"x": null}], "n": 2}'
+
+
+def test_non_finite_weights_stop_the_run_although_the_loss_was_finite():
+    """A step that leaves a weight inf (an overflow no loss value shows: here a layer the loss does not use,
+    overwritten in step 2 of epoch 1) stops the run after epoch 1 as diverged for its weights, with both
+    finite steps logged; without the check all three epochs would end as "completed"."""
+    import torch
+
+    from paperlib.config import TrainConfig
+    from paperlib.train import train
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Linear(1, 1))
+    calls = []
+
+    def loss_fn(m, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad():
+                m[1].weight.fill_(float("inf"))
+        return m[0](batch["x"]).pow(2).mean(), {}
+
+    data = [{"x": torch.tensor([1.0, 2.0])}] * 4
+    cfg = TrainConfig(lr=1e-2, epochs=3, batch_size=2, warmup_epochs=0)
+    result = train(model, data, loss_fn, cfg, lambda rows: {"x": torch.stack([r["x"] for r in rows])},
+                   progress=False)
+    assert (result.diverged_epoch, result.diverged_at) == (1, 2)
+    assert result.reason == "non-finite weights after epoch 1"
+    assert len(result.steps) == 2 and all(math.isfinite(s["loss"]) for s in result.steps)
+
+
+def test_model_identity_covers_the_weights(tmp_path):
+    """Two folders with the same config, tokenizer and copied run_config.json but other weights are other
+    models; the same files in another folder are the same model."""
+    folders = {}
+    for name, weights in (("a", b"weights A"), ("b", b"weights B"), ("a2", b"weights A")):
+        d = tmp_path / name
+        d.mkdir()
+        for f, text in (("config.json", '{"model_type": "llama"}'), ("tokenizer.json", "{}"),
+                        (cache.RUN_CONFIG, '{"lr": 0.001}')):
+            (d / f).write_text(text)
+        (d / "model.safetensors").write_bytes(weights)
+        folders[name] = pipeline.model_identity(str(d))
+    assert folders["a"] != folders["b"] and folders["a"] == folders["a2"]
