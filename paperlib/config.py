@@ -7,7 +7,8 @@ CPU. paper: real TOFU and the papers' Llama checkpoints on GPU nodes. Every prof
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from typing import Any, ClassVar
 
 from paperlib.constants import TEMPLATES
 from paperlib.data.mini_tofu import MiniTofuConfig
@@ -118,6 +119,68 @@ class EvalConfig:
     max_new_tokens: int = 200  # TOFU: 200
     max_length: int = 512
     fluency_classifier: str = ""  # local copy of a gibberish classifier; "" = model-free n-gram entropy
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One unlearning run: every setting that determines its result. `key()` is its cache key (the dict that
+    `paperlib.cache` hashes and stores as run_config.json) and the same object is the build's argument
+    (`paperlib.unlearn`). A TOFU run sets `forget`, `benchmark` and `retain_log`; a raw-text run sets `corpus`
+    (`TextCorpus.describe()`, its digest included), `evaluator`, `eval_args` and `evaluator_code`. Bulk inputs
+    enter by digest (`update_mask`, `corpus`, `model`, `retain_log`); the locations `model_path` and
+    `retain_log_path` are not part of the key (the content identities are)."""
+
+    method: str
+    hparams: Any  # the method's frozen hyperparameter dataclass
+    train: TrainConfig
+    reference: Any  # paperlib.reference.ReferenceConfig
+    template: str
+    lora: tuple[int, int, float]  # (lora_r, lora_alpha, lora_dropout)
+    eval: EvalConfig
+    model: Any  # pipeline.model_identity(model_path)
+    model_path: str = ""
+    eval_every_epoch: bool = True
+    update_mask: str | None = None  # unlearn.mask_digest of the update mask
+    save_model: bool = True
+    forget: str = ""  # TOFU runs
+    benchmark: BenchmarkConfig | None = None
+    retain_log: dict | None = None  # pipeline.log_identity(retain_log_path)
+    retain_log_path: str = ""
+    corpus: dict | None = None  # raw-text runs
+    evaluator: str = ""
+    eval_args: dict | None = None
+    evaluator_code: str = ""  # corpus.evaluator_code(evaluator): digest of the evaluator's source
+
+    # the key's fields, in the order of the TOFU key before RunSpec existed (keys of cached runs stay valid)
+    TOFU_KEY: ClassVar[tuple[str, ...]] = ("method", "hparams", "forget", "train", "reference", "benchmark",
+                                           "template", "lora", "eval", "model", "retain_log", "eval_every_epoch",
+                                           "update_mask", "save_model")
+    TEXT_KEY: ClassVar[tuple[str, ...]] = ("method", "hparams", "corpus", "evaluator", "eval_args",
+                                           "evaluator_code", "train", "reference", "template", "lora", "eval",
+                                           "model", "eval_every_epoch", "update_mask", "save_model")
+
+    def __post_init__(self) -> None:
+        tofu, text = bool(self.forget), self.corpus is not None
+        if tofu == text:
+            raise ValueError("RunSpec: set either forget (a TOFU run) or corpus (a raw-text run), not "
+                             f"{'both' if tofu else 'neither'}")
+        if text and not self.evaluator:
+            raise ValueError("RunSpec: a raw-text run needs an evaluator name")
+        if not is_dataclass(self.hparams):
+            raise TypeError(f"RunSpec hparams is {type(self.hparams).__name__}; allowed: a method's Hparams")
+
+    @property
+    def kind(self) -> str:
+        """"tofu" or "text"."""
+        return "text" if self.corpus is not None else "tofu"
+
+    def key(self) -> dict[str, Any]:
+        """The cache key: the key fields as a dict (hyperparameters as a dict; a raw-text key starts with
+        "kind": "text"); a TOFU key is the same dict the pre-RunSpec `unlearn.run_config` returned."""
+        names = self.TOFU_KEY if self.kind == "tofu" else self.TEXT_KEY
+        key = {name: getattr(self, name) for name in names}
+        key["hparams"] = asdict(self.hparams)
+        return key if self.kind == "tofu" else {"kind": "text", **key}
 
 
 @dataclass(frozen=True)

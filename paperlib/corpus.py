@@ -7,12 +7,14 @@ from `paperlib.spans`). `digest()` is a sha256 over all of it and is part of an 
 An evaluator is a function `(model, tokenizer, profile, eval_args: dict, out_dir: Path | None) -> dict` (the
 run's summary: flat name -> number; it writes its logs, e.g. MUSE_EVAL.json, into `out_dir` when given),
 registered once with `@register_evaluator("muse")`. `paperlib.unlearn.unlearn_text` calls it after every epoch
-with the `eval_args` recorded in the run's cache key (so they must be JSON values).
+with the `eval_args` recorded in the run's cache key (so they must be JSON values), beside the digest of
+the evaluator's source (`evaluator_code`: its defining file and the modules named in `code=`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from paperlib.errors import PaperlibError
 
 Evaluator = Callable[[Any, Any, Any, dict, "Path | None"], dict]
 EVALUATORS: dict[str, Evaluator] = {}
+EVALUATOR_CODE: dict[str, tuple[str, ...]] = {}  # name -> further paperlib modules of its code digest
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,11 @@ class TextCorpus:
                 "spans": self.forget_spans is not None, "digest": self.digest()}
 
 
-def register_evaluator(name: str) -> Callable[[Evaluator], Evaluator]:
+def register_evaluator(name: str, code: tuple[str, ...] = ()) -> Callable[[Evaluator], Evaluator]:
     """Decorator: register `fn(model, tokenizer, profile, eval_args, out_dir) -> summary` under `name`.
-    Registering a second function under a taken name is an error (`unregister_evaluator` removes one)."""
+    `code`: further paperlib modules (as in `paperlib.cache.CODE`, e.g. ("muse_metrics", "data/muse")) whose
+    source, with the file defining `fn`, makes the evaluator's code digest (`evaluator_code`, part of a run's
+    cache key: an edited metric recomputes). A second function under a taken name is an error."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"evaluator name {name!r}; allowed: a non-empty string")
 
@@ -85,13 +90,33 @@ def register_evaluator(name: str) -> Callable[[Evaluator], Evaluator]:
         if name in EVALUATORS and EVALUATORS[name] is not fn:
             raise ValueError(f"evaluator {name!r} is already registered (by {EVALUATORS[name].__qualname__})")
         EVALUATORS[name] = fn
+        EVALUATOR_CODE[name] = tuple(code)
         return fn
     return deco
+
+
+def evaluator_code(name: str) -> str:
+    """sha256 (16 hex digits) of the source of evaluator `name`: the file defining it and its `code` modules."""
+    from paperlib.cache import _module_files
+
+    fn = get_evaluator(name)
+    files = [Path(inspect.getsourcefile(fn) or "")]
+    for module in EVALUATOR_CODE.get(name, ()):
+        found = _module_files(module)
+        if not found:
+            raise ValueError(f"evaluator {name!r}: code module {module!r} not found in paperlib")
+        files += found
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}\n".encode())
+        h.update(f.read_bytes() if f.is_file() else b"")
+    return h.hexdigest()[:16]
 
 
 def unregister_evaluator(name: str) -> None:
     """Remove evaluator `name` (tests that register a toy evaluator clean up with it)."""
     EVALUATORS.pop(name, None)
+    EVALUATOR_CODE.pop(name, None)
 
 
 def get_evaluator(name: str) -> Evaluator:

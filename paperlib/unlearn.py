@@ -35,14 +35,13 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
-from paperlib import checks, evaluate, pipeline
+from paperlib import checks, evaluate, methods, pipeline
 from paperlib.cache import cache_root, cached_run, is_complete, read_manifest, run_dir
-from paperlib.config import Profile, TrainConfig
+from paperlib.config import Profile, RunSpec, TrainConfig
 from paperlib.corpus import TextCorpus
 from paperlib.data import encoding, rawtext, tofu
 from paperlib.errors import NonFiniteError, PaperlibError
 from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
-from paperlib.methods import names as method_names
 from paperlib.reference import ReferenceConfig, make_reference
 from paperlib.train import Diverged, check_mask, train
 
@@ -165,16 +164,28 @@ def _check_mask_early(config, mask: dict[str, torch.Tensor], lora: bool) -> None
 
 
 # ----------------------------------------------------------------------------------------- the run
-def run_config(profile: Profile, method: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
-               model_path: str, retain_log: str, eval_every_epoch: bool, update_mask: dict | None,
-               save_model: bool) -> dict:
-    """Everything that determines an unlearning run's result (its cache key)."""
-    return {"method": method.name, "hparams": dataclasses.asdict(method.hp), "forget": forget, "train": train_cfg,
-            "reference": ref_cfg, "benchmark": profile.benchmark, "template": profile.model.template,
+def _spec_common(profile: Profile, method: Method, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
+                 model_path: str, eval_every_epoch: bool, update_mask: dict | None, save_model: bool) -> dict:
+    return {"method": method.name, "hparams": method.hp, "train": train_cfg, "reference": ref_cfg,
+            "template": profile.model.template,
             "lora": (profile.model.lora_r, profile.model.lora_alpha, profile.model.lora_dropout),
-            "eval": profile.eval, "model": pipeline.model_identity(model_path),
-            "retain_log": pipeline.log_identity(retain_log),
+            "eval": profile.eval, "model": pipeline.model_identity(model_path), "model_path": model_path,
             "eval_every_epoch": eval_every_epoch, "update_mask": mask_digest(update_mask), "save_model": save_model}
+
+
+def run_spec(profile: Profile, method: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
+             model_path: str, retain_log: str, eval_every_epoch: bool, update_mask: dict | None,
+             save_model: bool) -> RunSpec:
+    """The RunSpec of a TOFU unlearning run (`.key()`: everything that determines its result)."""
+    return RunSpec(**_spec_common(profile, method, train_cfg, ref_cfg, model_path, eval_every_epoch, update_mask,
+                                  save_model),
+                   forget=forget, benchmark=profile.benchmark, retain_log=pipeline.log_identity(retain_log),
+                   retain_log_path=retain_log)
+
+
+def spec_method(spec: RunSpec) -> Method:
+    """A fresh method object for a run spec (its registered class with the spec's hyperparameters)."""
+    return methods.method_class(spec.method)(spec.hparams)
 
 
 def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: dict[str, Any] | None = None,
@@ -208,13 +219,12 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
     source = pipeline.benchmark_source(profile)
     retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
     retain_log = str(pipeline.retain_log_path(profile, forget))
-    config = run_config(profile, m, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch,
-                        update_mask, save_model)
+    spec = run_spec(profile, m, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch, update_mask,
+                    save_model)
     if out is not None:
-        check_out(out, run_dir(KIND, config).name)
-    build = partial(_build, profile, m, forget, train_cfg, ref_cfg, model_path, (rows, retain_rows, idk), retain_log,
-                    eval_every_epoch, update_mask, save_model, progress)
-    run = _cached(config, build, force)
+        check_out(out, run_dir(KIND, spec.key()).name)
+    build = partial(_build, spec, profile, (rows, retain_rows, idk), update_mask, progress)
+    run = _cached(spec.key(), build, force)
     if out is not None and _state().is_main_process:
         copy_run(run, out)
     return run
@@ -227,7 +237,7 @@ TEXT_SUMMARY = "SUMMARY.json"  # a raw-text run's final summary (the evaluator's
 def text_methods() -> list[str]:
     """Registered methods that can unlearn raw text with their default settings: those that need no IdK answer
     and no QA structure (common words); PALU / NCE need the corpus's forget_spans."""
-    return [name for name in method_names(ablation=True) if _text_refusal(make_method(name)) is None]
+    return [name for name in methods.names(ablation=True) if _text_refusal(make_method(name)) is None]
 
 
 def _text_refusal(m: Method) -> str | None:
@@ -271,16 +281,17 @@ def _check_summary(summary: Any, evaluator: str) -> dict:
     return summary
 
 
-def text_run_config(profile: Profile, method: Method, corpus: TextCorpus, evaluator: str, eval_args: dict,
-                    train_cfg: TrainConfig, ref_cfg: ReferenceConfig, model_path: str, eval_every_epoch: bool,
-                    update_mask: dict | None, save_model: bool) -> dict:
-    """Everything that determines a raw-text unlearning run's result (its cache key)."""
-    return {"kind": "text", "method": method.name, "hparams": dataclasses.asdict(method.hp),
-            "corpus": corpus.describe(), "evaluator": evaluator, "eval_args": eval_args, "train": train_cfg,
-            "reference": ref_cfg, "template": profile.model.template,
-            "lora": (profile.model.lora_r, profile.model.lora_alpha, profile.model.lora_dropout),
-            "eval": profile.eval, "model": pipeline.model_identity(model_path),
-            "eval_every_epoch": eval_every_epoch, "update_mask": mask_digest(update_mask), "save_model": save_model}
+def text_run_spec(profile: Profile, method: Method, corpus: TextCorpus, evaluator: str, eval_args: dict,
+                  train_cfg: TrainConfig, ref_cfg: ReferenceConfig, model_path: str, eval_every_epoch: bool,
+                  update_mask: dict | None, save_model: bool) -> RunSpec:
+    """The RunSpec of a raw-text unlearning run (the corpus by its description and digest, the evaluator by
+    name, arguments and source digest)."""
+    from paperlib.corpus import evaluator_code
+
+    return RunSpec(**_spec_common(profile, method, train_cfg, ref_cfg, model_path, eval_every_epoch, update_mask,
+                                  save_model),
+                   corpus=corpus.describe(), evaluator=evaluator, eval_args=eval_args,
+                   evaluator_code=evaluator_code(evaluator))
 
 
 def unlearn_text(profile: Profile, method: str, corpus: TextCorpus, evaluator: str, eval_args: dict,
@@ -333,23 +344,23 @@ def unlearn_text(profile: Profile, method: str, corpus: TextCorpus, evaluator: s
     m.check(vocab, layers)
     if update_mask is not None:
         _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
-    config = text_run_config(profile, m, corpus, evaluator, eval_args, train_cfg, ref_cfg, model_path,
-                             eval_every_epoch, update_mask, save_model)
+    spec = text_run_spec(profile, m, corpus, evaluator, eval_args, train_cfg, ref_cfg, model_path,
+                         eval_every_epoch, update_mask, save_model)
     if out is not None:
-        check_out(out, run_dir(KIND, config).name)
+        check_out(out, run_dir(KIND, spec.key()).name)
 
     def describe(summary: dict) -> str:
         shown = [(k, v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         return " ".join(f"{k}={v:.3g}" for k, v in shown[:4])
 
     def build(folder: Path) -> None:
-        _train_run(profile, m, train_cfg, ref_cfg, model_path,
-                   lambda tok: _text_samples(tok, corpus, m, train_cfg.seed),
+        m_run = spec_method(spec)
+        _train_run(spec, profile, m_run, lambda tok: _text_samples(tok, corpus, m_run, spec.train.seed),
                    lambda model_now, tok, out_dir: _check_summary(
-                       evaluate_text(model_now, tok, profile, dict(eval_args), out_dir), evaluator),
-                   describe, eval_every_epoch, update_mask, save_model, progress, folder, summary_file=TEXT_SUMMARY)
+                       evaluate_text(model_now, tok, profile, dict(spec.eval_args), out_dir), evaluator),
+                   describe, update_mask, progress, folder, summary_file=TEXT_SUMMARY)
 
-    run = _cached(config, build, force)
+    run = _cached(spec.key(), build, force)
     if out is not None and _state().is_main_process:
         copy_run(run, out)
     return run
@@ -424,43 +435,44 @@ def _cached(config: dict, build: Callable[[Path], None], force: bool) -> Path:
     return final
 
 
-def _build(profile: Profile, m: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
-           model_path: str, texts: tuple[list[dict], list[dict], list[str] | None], retain_log_path: str,
-           eval_every_epoch: bool, update_mask: dict | None, save_model: bool, progress: bool, out: Path) -> None:
-    """Build a TOFU run: QA samples, `evaluate.evaluate_tofu` after every epoch (TOFU_EVAL/SUMMARY.json)."""
+def _build(spec: RunSpec, profile: Profile, texts: tuple[list[dict], list[dict], list[str] | None],
+           update_mask: dict | None, progress: bool, out: Path) -> None:
+    """Build the TOFU run `spec`: QA samples (`texts`: forget rows, retain rows, IdK answers), then
+    `evaluate.evaluate_tofu` after every epoch (TOFU_EVAL/SUMMARY.json)."""
     source = pipeline.benchmark_source(profile)
     rows, retain_rows, idk = texts
+    m, forget = spec_method(spec), spec.forget
 
     def make_data(tok) -> list[dict]:
         encoding.check_template(profile.model.template, tok)
-        return encode_samples(tok, profile.model.template, rows, retain_rows, idk, m, profile.eval.max_length,
-                              train_cfg.seed)
+        return encode_samples(tok, spec.template, rows, retain_rows, idk, m, spec.eval.max_length,
+                              spec.train.seed)
 
-    retain_log = evaluate.load_log(retain_log_path)
+    retain_log = evaluate.load_log(spec.retain_log_path)
 
     def evaluate_fn(model_now: torch.nn.Module, tok, out_dir: Path | None) -> dict:
-        _, summary = evaluate.evaluate_tofu(model_now, tok, profile.model.template, source, forget, profile.eval,
-                                            retain_log, out_dir=out_dir, progress=False)
+        _, summary = evaluate.evaluate_tofu(model_now, tok, spec.template, source, forget, spec.eval, retain_log,
+                                            out_dir=out_dir, progress=False)
         return summary
 
     def describe(summary: dict) -> str:
         fq = summary.get("forget_quality", float("nan"))
         return f"forget_quality={fq:.3g} model_utility={summary['model_utility']:.3f}"
 
-    _train_run(profile, m, train_cfg, ref_cfg, model_path, make_data, evaluate_fn, describe, eval_every_epoch,
-               update_mask, save_model, progress, out)
+    _train_run(spec, profile, m, make_data, evaluate_fn, describe, update_mask, progress, out)
 
 
-def _train_run(profile: Profile, m: Method, train_cfg: TrainConfig, ref_cfg: ReferenceConfig, model_path: str,
-               make_data: Callable[[Any], list[dict]], evaluate_fn: Callable[[torch.nn.Module, Any, Path | None], dict],
-               describe: Callable[[dict], str], eval_every_epoch: bool, update_mask: dict | None, save_model: bool,
-               progress: bool, out: Path, summary_file: str | None = None) -> None:
+def _train_run(spec: RunSpec, profile: Profile, m: Method, make_data: Callable[[Any], list[dict]],
+               evaluate_fn: Callable[[torch.nn.Module, Any, Path | None], dict], describe: Callable[[dict], str],
+               update_mask: dict | None, progress: bool, out: Path, summary_file: str | None = None) -> None:
     """The run both kinds share: tokenizer, training samples (`make_data(tokenizer)`), model (LoRA, mask check),
     reference pass, the one training loop with `evaluate_fn(model, tokenizer, out_dir)` after every epoch (the
     last one writes its logs into `out`), then train_log.json, epochs.json, status.json (completed or diverged),
     the final summary as `summary_file` (when given) and the model."""
     from paperlib.models import add_lora, load_model, load_tokenizer
 
+    train_cfg, ref_cfg, model_path = spec.train, spec.reference, spec.model_path
+    eval_every_epoch, save_model = spec.eval_every_epoch, spec.save_model
     state = _state()
     main = state.is_main_process
     timing: dict[str, Any] = {}
