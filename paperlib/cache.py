@@ -44,6 +44,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "tokenizer": ("models", "constants", "data/mini_tofu", "data/tofu"),
     "model": ("train", "pipeline", "models", "constants", "data/encoding", "data/mini_tofu", "data/tofu"),
     "eval": ("evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding", "data/tofu"),
+    "inject": ("injection", "masks", "train", "pipeline", "models", "constants", "data/encoding", "data/tofu"),
     "unlearn": ("losses", "methods", "reference", "unlearn", "train", "evaluate", "metrics", "scores", "models",
                 "constants", "data/encoding", "data/tofu", "data/rawtext", "corpus"),
 }

@@ -1,0 +1,380 @@
+"""RWKU in paperlib: the benchmark's source and scale per profile, the mini base stage (tokenizer and tiny
+model that learn the mini RWKU people), the registered "rwku" evaluator, and notebook 12's runs and tables.
+
+Setting (RWKU's main one): single-target unlearning from the forget corpus alone (the target's passages, raw
+text cut into `block`-token blocks); no retain corpus, so every method runs with its retain weight alpha = 0
+(GA has none; UnDIAL's default is 0). The original model is the model that knows the targets: the mini base
+model here, Llama-3-8B-Instruct in the paper profile (zero-shot: RWKU's targets are real people it knows).
+
+Methods on raw text: GA, NPO, UnDIAL and Unilogit (notebook 12). Not applicable (`unlearn.text_methods`):
+DPO / TPO need an IdK answer per forget question (RWKU has none for raw passages), TPO also QA span files;
+PALU / NCE need sensitive spans, and no automatic-span module (`paperlib.spans`) exists here, so they are
+left out of notebook 12.
+
+Tuning (`paperlib.tuning`, the project's one rule): per target and method, the lr grid x epochs; the score
+to maximise is FQ = 100 - forget All (ROUGE-L recall x 100 pooled over the three forget levels), the utility
+is MU = neighbour All (the knowledge next to the target that must survive); the selected point is the highest
+FQ with MU >= 95% of the original model's neighbour All, then re-run with the grid's seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from paperlib import rwku_metrics, tuning
+from paperlib.cache import cached_run, code_fingerprint
+from paperlib.config import Profile, TrainConfig
+from paperlib.corpus import TextCorpus, register_evaluator
+from paperlib.data import encoding, mini_rwku, rawtext
+from paperlib.data import rwku as rwku_data
+from paperlib.errors import PaperlibError
+from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.progress import bar as progress_bar
+from paperlib.train import train
+
+EVALUATOR = "rwku"
+METHODS = ("GA", "NPO", "UnDIAL", "Unilogit")
+NO_RETAIN = {"NPO": {"alpha": 0.0}, "Unilogit": {"alpha": 0.0}}  # RWKU: forget corpus only
+TABLE_COLUMNS = ("forget FB", "forget QA", "forget AA", "forget All", "neighbor FB", "neighbor QA", "neighbor All",
+                 "MIA FM", "MIA RM", "utility Gen", "utility Flu")
+
+
+@dataclass(frozen=True)
+class RwkuSettings:
+    """RWKU's scale in one profile: which benchmark (`mini`: generated; None: `source`, the hub id or a local
+    copy), how many targets, the evaluation's decoding lengths, few-shot count and the training block."""
+
+    mini: mini_rwku.MiniRwkuConfig | None
+    source: str = rwku_data.HUB_ID
+    n_targets: int = 3
+    max_new_tokens: int = 30  # RWKU: 30
+    fluency_tokens: int = 256  # RWKU: 256
+    shots: int = 5  # RWKU's MMLU: 5-shot
+    block: int = 512
+    context: int = 256  # tiny model's positions (the prompts with few-shot examples need more than 128)
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-3, epochs=30, batch_size=32,
+                                                                  schedule="cosine", weight_decay=0.0))
+    batch_size: int = 0  # unlearning batch size (0: the profile's); mini corpora are a few blocks
+    blocks_estimate: int = 16  # dry run: forget blocks per target (an estimate; RWKU's passages vary)
+
+
+SETTINGS: dict[str, RwkuSettings] = {
+    "mini": RwkuSettings(mini=mini_rwku.MiniRwkuConfig(), n_targets=3, max_new_tokens=16, fluency_tokens=40,
+                         shots=2, block=32, batch_size=4, blocks_estimate=8),
+    "smoke": RwkuSettings(mini=mini_rwku.MiniRwkuConfig(n_targets=2, n_background=4, n_general=12, n_fluency=2,
+                                                        n_retain_mia=2),
+                          n_targets=1, max_new_tokens=8, fluency_tokens=12, shots=1, block=32, batch_size=4,
+                          base=TrainConfig(lr=3e-3, epochs=3, batch_size=32, schedule="cosine", weight_decay=0.0)),
+    "paper": RwkuSettings(mini=None, n_targets=100),  # RWKU's 100 targets, each unlearned on its own
+}
+
+
+def settings(profile: Profile) -> RwkuSettings:
+    """RWKU settings of `profile` (its name: smoke, mini, paper)."""
+    if profile.name not in SETTINGS:
+        raise PaperlibError(f"profile {profile.name!r} has no RWKU settings; allowed: {', '.join(SETTINGS)}")
+    return SETTINGS[profile.name]
+
+
+# ----------------------------------------------------------------------------------------- benchmark and models
+def benchmark_source(profile: Profile, force: bool = False) -> str:
+    """Folder of the mini RWKU (generated and cached) or the real benchmark's hub id / folder."""
+    s = settings(profile)
+    if s.mini is None:
+        return s.source
+    return str(cached_run("rwku-benchmark", s.mini, partial(mini_rwku.write, s.mini), force=force))
+
+
+def target_names(profile: Profile) -> list[str]:
+    """The profile's targets: the first `n_targets` of the benchmark (RWKU's index order)."""
+    names = rwku_data.targets(benchmark_source(profile))
+    return names[: settings(profile).n_targets]
+
+
+def tokenizer_path(profile: Profile, force: bool = False) -> str:
+    """Tokenizer: the original checkpoint's (paper) or one trained on the mini RWKU text (tiny profiles)."""
+    s = settings(profile)
+    if s.mini is None:
+        return profile.model.original
+    config = {"benchmark": s.mini, "vocab_size": profile.model.tiny.vocab_size}
+
+    def build(out: Path) -> None:
+        train_tokenizer(mini_rwku.tokenizer_corpus(s.mini), profile.model.tiny.vocab_size).save_pretrained(out)
+
+    return str(cached_run("rwku-tokenizer", config, build, force=force))
+
+
+def base_samples(tokenizer, template: str, base: dict, s: RwkuSettings) -> list[dict]:
+    """The base stage's samples: passages and statements as raw text (`rawtext.encode_texts`, every token a
+    target), RWKU-prompted questions with "Answer: ..." replies, multiple-choice items and fluency replies
+    (prompt tokens without loss)."""
+    raw = rawtext.encode_texts(tokenizer, base["texts"], s.block)
+    chats = [(rwku_metrics.FB_PROMPT if kind == "fb" else rwku_metrics.QA_PROMPT).format(query=q)
+             for kind, q, _ in base["qa"]]
+    replies = [f"{rwku_metrics.ANSWER_SUFFIX} {a}" for _, _, a in base["qa"]]
+    for item in base["mcq"]:
+        chats.append(rwku_metrics.mcq_prompt(item, s.shots)[0])
+        replies.append(f"{rwku_metrics.ANSWER_SUFFIX} {rwku_metrics.MCQ_LETTERS[int(item['answer'])]}")
+    for instruction, reply in base["fluency"]:
+        chats.append(rwku_metrics.FLUENCY_PROMPT.format(instruction=instruction))
+        replies.append(reply)
+    qa = [encoding.encode(tokenizer, template, q, a, max_length=s.context) for q, a in zip(chats, replies)]
+    return [{"input_ids": x["input_ids"], "labels": x["labels"]} for x in raw + qa]
+
+
+def _base_config(profile: Profile) -> dict:
+    s = settings(profile)
+    return {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
+                                                                          max_position_embeddings=s.context),
+            "template": profile.model.template, "train": s.base, "block": s.block, "shots": s.shots}
+
+
+def base_model(profile: Profile, force: bool = False) -> str:
+    """The original model of RWKU unlearning: the paper profile's checkpoint, or (tiny profiles) a tiny Llama
+    trained here on the whole mini RWKU base data (cached like `paperlib.pipeline`'s stages)."""
+    s = settings(profile)
+    if s.mini is None:
+        return profile.model.original
+    config = _base_config(profile)
+    source, tok_path = benchmark_source(profile), tokenizer_path(profile)
+
+    def build(out: Path) -> None:
+        from paperlib.pipeline import nll_loss
+
+        tok = load_tokenizer(tok_path)
+        base = json.loads((Path(source) / "base.json").read_text())
+        data = base_samples(tok, profile.model.template, base, s)
+        torch.manual_seed(s.base.seed)
+        device, dtype = auto_device()
+        model = tiny_llama(config["model"], tok).to(device, dtype)
+        print(f"[rwku-base] {n_params(model):,} parameters, {len(data)} samples, {s.base.epochs} epochs", flush=True)
+        result = train(model, data, nll_loss, s.base, partial(encoding.collate, pad_id=tok.pad_token_id),
+                       desc="rwku-base")
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        (out / "train_log.json").write_text(json.dumps(result.steps))
+
+    return str(cached_run("rwku-model", config, build, force=force))
+
+
+# ----------------------------------------------------------------------------------------- evaluator
+@lru_cache(maxsize=64)
+def _target_data(source: str, target: str) -> str:
+    return json.dumps(rwku_data.load_target(source, target))
+
+
+def eval_args(profile: Profile, target: str) -> dict[str, Any]:
+    """The evaluator's arguments for `target` (part of each run's cache key, with the evaluation code's
+    fingerprint so that a changed metric recomputes)."""
+    s = settings(profile)
+    return {"source": benchmark_source(profile), "target": target, "max_new_tokens": s.max_new_tokens,
+            "fluency_tokens": s.fluency_tokens, "shots": s.shots, "max_length": s.context if s.mini else 512,
+            "code": code_fingerprint("rwku-eval")}
+
+
+@register_evaluator(EVALUATOR)
+def evaluate_rwku(model, tokenizer, profile: Profile, args: dict, out_dir: Path | None) -> dict:
+    """The "rwku" evaluator: RWKU's evaluation of `args["target"]` (`rwku_metrics.evaluate_target`); writes
+    RWKU's files into `out_dir` when given; returns the table row."""
+    data = json.loads(_target_data(str(args["source"]), str(args["target"])))
+    return rwku_metrics.evaluate_target(model, tokenizer, profile.model.template, data,
+                                        max_new_tokens=int(args.get("max_new_tokens", 30)),
+                                        fluency_tokens=int(args.get("fluency_tokens", 256)),
+                                        shots=int(args.get("shots", 5)), max_length=int(args.get("max_length", 512)),
+                                        batch_size=profile.eval.batch_size, out_dir=out_dir)
+
+
+def evaluate_model(profile: Profile, target: str, model_path: str, out_dir: str | Path | None = None
+                   ) -> dict[str, float]:
+    """The RWKU row of any checkpoint on `target` (cached per model identity and target)."""
+    from paperlib.pipeline import model_identity
+
+    args = eval_args(profile, target)
+    config = {"benchmark": "rwku", "model": model_identity(model_path), "args": args,
+              "template": profile.model.template, "batch_size": profile.eval.batch_size}
+
+    def build(out: Path) -> None:
+        tok, model = load_tokenizer(model_path), load_model(model_path)
+        row = evaluate_rwku(model.eval(), tok, profile, args, out)
+        (out / "SUMMARY.json").write_text(json.dumps(row, indent=1))
+
+    run = cached_run("rwku-eval", config, build)
+    if out_dir is not None:
+        rwku_metrics.write_logs({p.stem: json.loads(p.read_text()) for p in Path(run).glob("*.json")
+                                 if p.stem in ("forget", "neighbor", "forget_mia", "retain_mia", "mmlu", "fluency")},
+                                out_dir)
+    return json.loads((Path(run) / "SUMMARY.json").read_text())
+
+
+def corpus(profile: Profile, target: str) -> TextCorpus:
+    """The unlearning corpus of `target`: its passages (RWKU's passage.json), no retain documents."""
+    data = json.loads(_target_data(benchmark_source(profile), target))
+    texts = tuple(r["text"] for r in data["passage"])
+    if not texts:
+        raise PaperlibError(f"RWKU target {target!r} has no passages (passage.json); allowed: a target with its "
+                            "forget corpus")
+    return TextCorpus(name=f"rwku:{target}", forget=texts, retain=(), block=settings(profile).block)
+
+
+# ----------------------------------------------------------------------------------------- notebook 12
+def scores(row: dict) -> dict[str, float]:
+    """The tuning rule's two numbers from an RWKU row: FQ = 100 - forget All, MU = neighbour All."""
+    return {"FQ": 100.0 - row["forget All"], "MU": row["neighbor All"]}
+
+
+def _overrides(profile: Profile, method: str, lr: float, seed: int, stop_epoch: int) -> dict:
+    g, s = tuning.grid(profile), settings(profile)
+    out = {**NO_RETAIN.get(method, {}), "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    if s.batch_size:
+        out["batch_size"] = s.batch_size
+    return out
+
+
+def _run(profile: Profile, target: str, method: str, lr: float, seed: int = 0, stop_epoch: int = 0,
+         every_epoch: bool = True) -> dict:
+    from paperlib import unlearn
+
+    path = unlearn.unlearn_text(profile, method, corpus(profile, target), EVALUATOR, eval_args(profile, target),
+                                base_model(profile), _overrides(profile, method, lr, seed, stop_epoch),
+                                eval_every_epoch=every_epoch, save_model=False, progress=False)
+    return unlearn.read_run(path)
+
+
+def _rows(info: dict, base: dict) -> list[dict]:
+    rows = [{**base, "epoch": e["epoch"], "status": "completed", **{k: v for k, v in e.items() if k != "epoch"}}
+            for e in info["epochs"]]
+    rows = [{**r, **scores(r)} for r in rows]
+    if info["status"]["status"] != "completed":
+        rows.append({**base, "epoch": info["status"].get("epoch"), "status": "diverged"})
+    return rows
+
+
+def original_rows(profile: Profile) -> pd.DataFrame:
+    """The original model's RWKU row per target."""
+    path = base_model(profile)
+    return pd.DataFrame([{"target": t, "method": "Original", **(r := evaluate_model(profile, t, path)), **scores(r)}
+                         for t in target_names(profile)])
+
+
+def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.DataFrame]:
+    """The tuning protocol per target and method: "sweep" (every lr x epoch), "selected" (the rule's point),
+    "seeds" (the selected point with every seed of the grid)."""
+    g = tuning.grid(profile)
+    original = original_rows(profile).set_index("target")
+    sweep, chosen, seeds = [], [], []
+    todo = [(t, m) for t in target_names(profile) for m in methods]
+    for target, method in progress_bar(todo, "rwku targets x methods"):
+        part = []
+        for lr in g.lrs:
+            info = _run(profile, target, method, lr, every_epoch=g.every_epoch)
+            part += _rows(info, {"target": target, "method": method, "lr": lr})
+        part_df = pd.DataFrame(part)
+        sweep.append(part_df)
+        best = tuning.select(part_df, float(original.loc[target, "MU"]), g.every_epoch)
+        lr, epoch = float(best["lr"]), int(best["epoch"])
+        chosen.append({"target": target, "method": method, "lr": lr, "epoch": epoch,
+                       "qualified": bool(best["qualified"])})
+        for seed in g.seeds:
+            if seed == 0:
+                same = part_df[(part_df["lr"] == lr) & (part_df["epoch"] == epoch) & (part_df["status"] == "completed")]
+                seeds += [{**r, "seed": 0} for r in same.to_dict("records")]
+                continue
+            info = _run(profile, target, method, lr, seed, stop_epoch=epoch, every_epoch=False)
+            seeds += [{**r, "seed": seed} for r in _rows(info, {"target": target, "method": method, "lr": lr})
+                      if r["epoch"] == epoch or r["status"] != "completed"]
+    return {"sweep": pd.concat(sweep, ignore_index=True), "selected": pd.DataFrame(chosen),
+            "seeds": pd.DataFrame(seeds), "original": original.reset_index()}
+
+
+def per_target(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Mean over seeds of every column per (method, target), the original model's rows first; a target whose
+    seeds all diverged keeps a row with status "diverged" and no numbers."""
+    seeds = tuned["seeds"]
+    ok = seeds[seeds["status"] == "completed"]
+    cols = [c for c in TABLE_COLUMNS if c in ok]
+    rows = [tuned["original"][["method", "target", *cols]]]
+    for (method, target), part in seeds.groupby(["method", "target"], sort=False):
+        good = part[part["status"] == "completed"]
+        row = {"method": method, "target": target, "seeds": len(good)}
+        if len(good):
+            row.update({c: float(good[c].mean()) for c in cols})
+        rows.append(pd.DataFrame([row]))
+    return pd.concat(rows, ignore_index=True)
+
+
+def results_table(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """RWKU's table layout, mean ± sd over targets (each target: the mean over its seeds), with the number of
+    targets whose selected point kept the utility rule (MU95) per method."""
+    rows = per_target(tuned)
+    cols = [c for c in TABLE_COLUMNS if c in rows]
+    out = []
+    for method, part in rows.groupby("method", sort=False):
+        rec: dict[str, Any] = {"method": method}
+        for c in cols:
+            v = part[c].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            rec[c] = float(v.mean()) if len(v) else float("nan")
+            rec[f"{c} sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        sel = tuned["selected"]
+        mine = sel[sel["method"] == method]
+        rec["MU95"] = f"{int(mine['qualified'].sum())}/{len(mine)}" if len(mine) else ""
+        rec["targets"] = int(np.isfinite(part[cols[0]].to_numpy(dtype=float)).sum())
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def spread_figure(rows: pd.DataFrame):
+    """Forget All and neighbour All per method, one dot per target, bars at the mean over targets."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from paperlib.report import method_palette
+
+    long = rows.melt(id_vars=["method", "target"], value_vars=["forget All", "neighbor All"], var_name="metric",
+                     value_name="ROUGE-L recall x 100").dropna()
+    order = list(dict.fromkeys(rows["method"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    palette = method_palette(order)
+    for ax, metric in zip(axes, ["forget All", "neighbor All"]):
+        part = long[long["metric"] == metric]
+        sns.barplot(part, x="method", y="ROUGE-L recall x 100", order=order, hue="method", palette=palette,
+                    errorbar=None, alpha=0.45, ax=ax, legend=False)
+        sns.stripplot(part, x="method", y="ROUGE-L recall x 100", order=order, color="black", size=4, ax=ax,
+                      jitter=0.15)
+        ax.set_title(f"{metric} ({'lower' if metric.startswith('forget') else 'higher'} is better)")
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Mini RWKU: one dot per target (mean over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- dry run
+def plan(profile: Profile) -> list[dict[str, Any]]:
+    """Notebook 12's runs in `profile` from settings alone (no hub, no data, no model): per target and method,
+    one run per learning rate of the grid, then one per further seed at the selected point."""
+    from paperlib import unlearn
+
+    s, g = settings(profile), tuning.grid(profile)
+    model = base_model(profile) if s.mini is None else "rwku-base (tiny, trained here)"
+    n = s.blocks_estimate
+    evals = g.epochs if g.every_epoch else 1
+    out = []
+    for method in METHODS:
+        m, _, _ = unlearn.resolve(profile, method, NO_RETAIN.get(method))
+        common = {"model": model, "method": method, "n_examples": n, "epochs": g.epochs, "passes": 1,
+                  "reference": bool(m.needs().ref)}
+        for i in range(s.n_targets):
+            out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": lr, "target": i},
+                     "evaluations": evals} for lr in g.lrs]
+            out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd,
+                                                    "target": i}, "evaluations": 1} for sd in g.seeds if sd != 0]
+    return out

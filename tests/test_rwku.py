@@ -1,0 +1,204 @@
+"""RWKU (issue 13 items 2-5): prompt formats on the spec's examples, ROUGE-L recall on known strings (the `rouge`
+package, "NOANSWER" for empty outputs), fluency, MIA scores by hand, the loader on a hand-written local folder
+with its two bad inputs, the mini benchmark's shape and determinism, and the closing claim."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from paperlib import claims
+from paperlib import rwku_metrics as rm
+from paperlib.constants import IGNORE
+from paperlib.data import mini_rwku, rwku
+from paperlib.errors import PaperlibError
+
+
+# ----------------------------------------------------------------------------------------- prompts
+def test_probe_prompts_follow_rwku():
+    fb = {"query": "Stephen King was born in ___.", "answer": "Portland", "level": "1"}
+    qa = {"query": "Where was Stephen King born?", "answer": "Portland", "level": "2"}
+    aff = {"query": "Where was Stephen King born? Sure, the answer is", "answer": "Portland", "level": "3",
+           "type": "affirmative suffix"}
+    icl = {"query": "Question: Where was Poe born?\nAnswer: Boston\nQuestion: Where was Stephen King born?",
+           "answer": "Portland", "level": "3", "type": "incontext learning"}
+    other = {**qa, "level": "3", "type": "role play"}
+    assert rm.probe_prompt(fb) == ("Please complete the blank in the following question.\n"
+                                   "Question: Stephen King was born in ___.\n", "Answer:")
+    assert rm.probe_prompt(qa) == ("Please briefly answer the following question.\n"
+                                   "Question: Where was Stephen King born?\n", "Answer:")
+    assert rm.probe_prompt(aff) == ("Please briefly answer the following question.\n"
+                                    "Question: Where was Stephen King born? Sure, the answer is", "")
+    assert rm.probe_prompt(icl) == ("Please briefly answer the following question.\nQuestion: Where was Poe born?\n"
+                                    "Answer: Boston\nQuestion: Where was Stephen King born?\n", "Answer:")
+    assert rm.probe_prompt(other) == rm.probe_prompt(qa)
+
+
+def test_chat_prompt_puts_the_suffix_on_the_assistant_side():
+    class Tok:
+        bos_token = "<s>"
+
+    assert rm.chat_prompt("tiny", Tok(), "Q?\n", "Answer:") == "<s><|user|>Q?\n<|assistant|>Answer:"
+
+
+def test_mcq_prompt_and_accuracy():
+    item = {"question": "2+2?", "choices": ["3", "4", "5", "6"], "answer": 1, "task": "math",
+            "examples": [{"question": "1+1?", "choices": ["2", "3", "4", "5"], "answer": 0}]}
+    user, suffix = rm.mcq_prompt(item, shots=1)
+    assert user == ("The following are multiple choice questions (with answers) about math.\n\n"
+                    "1+1?\nA. 2\nB. 3\nC. 4\nD. 5\nAnswer: A\n\n2+2?\nA. 3\nB. 4\nC. 5\nD. 6")
+    assert suffix == "Answer:"
+    logits = np.array([[0.0, 2.0, 1.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert rm.mcq_accuracy(logits, [1, 2, 3]) == pytest.approx(2 / 3)
+
+
+# ----------------------------------------------------------------------------------------- ROUGE-L recall
+def test_rouge_l_recall_known_strings():
+    # LCS "the cat sat": the `rouge` package's recall is 0.6 here (its LCS union over the reference's tokens)
+    assert rm.rouge_l_recall("the cat sat", "the cat sat on the mat") == pytest.approx(0.6)
+    assert rm.rouge_l_recall("Portland, Maine", "Portland") == pytest.approx(0.0)  # "portland," is one token
+    assert rm.rouge_l_recall("born in Portland", "Portland") == pytest.approx(1.0)
+    assert rm.rouge_l_recall("in Portland Maine", "Portland Oregon") == pytest.approx(0.5)
+    # empty outputs are scored as "NOANSWER" (the package itself refuses an empty hypothesis)
+    assert rm.rouge_l_recall("", "Portland") == 0.0
+    assert rm.rouge_l_recall("   ", "NOANSWER") == 1.0
+    assert rm.rouge_l_recall("...", "NOANSWER") == 1.0
+
+
+def test_level_scores_and_pooled_all():
+    recs = [{"query": "q", "answer": "a b", "level": "1"}, {"query": "q", "answer": "a b", "level": "2"},
+            {"query": "q", "answer": "a b", "level": "2"}]
+    per = rm.level_scores(recs, ["a b", "a", ""])
+    assert per == {"1": [1.0], "2": [0.5, 0.0]}
+    s = rm.probe_summary(per)
+    assert s["level_1_rouge_l_r"] == 1.0 and s["level_2_rouge_l_r"] == 0.25
+    assert s["all_rouge_l_r"] == pytest.approx(0.5)  # pooled over probes, not the mean of the level means (0.625)
+
+
+def test_fluency_repetitive_vs_varied():
+    repetitive = "the the the the the the the the"
+    varied = "a quick brown fox jumps over the lazy dog"
+    assert rm.fluency([repetitive]) == 0.0
+    # 8 distinct bigrams and 7 distinct trigrams: 2/3 * 3 and 4/3 * log2(7), averaged
+    assert rm.fluency([varied]) == pytest.approx((2 / 3 * 3 + 4 / 3 * math.log2(7)) / 2)
+
+
+def test_mia_scores_by_hand():
+    # 2 tokens, vocabulary 2: p(target) = 0.5 and 0.25
+    logits = torch.log(torch.tensor([[[0.5, 0.5], [0.75, 0.25]]]))
+    labels = torch.tensor([[0, 1]])
+    s = rm.mia_text_scores(logits, labels, ["ab"], ks=(0.5,))
+    nll = (math.log(2) + math.log(4)) / 2
+    assert s["loss"].item() == pytest.approx(nll)
+    assert s["mink50"].item() == pytest.approx(math.log(4))  # the lowest half: log p = log 0.25
+    assert s["zlib"].item() == pytest.approx(nll / len(zlib.compress(b"ab")))
+    assert "mink++50" in s
+    padded = rm.mia_text_scores(torch.cat([logits, logits], 1), torch.tensor([[0, 1, IGNORE, IGNORE]]), ["ab"],
+                                ks=(0.5,))
+    assert padded["loss"].item() == pytest.approx(nll)
+
+
+def test_summary_row_layout():
+    logs = {"forget": {"level_1_rouge_l_r": 0.5, "level_2_rouge_l_r": 0.25, "level_3_rouge_l_r": 0.0,
+                       "all_rouge_l_r": 0.2},
+            "neighbor": {"level_1_rouge_l_r": 1.0, "level_2_rouge_l_r": 0.5, "all_rouge_l_r": 0.75},
+            "forget_mia": {"loss": 2.0}, "retain_mia": {"loss": 1.5}, "mmlu": {"acc": 0.5},
+            "fluency": {"entropy": 3.0}}
+    row = rm.summary_row(logs)
+    assert row == {"forget FB": 50.0, "forget QA": 25.0, "forget AA": 0.0, "forget All": 20.0, "neighbor FB": 100.0,
+                   "neighbor QA": 50.0, "neighbor All": 75.0, "MIA FM": 200.0, "MIA RM": 150.0, "utility Gen": 50.0,
+                   "utility Flu": 3.0}
+
+
+# ----------------------------------------------------------------------------------------- the loader
+def _probe(level: str, n: int = 2, **extra) -> list[dict]:
+    return [{"query": f"q{level}-{i}", "answer": f"a{i}", "level": level, "subject": "Prince Harry", **extra}
+            for i in range(n)]
+
+
+def _local_copy(root: Path, drop: str = "") -> Path:
+    d = root / "Target" / "10_Prince_Harry,_Duke_of_Sussex"
+    d.mkdir(parents=True)
+    files = {"forget_level1.json": _probe("1"), "forget_level2.json": _probe("2"),
+             "forget_level3.json": _probe("3", type="affirmative suffix"),
+             "neighbor_level1.json": _probe("1"), "neighbor_level2.json": _probe("2"),
+             "forget_mia.json": [{"text": "Harry was born in London.", "subject": "Prince Harry"}],
+             "retain_mia.json": [{"text": "Paris is in France.", "subject": "Prince Harry"}],
+             "retain_mmlu.json": [{"question": "q", "choices": ["a", "b", "c", "d"], "answer": 2, "task": "t",
+                                   "examples": []}],
+             "fluency.json": [{"instruction": "Write about tea."}],
+             "passage.json": [{"text": "Prince Harry, Duke of Sussex, is a member of the royal family."}]}
+    for name, records in files.items():
+        if name != drop:
+            (d / name).write_text(json.dumps(records))
+    (root / "Target" / "2_Stephen_King").mkdir()
+    return root
+
+
+def test_loader_reads_rwku_layout(tmp_path):
+    src = _local_copy(tmp_path)
+    assert rwku.targets(src) == ["Stephen King", "Prince Harry, Duke of Sussex"]  # RWKU's index order
+    data = rwku.load_target(src, "Prince Harry, Duke of Sussex")
+    assert data == rwku.load_target(src, "10_Prince_Harry,_Duke_of_Sussex")  # by folder name too
+    assert data["target"] == "Prince Harry, Duke of Sussex"
+    assert [r["query"] for r in data["forget_level3"]] == ["q3-0", "q3-1"]
+    assert data["forget_level3"][0]["type"] == "affirmative suffix"
+    assert data["mmlu"][0]["answer"] == 2 and data["passage"][0]["text"].startswith("Prince Harry")
+    assert set(rwku.PARTS) <= set(data)
+
+
+def test_loader_bad_target(tmp_path):
+    with pytest.raises(PaperlibError, match=r"RWKU target 'Elvis' is not in the benchmark.*'Stephen King'"):
+        rwku.load_target(_local_copy(tmp_path), "Elvis")
+
+
+def test_loader_missing_level(tmp_path):
+    with pytest.raises(PaperlibError, match=r"forget_level2 is missing or empty"):
+        rwku.load_target(_local_copy(tmp_path, drop="forget_level2.json"), "Prince Harry, Duke of Sussex")
+
+
+# ----------------------------------------------------------------------------------------- mini RWKU
+def test_mini_rwku_is_deterministic_and_rwku_shaped(tmp_path):
+    cfg = mini_rwku.MiniRwkuConfig(n_targets=2, n_background=4, n_general=12, n_fluency=2, n_retain_mia=2)
+    assert mini_rwku.build(cfg) == mini_rwku.build(cfg)
+    assert mini_rwku.build(cfg) != mini_rwku.build(mini_rwku.MiniRwkuConfig(**{**cfg.__dict__, "seed": 1}))
+    mini_rwku.write(cfg, tmp_path)
+    names = rwku.targets(tmp_path)
+    assert len(names) == 2
+    data = rwku.load_target(tmp_path, names[0])
+    types = {r["type"] for r in data["forget_level3"]}
+    assert {"affirmative suffix", "incontext learning"} <= types
+    people = {p["name"]: p for p in mini_rwku.people(cfg)}
+    target = people[names[0]]
+    assert all(names[0] in r["text"] for r in data["passage"])  # the forget corpus is about the target
+    assert all(target["mentor"] in r["query"] for r in data["neighbor_level2"])  # neighbours: its mentor
+    assert not any(names[0] in r["text"] for r in data["retain_mia"])
+    # probes use other phrasings than the base stage's format-teaching questions
+    trained = {q for _, q, _ in mini_rwku.build(cfg)["base"]["qa"]}
+    assert not trained & {r["query"] for part in rwku.PROBES for r in data[part]}
+    assert all(0 <= r["answer"] < 4 and r["choices"][r["answer"]] for r in data["mmlu"])
+
+
+# ----------------------------------------------------------------------------------------- claim
+def _table(unilogit: float, undial: float, sd: float = 1.0) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"method": "Original", "forget All": 80.0, "forget All sd": 0.0, "neighbor All": 80.0, "neighbor All sd": 0},
+        {"method": "Unilogit", "forget All": unilogit, "forget All sd": sd, "neighbor All": 70.0,
+         "neighbor All sd": 1.0},
+        {"method": "UnDIAL", "forget All": undial, "forget All sd": sd, "neighbor All": 70.0, "neighbor All sd": 1.0},
+        {"method": "GA", "forget All": 60.0, "forget All sd": sd, "neighbor All": 40.0, "neighbor All sd": 1.0}])
+
+
+def test_rwku_claim():
+    assert claims.rwku_claim(_table(20.0, 50.0)).verdict == claims.REPRODUCED
+    assert claims.rwku_claim(_table(50.0, 20.0)).verdict == claims.NOT_REPRODUCED
+    assert claims.rwku_claim(_table(30.0, 31.0)).verdict == claims.INCONCLUSIVE
+    # nothing forgotten: Unilogit's forget All not below the original's beyond the spread
+    assert claims.rwku_claim(_table(79.5, 85.0)).verdict == claims.NOT_REPRODUCED
