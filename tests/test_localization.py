@@ -4,9 +4,11 @@ masked run of the first test covers it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from paperlib import localization, masks, pipeline
+from paperlib import cache, localization, masks, pipeline
 from paperlib.cli import main
 from paperlib.config import get_profile
 from paperlib.models import load_model
@@ -45,3 +47,6 @@ def test_oracle_injection_and_runs():
     assert sum(int(m.sum()) for m in oracle.values()) == sum(int(m.sum()) for m in comp.values())
     injected = localization.injected_model(profile)
     _changed_only_inside(pipeline.retain_model(profile, "forget10"), injected, oracle)
+    # the injection is fingerprinted: an edit of paperlib/injection.py (or masks, train, ...) rebuilds it
+    assert "injection" in cache.CODE["inject"] and "masks" in cache.CODE["inject"]
+    assert cache.read_manifest(Path(injected))["code"] == cache.code_fingerprint("inject")
