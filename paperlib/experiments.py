@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from paperlib import executors, methods, metrics, pipeline, tuning, unlearn
 from paperlib import losses as L
-from paperlib import methods, metrics, pipeline, tuning, unlearn
 from paperlib.config import Profile
 from paperlib.data import mini_tofu, tofu
 from paperlib.models import load_tokenizer
-from paperlib.progress import bar as progress_bar
 from paperlib.report import SPREAD
 
 STATS_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "holdout10", "retain_perturbed",
@@ -148,12 +147,17 @@ def target_runs(profile: Profile) -> list[Run]:
     return [Run(t, "PALU", {"target": t} if t != "global_mean" else {}) for t in TARGETS]
 
 
-def _unlearn(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
-             every_epoch: bool = True) -> Path:
+def _request(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
+             every_epoch: bool = True) -> executors.Request:
+    """The unlearning run of `run` at `lr` and `seed` on the tuning grid's schedule (`paperlib.executors`)."""
     g = tuning.grid(profile)
     overrides = {**run.overrides, "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
-    return unlearn.unlearn(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False,
-                           progress=False)
+    return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False)
+
+
+def _unlearn(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
+             every_epoch: bool = True) -> Path:
+    return _request(profile, run, forget, lr, seed, stop_epoch, every_epoch).run()
 
 
 def _summary_row(summary: dict | None) -> dict:
@@ -179,7 +183,10 @@ def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
     g = tuning.grid(profile)
     rows = []
     todo = [(r, lr) for r in runs for lr in g.lrs]
-    for run, lr in progress_bar(todo, "sweep runs"):
+    # the executor (`executors.current()`: in this process, GPU workers or SLURM jobs) computes the runs,
+    # then each is read back from the run cache
+    executors.run_all([_request(profile, r, forget, lr, every_epoch=g.every_epoch) for r, lr in todo])
+    for run, lr in todo:
         info = unlearn.read_run(_unlearn(profile, run, forget, lr, every_epoch=g.every_epoch))
         base = {"label": run.label, "method": run.method, "lr": lr, "train s / step": _per_step(info)}
         for e in info["epochs"]:
@@ -218,8 +225,14 @@ def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataF
     chosen = selected.set_index("label")
     rows = []
     todo = [(r, s) for r in runs for s in g.seeds]
-    for run, seed in progress_bar(todo, "seed runs"):
-        lr, epoch = float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
+
+    def point(run: Run) -> tuple[float, int]:
+        return float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
+
+    executors.run_all([_request(profile, run, forget, point(run)[0], seed, 0 if curves else point(run)[1], curves)
+                       for run, seed in todo if seed != 0])
+    for run, seed in todo:
+        lr, epoch = point(run)
         base = {"label": run.label, "method": run.method, "seed": seed, "lr": lr}
         if seed == 0:  # the sweep's own run at this lr: the same computation, already done
             same = sweep_table[(sweep_table["label"] == run.label) & (sweep_table["lr"] == lr)]

@@ -1,0 +1,93 @@
+"""paperlib.executors: notebooks plan runs, an executor runs them (here: submitit's local executor, two runs as
+two separate jobs), the notebook-side code collects both from the run cache without computing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from paperlib import executors, experiments, standins, tuning, unlearn
+from paperlib.errors import PaperlibError
+
+
+def test_executor_specs_config_files_and_environment(tmp_path, monkeypatch):
+    assert executors.load("inprocess") == executors.InProcess()
+    assert executors.load("gpus:0,1").devices == ("0", "1")
+    local = executors.load("local", partition="gpu", time_min=30)
+    assert (local.kind, local.cluster, local.partition, local.time_min) == ("slurm", "local", "gpu", 30)
+    toml = tmp_path / "slurm.toml"
+    toml.write_text('kind = "slurm"\npartition = "a100"\ntime_min = 600\ngpus_per_run = 2\nfolder = "logs"\n')
+    slurm = executors.load(toml, partition="h100", mem_gb=None)  # the command line wins, None is "not given"
+    assert (slurm.partition, slurm.time_min, slurm.gpus_per_run, slurm.mem_gb) == ("h100", 600, 2, 64)
+    assert slurm.folder == str((tmp_path.cwd() / "logs").resolve())  # absolute: every kernel and job agrees
+    assert slurm.parameters() == {"name": "paperlib", "timeout_min": 600, "gpus_per_node": 2, "cpus_per_task": 8,
+                                  "mem_gb": 64, "slurm_partition": "h100"}
+    (tmp_path / "pool.json").write_text(json.dumps({"kind": "gpus", "devices": [2, 3]}))
+    assert executors.load(tmp_path / "pool.json").devices == ("2", "3")
+    monkeypatch.delenv(executors.ENV, raising=False)
+    assert executors.current() == executors.InProcess()
+    for executor in (slurm, executors.GpuPool(("0", "1")), executors.InProcess()):
+        monkeypatch.setenv(executors.ENV, executors.environment(executor)[executors.ENV])
+        assert executors.current() == executor
+
+
+@pytest.mark.parametrize("spec, overrides, message", [
+    ("pbs", {}, "executor 'pbs'; allowed: inprocess, gpus:0,1, slurm, local"),
+    ("slurm", {"queue": "x"}, r"unknown setting\(s\) \['queue'\]"),
+    ("slurm", {"time_min": 0}, "time_min=0; allowed: an integer >= 1"),
+    ("slurm", {"cluster": "pbs"}, "cluster 'pbs'; allowed: slurm, local"),
+    ("gpus:", {}, "allowed: one device id per worker"),
+    ("missing.toml", {}, "missing.toml does not exist"),
+])
+def test_bad_executor_settings_are_named(spec, overrides, message):
+    with pytest.raises(PaperlibError, match=message):
+        executors.load(spec, **overrides)
+
+
+def test_request_is_the_unlearn_call(tmp_path, monkeypatch):
+    """A request carries exactly `unlearn.unlearn`'s arguments and the cache it lands in."""
+    seen = {}
+    monkeypatch.setattr(unlearn, "unlearn", lambda *a, **k: seen.update(args=a, kwargs=k) or tmp_path)
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "runs"))
+    request = executors.Request("P", "PALU", "forget05", {"lr": 1e-5, "k": 3})  # type: ignore[arg-type]
+    assert request.cache == str((tmp_path / "runs").resolve()) and request.label() == "PALU forget05 lr=1e-05 k=3"
+    assert executors.run_all([request, request], executors.InProcess(), echo=lambda _: None) == [tmp_path] * 2
+    assert seen["args"] == ("P", "PALU", "forget05", {"lr": 1e-5, "k": 3})
+    assert seen["kwargs"] == {"eval_every_epoch": True, "save_model": False, "progress": False}
+
+
+def test_submitit_jobs_then_the_notebook_collects_from_the_cache(tmp_path, monkeypatch, shared_data):
+    """Two stand-in paper runs (PALU, NPO) as two submitit jobs (local executor); then `experiments.sweep`, as
+    notebook 01 calls it, reads both from the cache: this process is unable to train (`_build` raises)."""
+    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("no network")))
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(var, "1")  # inherited by the jobs
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "runs"))
+    standins.write_standins(tmp_path / "hub", shared_data, families=("llama2",))
+    profile = standins.standin_profile(tmp_path / "hub", shared_data)
+    small = {"optimizer": "adamw", "batch_size": 8}  # one step per epoch; AdamW: no GPU here
+    runs = [experiments.Run("PALU", "PALU", {**small, "k": 20}), experiments.Run("NPO", "NPO", small)]
+    local = executors.Slurm(folder=str(tmp_path / "jobs"), cluster="local", gpus_per_run=0, time_min=10)
+    monkeypatch.setenv(executors.ENV, executors.environment(local)[executors.ENV])
+
+    def no_training_here(*args, **kwargs):
+        raise AssertionError("the notebook process computed a run instead of reading it from the cache")
+
+    monkeypatch.setattr(unlearn, "_build", no_training_here)
+    pids = {os.getpid()}
+    table = experiments.sweep(profile, runs, profile.benchmark.forget)
+    jobs = {p.name.split("_")[0] for p in (tmp_path / "jobs").glob("*_result.pkl")}
+    assert len(jobs) == 2 and not jobs & {str(p) for p in pids}  # two jobs, neither of them this process
+    assert list(table["label"]) == ["PALU", "NPO"] and set(table["status"]) == {"completed"}
+    assert table["FQ"].notna().all() and table["epoch"].tolist() == [10, 10]  # the paper schedule: 10 epochs
+    # the same runs through a pool of two spawned workers (CUDA_VISIBLE_DEVICES 0, 1): found in the cache there too
+    lr = tuning.grid(profile).lrs[0]
+    requests = [experiments._request(profile, r, profile.benchmark.forget, lr, every_epoch=False) for r in runs]
+    folders = executors.run_all(requests, executors.InProcess(), echo=lambda _: None)
+    assert all(f.parent == tmp_path / "runs" / "unlearn" for f in folders) and folders[0] != folders[1]
+    lines: list[str] = []
+    assert executors.GpuPool(("0", "1")).run(requests, echo=lines.append) == folders
+    assert len(lines) == 2 and lines[0].startswith("run 1/2 done: PALU forget05")
