@@ -47,6 +47,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "inject": ("injection", "masks", "train", "pipeline", "models", "constants", "data/encoding", "data/tofu"),
     "unlearn": ("losses", "methods", "reference", "unlearn", "train", "evaluate", "metrics", "scores", "models",
                 "constants", "data/encoding", "data/tofu", "data/rawtext", "corpus"),
+    "spans": ("spans", "models", "losses", "constants", "data/encoding", "data/rawtext", "data/mini_tofu", "data/tofu"),
 }
 CODE.update({  # MUSE (paperlib.muse): its benchmark folder, target / retrained models and evaluations
     "muse-benchmark": ("data/mini_muse", "data/muse"),
@@ -58,8 +59,8 @@ CODE.update({  # MUSE (paperlib.muse): its benchmark folder, target / retrained 
 CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluations (also in raw-text runs' eval_args)
     "rwku-benchmark": ("data/mini_rwku", "data/rwku"),
     "rwku-tokenizer": ("models", "constants", "data/mini_rwku", "data/rwku"),
-    "rwku-model": ("rwku", "rwku_metrics", "train", "pipeline", "models", "constants", "data/encoding",
-                   "data/rawtext", "data/mini_rwku", "data/rwku"),
+    "rwku-model": ("rwku_base", "train", "pipeline", "models", "constants", "data/encoding", "data/rawtext",
+                   "data/mini_rwku", "data/rwku"),
     "rwku-eval": ("rwku", "rwku_metrics", "metrics", "scores", "losses", "models", "constants", "data/encoding",
                   "data/rwku"),
 })

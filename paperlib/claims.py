@@ -223,6 +223,44 @@ def distill_claim(targets: pd.DataFrame, ours: str = "Unilogit", metric: str = "
                  verdict, evidence + " (KL(retain ‖ target), nats per forget answer token)")
 
 
+def rwku_claim(table: pd.DataFrame, ours: str = "Unilogit", other: str = "UnDIAL", metric: str = "forget All") -> Claim:
+    """12: at the points the tuning rule selects (neighbour knowledge kept at 95% of the original's), `ours`
+    forgets the RWKU targets more than `other`: lower forget All (ROUGE-L recall x 100 over the three probe
+    levels), beyond the spread over targets. Not reproduced when `ours` does not lower forget All below the
+    original model's beyond the spread (nothing forgotten) or `other` is lower beyond the spread."""
+    finding = f"{ours} forgets the RWKU targets more than {other} (lower forget All at the selected points)"
+    orig, mine = _stat(table, "Original", metric, "method"), _stat(table, ours, metric, "method")
+    if not above(orig, mine):
+        return Claim("12", finding, NOT_REPRODUCED, f"{metric}: {ours} {fmt(mine)} is not below the original "
+                     f"model's {fmt(orig)} beyond the spread over targets")
+    verdict, evidence = best(table, metric, ours, among=[ours, other], higher=False)
+    return Claim("12", finding, verdict, evidence.replace("seed spread", "spread over targets") +
+                 f"; original {fmt(orig)}")
+
+
+def random_mask_claim(table: pd.DataFrame, pairs: Iterable[tuple[str, str]] = (
+        ("oracle", "complement"), ("activation", "random"), ("wagle", "random"), ("memflex", "random")),
+        metric: str = "AUES", min_seeds: int = 2) -> Claim:
+    """09: a localized mask is no better than a random one of the same size. Per loss, each (localized, random)
+    pair of `pairs` present with at least `min_seeds` completed seeds (the table's `seeds` "k/n") compares
+    `metric` (higher = better): "not reproduced" when any localized mask lies above its random one beyond the
+    spread, "reproduced" only when every random mask lies above its localized one (the intervals separate),
+    else "inconclusive"."""
+    finding = "localized masks (the oracle's own mask, attribution masks) are no better than random masks"
+    completed = table["seeds"].map(lambda s: int(str(s).split("/")[0]))
+    rows = table[completed >= min_seeds].set_index(["loss", "mask"])
+    found = [(loss, mine, other) for loss in dict.fromkeys(table["loss"]) for mine, other in pairs
+             if (loss, mine) in rows.index and (loss, other) in rows.index]
+    if not found:
+        return Claim("09", finding, INCONCLUSIVE, f"no (localized, random) pair with {min_seeds}+ seeds")
+    stat = lambda key: (float(rows.loc[key, metric]), float(rows.loc[key].get(f"{metric}{SPREAD}", 0.0)))  # noqa: E731
+    signs = [direction(stat((loss, mine)), stat((loss, other))) for loss, mine, other in found]
+    evidence = f"{metric}: " + "; ".join(f"{loss} {mine} {fmt(stat((loss, mine)))} vs {other} "
+                                         f"{fmt(stat((loss, other)))}" for loss, mine, other in found)
+    verdict = NOT_REPRODUCED if 1 in signs else REPRODUCED if all(d == -1 for d in signs) else INCONCLUSIVE
+    return Claim("09", finding, verdict, evidence + ("" if verdict != INCONCLUSIVE else " (within the seed spread)"))
+
+
 # ----------------------------------------------------------------------------------------- notebooks and the runner
 def show(claim: Claim) -> None:
     """Display the verdict (Markdown) with a machine-readable copy for `collect`."""

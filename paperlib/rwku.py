@@ -20,25 +20,23 @@ FQ with MU >= 95% of the original model's neighbour All, then re-run with the gr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from paperlib import rwku_metrics, tuning
 from paperlib.cache import cached_run, code_fingerprint
 from paperlib.config import Profile, TrainConfig
 from paperlib.corpus import TextCorpus, register_evaluator
-from paperlib.data import encoding, mini_rwku, rawtext
+from paperlib.data import mini_rwku
 from paperlib.data import rwku as rwku_data
 from paperlib.errors import PaperlibError
-from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.models import load_model, load_tokenizer
 from paperlib.progress import bar as progress_bar
-from paperlib.train import train
 
 EVALUATOR = "rwku"
 METHODS = ("GA", "NPO", "UnDIAL", "Unilogit")
@@ -99,70 +97,14 @@ def target_names(profile: Profile) -> list[str]:
     return names[: settings(profile).n_targets]
 
 
-def tokenizer_path(profile: Profile, force: bool = False) -> str:
-    """Tokenizer: the original checkpoint's (paper) or one trained on the mini RWKU text (tiny profiles)."""
-    s = settings(profile)
-    if s.mini is None:
-        return profile.model.original
-    config = {"benchmark": s.mini, "vocab_size": profile.model.tiny.vocab_size}
-
-    def build(out: Path) -> None:
-        train_tokenizer(mini_rwku.tokenizer_corpus(s.mini), profile.model.tiny.vocab_size).save_pretrained(out)
-
-    return str(cached_run("rwku-tokenizer", config, build, force=force))
-
-
-def base_samples(tokenizer, template: str, base: dict, s: RwkuSettings) -> list[dict]:
-    """The base stage's samples: passages and statements as raw text (`rawtext.encode_texts`, every token a
-    target), RWKU-prompted questions with "Answer: ..." replies, multiple-choice items and fluency replies
-    (prompt tokens without loss)."""
-    raw = rawtext.encode_texts(tokenizer, base["texts"], s.block)
-    chats = [(rwku_metrics.FB_PROMPT if kind == "fb" else rwku_metrics.QA_PROMPT).format(query=q)
-             for kind, q, _ in base["qa"]]
-    replies = [f"{rwku_metrics.ANSWER_SUFFIX} {a}" for _, _, a in base["qa"]]
-    for item in base["mcq"]:
-        chats.append(rwku_metrics.mcq_prompt(item, s.shots)[0])
-        replies.append(f"{rwku_metrics.ANSWER_SUFFIX} {rwku_metrics.MCQ_LETTERS[int(item['answer'])]}")
-    for instruction, reply in base["fluency"]:
-        chats.append(rwku_metrics.FLUENCY_PROMPT.format(instruction=instruction))
-        replies.append(reply)
-    qa = [encoding.encode(tokenizer, template, q, a, max_length=s.context) for q, a in zip(chats, replies)]
-    return [{"input_ids": x["input_ids"], "labels": x["labels"]} for x in raw + qa]
-
-
-def _base_config(profile: Profile) -> dict:
-    s = settings(profile)
-    return {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
-                                                                          max_position_embeddings=s.context),
-            "template": profile.model.template, "train": s.base, "block": s.block, "shots": s.shots}
-
-
 def base_model(profile: Profile, force: bool = False) -> str:
-    """The original model of RWKU unlearning: the paper profile's checkpoint, or (tiny profiles) a tiny Llama
-    trained here on the whole mini RWKU base data (cached like `paperlib.pipeline`'s stages)."""
-    s = settings(profile)
-    if s.mini is None:
+    """The original model of RWKU unlearning: the paper profile's checkpoint, or the mini base model
+    (`paperlib.rwku_base`)."""
+    if settings(profile).mini is None:
         return profile.model.original
-    config = _base_config(profile)
-    source, tok_path = benchmark_source(profile), tokenizer_path(profile)
+    from paperlib import rwku_base
 
-    def build(out: Path) -> None:
-        from paperlib.pipeline import nll_loss
-
-        tok = load_tokenizer(tok_path)
-        base = json.loads((Path(source) / "base.json").read_text())
-        data = base_samples(tok, profile.model.template, base, s)
-        torch.manual_seed(s.base.seed)
-        device, dtype = auto_device()
-        model = tiny_llama(config["model"], tok).to(device, dtype)
-        print(f"[rwku-base] {n_params(model):,} parameters, {len(data)} samples, {s.base.epochs} epochs", flush=True)
-        result = train(model, data, nll_loss, s.base, partial(encoding.collate, pad_id=tok.pad_token_id),
-                       desc="rwku-base")
-        model.save_pretrained(out)
-        tok.save_pretrained(out)
-        (out / "train_log.json").write_text(json.dumps(result.steps))
-
-    return str(cached_run("rwku-model", config, build, force=force))
+    return rwku_base.base_model(profile, force)
 
 
 # ----------------------------------------------------------------------------------------- evaluator

@@ -31,65 +31,30 @@ from rouge import Rouge
 from paperlib import metrics, scores
 from paperlib.constants import IGNORE
 from paperlib.data import encoding
+from paperlib.data.rwku import (  # noqa: F401 (RWKU's prompt formats, re-exported)
+    AFFIRMATIVE,
+    AFFIRMATIVE_PROMPT,
+    ANSWER_SUFFIX,
+    FB_PROMPT,
+    FLUENCY_PROMPT,
+    ICL_PROMPT,
+    INCONTEXT,
+    MCQ_LETTERS,
+    QA_PROMPT,
+    chat_prompt,
+    mcq_block,
+    mcq_prompt,
+    probe_prompt,
+)
 from paperlib.errors import PaperlibError
 
 NOANSWER = "NOANSWER"  # RWKU scores an empty prediction as this string
-FB_PROMPT = "Please complete the blank in the following question.\nQuestion: {query}\n"
-QA_PROMPT = "Please briefly answer the following question.\nQuestion: {query}\n"
-AFFIRMATIVE_PROMPT = "Please briefly answer the following question.\nQuestion: {query}"
-ICL_PROMPT = "Please briefly answer the following question.\n{query}\n"
-ANSWER_SUFFIX = "Answer:"
-FLUENCY_PROMPT = "Instruction: {instruction}\n"
-AFFIRMATIVE, INCONTEXT = "affirmative suffix", "incontext learning"  # the two level-3 types RWKU special-cases
-MCQ_LETTERS = ("A", "B", "C", "D")
 MIA_KS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # Min-K% / Min-K%++ ratios reported (RWKU's key: mink20 = k 0.2)
 LEVELS = {"forget": ("1", "2", "3"), "neighbor": ("1", "2")}
 # table columns (RWKU Table 1): probe level -> column name
 COLUMNS = {"forget": {"1": "FB", "2": "QA", "3": "AA"}, "neighbor": {"1": "FB", "2": "QA"}}
 
 _ROUGE = Rouge(metrics=["rouge-l"])
-
-
-# ----------------------------------------------------------------------------------------- prompts
-def probe_prompt(record: Mapping) -> tuple[str, str]:
-    """(user message, assistant-side suffix) of one probe record (`query`, `level`, level 3 also `type`)."""
-    level, query = str(record["level"]), record["query"]
-    if level == "1":
-        return FB_PROMPT.format(query=query), ANSWER_SUFFIX
-    kind = record.get("type", "") if level == "3" else ""
-    if kind == AFFIRMATIVE:
-        return AFFIRMATIVE_PROMPT.format(query=query), ""
-    if kind == INCONTEXT:
-        return ICL_PROMPT.format(query=query), ANSWER_SUFFIX
-    return QA_PROMPT.format(query=query), ANSWER_SUFFIX
-
-
-def chat_prompt(template: str, tokenizer, user: str, suffix: str = "") -> str:
-    """`user` as the user turn of the template (chat templates: no system turn, generation prompt added), then
-    `suffix` verbatim on the assistant side."""
-    if template in encoding.CHAT_TEMPLATES:
-        head = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                             add_generation_prompt=True)
-    else:
-        head = encoding.render_prompt(template, tokenizer, user)
-    return head + suffix
-
-
-def mcq_block(record: Mapping, answer: bool) -> str:
-    """One multiple-choice item: question, options "A. ..", then "Answer: X" (with `answer`) or "Answer:"."""
-    lines = [record["question"], *(f"{letter}. {c}" for letter, c in zip(MCQ_LETTERS, record["choices"]))]
-    tail = f"Answer: {MCQ_LETTERS[int(record['answer'])]}" if answer else ANSWER_SUFFIX
-    return "\n".join([*lines, tail])
-
-
-def mcq_prompt(record: Mapping, shots: int) -> tuple[str, str]:
-    """(user message, suffix) of an MMLU-style item: the header, `shots` solved items of `record["examples"]`,
-    then the item itself; the assistant side starts with "Answer:" (the next token is the letter)."""
-    task = record.get("task", "")
-    head = f"The following are multiple choice questions (with answers){' about ' + task if task else ''}.\n\n"
-    solved = [mcq_block(ex, answer=True) + "\n\n" for ex in list(record.get("examples", []))[:shots]]
-    body = mcq_block(record, answer=False)
-    return head + "".join(solved) + body.removesuffix(ANSWER_SUFFIX).rstrip("\n"), ANSWER_SUFFIX
 
 
 # ----------------------------------------------------------------------------------------- scores

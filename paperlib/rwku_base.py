@@ -1,0 +1,88 @@
+"""RWKU's mini base stage: a tokenizer trained on the mini RWKU text and a tiny Llama that learns every mini
+RWKU person, the question format and the general knowledge (cached like `paperlib.pipeline`'s stages). This
+model is the original model of mini RWKU unlearning; the paper profile uses its checkpoint instead (zero-shot:
+Llama-3-8B-Instruct already knows RWKU's targets). Its own module so that evaluation code can change without
+retraining it (cache kind "rwku-model")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from paperlib import rwku
+from paperlib.cache import cached_run
+from paperlib.config import Profile
+from paperlib.data import encoding, mini_rwku, rawtext
+from paperlib.data import rwku as rwku_data
+from paperlib.models import auto_device, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.train import train
+
+
+def tokenizer_path(profile: Profile, force: bool = False) -> str:
+    """Tokenizer: the original checkpoint's (paper) or one trained on the mini RWKU text (tiny profiles)."""
+    s = rwku.settings(profile)
+    if s.mini is None:
+        return profile.model.original
+    config = {"benchmark": s.mini, "vocab_size": profile.model.tiny.vocab_size}
+
+    def build(out: Path) -> None:
+        train_tokenizer(mini_rwku.tokenizer_corpus(s.mini), profile.model.tiny.vocab_size).save_pretrained(out)
+
+    return str(cached_run("rwku-tokenizer", config, build, force=force))
+
+
+def base_samples(tokenizer, template: str, base: dict, s: rwku.RwkuSettings) -> list[dict]:
+    """The base stage's samples: passages and statements as raw text (`rawtext.encode_texts`, every token a
+    target), RWKU-prompted questions with "Answer: ..." replies, multiple-choice items and fluency replies
+    (prompt tokens without loss)."""
+    raw = rawtext.encode_texts(tokenizer, base["texts"], s.block)
+    chats = [(rwku_data.FB_PROMPT if kind == "fb" else rwku_data.QA_PROMPT).format(query=q)
+             for kind, q, _ in base["qa"]]
+    replies = [f"{rwku_data.ANSWER_SUFFIX} {a}" for _, _, a in base["qa"]]
+    for item in base["mcq"]:
+        chats.append(rwku_data.mcq_prompt(item, s.shots)[0])
+        replies.append(f"{rwku_data.ANSWER_SUFFIX} {rwku_data.MCQ_LETTERS[int(item['answer'])]}")
+    for instruction, reply in base["fluency"]:
+        chats.append(rwku_data.FLUENCY_PROMPT.format(instruction=instruction))
+        replies.append(reply)
+    qa = [encoding.encode(tokenizer, template, q, a, max_length=s.context) for q, a in zip(chats, replies)]
+    return [{"input_ids": x["input_ids"], "labels": x["labels"]} for x in raw + qa]
+
+
+def _base_config(profile: Profile) -> dict:
+    s = rwku.settings(profile)
+    return {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
+                                                                          max_position_embeddings=s.context),
+            "template": profile.model.template, "train": s.base, "block": s.block, "shots": s.shots}
+
+
+def base_model(profile: Profile, force: bool = False) -> str:
+    """The original model of RWKU unlearning: the paper profile's checkpoint, or (tiny profiles) a tiny Llama
+    trained here on the whole mini RWKU base data (cached like `paperlib.pipeline`'s stages)."""
+    s = rwku.settings(profile)
+    if s.mini is None:
+        return profile.model.original
+    config = _base_config(profile)
+    source, tok_path = rwku.benchmark_source(profile), tokenizer_path(profile)
+
+    def build(out: Path) -> None:
+        from paperlib.pipeline import nll_loss
+
+        tok = load_tokenizer(tok_path)
+        base = json.loads((Path(source) / "base.json").read_text())
+        data = base_samples(tok, profile.model.template, base, s)
+        torch.manual_seed(s.base.seed)
+        device, dtype = auto_device()
+        model = tiny_llama(config["model"], tok).to(device, dtype)
+        print(f"[rwku-base] {n_params(model):,} parameters, {len(data)} samples, {s.base.epochs} epochs", flush=True)
+        result = train(model, data, nll_loss, s.base, partial(encoding.collate, pad_id=tok.pad_token_id),
+                       desc="rwku-base")
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        (out / "train_log.json").write_text(json.dumps(result.steps))
+
+    return str(cached_run("rwku-model", config, build, force=force))
