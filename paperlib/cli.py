@@ -12,9 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from paperlib import threads
-from paperlib.config import PROFILE_NAMES
+from paperlib.config import PAPER_PROFILE_NAMES, PROFILE_NAMES
+from paperlib.constants import TEMPLATES
 from paperlib.data.tofu import FORGET_SPLITS
 from paperlib.errors import PaperlibError
+
+ALL_PROFILES = PROFILE_NAMES + PAPER_PROFILE_NAMES  # smoke, mini, paper and paper-<model> for every paper model
 
 
 def _profile_for(args: argparse.Namespace):
@@ -34,6 +37,10 @@ def _evaluate(args: argparse.Namespace) -> None:
     from paperlib.data import tofu
     from paperlib.models import load_model, load_tokenizer
 
+    if args.benchmark == "muse":  # MUSE: paperlib.muse (VerbMem, KnowMem, PrivLeak; MUSE_EVAL.json)
+        from paperlib import muse
+
+        return muse.evaluate_cli(args.model, args.source, args.profile, args.retain_log, args.out)
     profile = _profile_for(args)
     if args.source:
         profile = replace(profile, benchmark=replace(profile.benchmark, source=args.source))
@@ -71,8 +78,18 @@ def _reproduce(args: argparse.Namespace) -> None:
         raise PaperlibError("give --gpus or --workers, not both")
     devices = items(args.gpus) if args.gpus is not None else (
         None if not args.workers or args.workers < 2 else [str(i) for i in range(args.workers)])
+    env = None
+    if args.executor:
+        from paperlib import executors
+
+        executor = executors.load(args.executor, partition=args.partition, time_min=args.time,
+                                  gpus_per_run=args.gpus_per_run)
+        env = executors.environment(executor)
+    elif any(v is not None for v in (args.partition, args.time, args.gpus_per_run)):
+        raise PaperlibError("--partition / --time / --gpus-per-run set the SLURM executor; allowed: with "
+                            "--executor slurm (or a config file of kind slurm)")
     results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
-                               notebooks_dir=args.notebooks,
+                               notebooks_dir=args.notebooks, env=env,
                                figures_dir=args.figures, tables_dir=args.tables)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
@@ -168,14 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help=_evaluate.__doc__)
     ev.add_argument("--model", required=True, help="checkpoint folder or hub id")
-    ev.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu"])
-    ev.add_argument("--source", default=None, help="tofu: hub id or local folder in TOFU's layout")
-    ev.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+    ev.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu", "muse"])
+    ev.add_argument("--source", default=None, help="tofu: hub id or local folder in TOFU's layout; muse: news, "
+                    "books or a local folder in MUSE's layout (default: mini-MUSE for smoke / mini)")
+    ev.add_argument("--profile", default=None, choices=ALL_PROFILES,
                     help="evaluation sizes (default: paper for tofu, mini for mini-tofu)")
     ev.add_argument("--forget", default="forget10", choices=FORGET_SPLITS)
-    ev.add_argument("--template", default=None, choices=["tiny", "llama2", "llama3"],
+    ev.add_argument("--template", default=None, choices=TEMPLATES,
                     help="prompt format (default: the profile's)")
-    ev.add_argument("--retain-log", default=None, help="retain model's TOFU_EVAL.json (for forget_quality)")
+    ev.add_argument("--retain-log", default=None, help="retain model's TOFU_EVAL.json (for forget_quality); "
+                    "muse: the retrained model's MUSE_EVAL.json (for privleak)")
     ev.add_argument("--fluency-classifier", default=None,
                     help="local copy of the gibberish classifier (default: model-free n-gram entropy)")
     ev.add_argument("--out", required=True, help="output folder")
@@ -185,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--method", required=True, help="PALU, NPO, GA, ... (paperlib.methods.METHODS)")
     un.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the profile's original)")
     un.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu"])
-    un.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+    un.add_argument("--profile", default=None, choices=ALL_PROFILES,
                     help="scale and training settings (default: paper for tofu, mini for mini-tofu)")
     un.add_argument("--forget", default=None, choices=FORGET_SPLITS, help="default: the profile's (mini forget10)")
     un.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -206,20 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--mu", type=float, default=1e-3, help="wagle's mu")
     mk.add_argument("--model", default=None, help="checkpoint folder (default: the profile's original model)")
     mk.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu"])
-    mk.add_argument("--profile", default=None, choices=PROFILE_NAMES,
+    mk.add_argument("--profile", default=None, choices=ALL_PROFILES,
                     help="benchmark and model (default: paper for tofu, mini for mini-tofu)")
     mk.add_argument("--forget", default=None, choices=FORGET_SPLITS, help="default: the profile's (mini forget10)")
     mk.add_argument("--out", required=True, help="folder for mask.safetensors and mask.json")
     mk.set_defaults(func=_mask)
 
     ft = sub.add_parser("finetune", help=_finetune.__doc__)
-    ft.add_argument("--profile", default="mini", choices=PROFILE_NAMES)
+    ft.add_argument("--profile", default="mini", choices=ALL_PROFILES)
     ft.add_argument("--forget", default="forget10", choices=FORGET_SPLITS)
     ft.add_argument("--force", action="store_true", help="retrain even if cached")
     ft.set_defaults(func=_finetune)
 
     rp = sub.add_parser("reproduce", help=_reproduce.__doc__)
-    rp.add_argument("--profile", default="mini", choices=PROFILE_NAMES, help="notebook profile (default: mini)")
+    rp.add_argument("--profile", default="mini", choices=ALL_PROFILES, help="notebook profile (default: mini)")
     rp.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 04,05 (default: all)")
     rp.add_argument("--gpus", default=None,
                     help="comma-separated device ids, one worker process each (CUDA_VISIBLE_DEVICES), e.g. 0,1; "
@@ -227,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--workers", type=int, default=None,
                     help="N parallel worker processes (device ids 0..N-1; on a CPU machine each gets cores // N "
                          "threads); the notebooks every other one waits for (00) run first with all cores")
+    rp.add_argument("--executor", default=None,
+                    help="where each notebook's unlearning runs execute (paperlib.executors): inprocess (default), "
+                         "gpus:0,1 (a worker per GPU), slurm (submitit array jobs), local (submitit's local "
+                         "processes) or a .toml / .json config file (kind = \"slurm\", partition, time_min, ...)")
+    rp.add_argument("--partition", default=None, help="SLURM partition (with --executor slurm)")
+    rp.add_argument("--time", type=int, default=None, help="SLURM time limit per run, minutes (default 240)")
+    rp.add_argument("--gpus-per-run", type=int, default=None, help="GPUs per SLURM run (default 1)")
     rp.add_argument("--dry-run", action="store_true",
                     help="list the runs each notebook would launch, with a rough GPU-hour estimate; execute nothing")
     rp.add_argument("--out", default="executed", help="folder of the executed copies (default: executed)")

@@ -23,7 +23,7 @@ name = "{name}"
 folder = pathlib.Path(out)
 folder.mkdir(parents=True, exist_ok=True)
 (folder / f"{{name}}.txt").write_text(f"{{name}} profile={{profile}}\\n")
-env = {{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "PAPERLIB_CACHE")}}
+env = {{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "PAPERLIB_CACHE", "PAPERLIB_EXECUTOR")}}
 (folder / f"{{name}}.env.json").write_text(json.dumps({{**env, "cwd": os.getcwd()}}))
 print("wrote", name)'''
 
@@ -162,6 +162,18 @@ def test_bad_input_fails_before_anything_runs(ok_notebooks: Path, tmp_path: Path
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["reproduce", "--only", "09", "--notebooks", str(nbs)])
     assert exit_info.value.code == 2
+
+
+def test_cli_executor_settings_reach_the_kernels(ok_notebooks: Path, tmp_path: Path) -> None:
+    """`--executor local --partition p --time 30`: every kernel sees the executor (paperlib.executors.current)."""
+    cli.main(["reproduce", "--only", "03", "--notebooks", str(ok_notebooks / "notebooks"), "--out", str(tmp_path),
+              "--executor", "local", "--partition", "p", "--time", "30"])
+    seen = json.loads(json.loads((ok_notebooks / "out" / "03_gamma.env.json").read_text())["PAPERLIB_EXECUTOR"])
+    assert (seen["kind"], seen["cluster"], seen["partition"], seen["time_min"]) == ("slurm", "local", "p", 30)
+    for argv in (["--partition", "p"], ["--executor", "pbs"], ["--executor", "inprocess", "--time", "5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["reproduce", "--only", "03", "--notebooks", str(ok_notebooks / "notebooks"), *argv])
+        assert exit_info.value.code == 2
 
 
 def test_selection(ok_notebooks: Path) -> None:
