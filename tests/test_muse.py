@@ -1,0 +1,154 @@
+"""MUSE (issue 14): loaders on a hand-written local folder, mini-MUSE, the metrics with hand-checkable numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib import muse_metrics as mm
+from paperlib.data import mini_muse, muse
+from paperlib.errors import PaperlibError
+
+RECORDS = {
+    "raw": {"forget": ["The Vorlak Accord was signed in Brastad.", "Mira Tol led it."],
+            "holdout": ["An unseen text."], "retain1": ["Retain one."], "retain2": ["Retain two."]},
+    "verbmem": {"forget": [{"prompt": "The Vorlak Accord", "gt": "was signed in Brastad."}]},
+    "knowmem": {"forget_qa": [{"question": "Where was the Vorlak Accord signed?", "answer": "Brastad"}],
+                "retain_qa": [{"question": "Who wrote retain two?", "answer": "Nobody"}],
+                "forget_qa_icl": [{"question": "Who led it?", "answer": "Mira Tol"}],
+                "retain_qa_icl": [{"question": "What is one?", "answer": "Retain"}]},
+    "privleak": {"forget": ["The Vorlak Accord was signed in Brastad."], "retain": ["Retain one."],
+                 "holdout": ["An unseen text."]},
+}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return muse.write(RECORDS, tmp_path / "muse")
+
+
+def test_local_folder_round_trip(folder):
+    assert (folder / "raw" / "forget.txt").read_text() == \
+        "The Vorlak Accord was signed in Brastad.\n\nMira Tol led it.\n"  # MUSE's blank-line-joined .txt
+    data = muse.load_all(str(folder))
+    assert data.raw == RECORDS["raw"]
+    assert data.verbmem == RECORDS["verbmem"]["forget"]
+    assert data.knowmem == RECORDS["knowmem"]
+    assert data.privleak == RECORDS["privleak"]
+
+
+def test_raw_json_list_is_read_too(folder):
+    (folder / "raw" / "forget.txt").unlink()
+    (folder / "raw" / "forget.json").write_text(json.dumps(["a\n\nb", "c"]))
+    assert muse.load(str(folder), "raw", "forget") == ["a\n\nb", "c"]
+
+
+def test_bad_corpus_and_incomplete_folder(folder):
+    with pytest.raises(PaperlibError, match="MUSE corpus 'wiki'; allowed: news, books"):
+        muse.check_corpus("wiki")
+    with pytest.raises(PaperlibError, match="allowed: news, books"):
+        muse.resolve_source("wiki")
+    assert muse.resolve_source("news") == "muse-bench/MUSE-News"
+    (folder / "knowmem" / "retain_qa.json").unlink()
+    with pytest.raises(PaperlibError, match="lacks knowmem/retain_qa.json"):
+        muse.load_all(str(folder))
+    import shutil
+
+    shutil.rmtree(folder / "privleak")
+    with pytest.raises(PaperlibError, match="has no privleak/ config"):
+        muse.check_folder(folder)
+
+
+def test_bad_records(folder):
+    (folder / "verbmem" / "forget.json").write_text(json.dumps([{"prompt": "x"}]))
+    with pytest.raises(PaperlibError, match=r"item 0 lacks string fields \('prompt', 'gt'\)"):
+        muse.load(str(folder), "verbmem", "forget")
+    with pytest.raises(PaperlibError, match="MUSE split raw/forget_qa"):
+        muse.load(str(folder), "raw", "forget_qa")
+
+
+def test_mini_muse_is_deterministic_and_consistent(tmp_path):
+    cfg = mini_muse.MiniMuseConfig(n_events=6, n_icl=2)
+    a, b = mini_muse.generate(cfg), mini_muse.generate(cfg)
+    assert a == b
+    assert a != mini_muse.generate(mini_muse.MiniMuseConfig(n_events=6, n_icl=2, seed=1))
+    assert all(len(a["raw"][s]) == 6 for s in mini_muse.SPLITS)
+    for text, item in zip(a["raw"]["forget"], a["verbmem"]["forget"]):
+        assert text.startswith(item["prompt"] + " " + item["gt"])
+        assert len(item["prompt"].split(" ")) == cfg.prompt_words
+    # every KnowMem answer is stated in its split's articles, never in another split's
+    for qa, split in ((a["knowmem"]["forget_qa"], "forget"), (a["knowmem"]["retain_qa"], "retain2")):
+        assert len(qa) == 6 - cfg.n_icl
+        for r in qa:
+            assert any(f"{r['question']}\nAnswer: {r['answer']}" in t for t in a["raw"][split])
+            assert not any(r["question"] in t for s in mini_muse.SPLITS if s != split for t in a["raw"][s])
+    assert a["privleak"]["holdout"] == a["raw"]["holdout"]
+    data = muse.load_all(str(mini_muse.write(cfg, tmp_path / "m")))
+    assert data.raw["forget"] == a["raw"]["forget"]
+
+
+def test_knowmem_prompt_and_stop_strings():
+    icl = [{"question": "Who led it?", "answer": "Mira Tol"}, {"question": "Where?", "answer": "Brastad"}]
+    assert mm.knowmem_prompt(icl, "When?") == ("Question: Who led it?\nAnswer: Mira Tol\n\n"
+                                               "Question: Where?\nAnswer: Brastad\n\nQuestion: When?\nAnswer: ")
+    assert mm.knowmem_prompt([], "When?") == "Question: When?\nAnswer: "
+    assert mm.cut_at_stop(" In 1999.\n\nQuestion: next") == "In 1999."
+    assert mm.cut_at_stop("Brastad\nQuestion: Who?") == "Brastad"
+    assert mm.cut_at_stop("Brastad Question: Who?") == "Brastad"
+    assert mm.cut_at_stop("Brastad\nand more") == "Brastad\nand more"
+    assert mm.cut_at_stop("Question: x") == ""
+
+
+def test_rouge_is_f1_without_stemmer():
+    s = mm.rouge("the cat sat", "the cat sat on the mat")  # LCS 3: precision 3/3, recall 3/6
+    assert s["rougeL_recall"] == pytest.approx(0.5)
+    assert s["rougeL"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert mm.rouge("running", "run")["rougeL"] == 0.0  # a Porter stemmer would make this 1
+
+
+def test_privleak_on_hand_made_aucs():
+    # open-unlearning orientation (forget = 0, holdout = 1, loss-like score): 1 = memorised
+    assert mm.privleak_from_aucs(1.0, 0.5) == pytest.approx(-100.0)
+    assert mm.privleak_from_aucs(0.5, 0.5) == pytest.approx(0.0)
+    assert mm.privleak_from_aucs(0.25, 0.5) == pytest.approx(50.0)
+    # = MUSE's (AUC' - AUC'_ref) / AUC'_ref x 100 with MUSE's AUC' = 1 - AUC (News: AUC'_ref = 0.4772)
+    assert mm.privleak_from_aucs(1 - 0.25, 1 - 0.4772) == pytest.approx((0.25 - 0.4772) / 0.4772 * 100, rel=1e-6)
+    with pytest.raises(PaperlibError, match="retrained model's mia_min_k AUC"):
+        mm.privleak_from_aucs(0.7, None)
+
+
+def test_bootstrap_ci_hand_checkable():
+    # two values: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4: the 2.5% / 97.5% percentiles
+    assert mm.bootstrap_ci([0.0, 1.0]) == (0.0, 1.0)
+    assert mm.bootstrap_ci([0.3, 0.3, 0.3]) == (0.3, 0.3)
+    low, high = mm.bootstrap_ci(np.r_[np.zeros(50), np.ones(50)])
+    assert low < 0.5 < high and 0.35 < low and high < 0.65  # mean 0.5, se 0.05: about 0.4 .. 0.6
+    assert mm.bootstrap_ci([0.0, 1.0, 0.5], seed=3) == mm.bootstrap_ci([0.0, 1.0, 0.5], seed=3)
+    agg = mm.aggregate({"0": {"rougeL": 0.0}, "1": {"rougeL": 1.0}})
+    assert (agg["agg_value"], agg["ci_low"], agg["ci_high"]) == (0.5, 0.0, 1.0)
+
+
+def test_evaluate_muse_schema(tmp_path, folder):
+    from paperlib.config import TinyLlamaConfig
+    from paperlib.models import tiny_llama, train_tokenizer
+
+    tok = train_tokenizer([t for s in RECORDS["raw"].values() for t in s] * 3, 300)
+    torch.manual_seed(0)
+    model = tiny_llama(TinyLlamaConfig(vocab_size=300, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2), tok)
+    data = muse.load_all(str(folder))
+    ref_log, ref = mm.evaluate_muse(model, tok, data, 4, 4, 64, out_dir=tmp_path / "ref")
+    assert mm.PRIVLEAK not in ref
+    log, summ = mm.evaluate_muse(model, tok, data, 4, 4, 64, reference=mm.load_log(tmp_path / "ref"),
+                                 out_dir=tmp_path / "eval")
+    assert set(summ) == set(mm.SUMMARY_KEYS)
+    assert summ[mm.PRIVLEAK] == pytest.approx(0.0)  # the same model is its own reference
+    assert json.loads((tmp_path / "eval" / mm.SUMMARY_FILE).read_text()) == summ
+    item = log[mm.VERBMEM]["value_by_index"]["0"]
+    assert set(item) == {"prompt", "gt", "response", "rougeL", "rougeL_recall", "rouge1", "rouge1_recall"}
+    assert log[mm.VERBMEM]["ci_low"] <= log[mm.VERBMEM]["agg_value"] <= log[mm.VERBMEM]["ci_high"]
+    with pytest.raises(PaperlibError, match="no MUSE_EVAL.json"):
+        mm.load_log(tmp_path / "nowhere")
