@@ -66,6 +66,11 @@ class ModelConfig:
             raise ValueError(f"template {self.template!r}; allowed: {', '.join(TEMPLATES)}")
 
 
+BNB_OPTIMIZERS = ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit")  # bitsandbytes (CUDA GPU)
+OPTIMIZERS = ("adamw", *BNB_OPTIMIZERS)
+PRECISIONS = ("no", "bf16")  # accelerate's mixed_precision
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One optimisation run (fine-tuning or unlearning). Paper values: methods.md, 'Training defaults'."""
@@ -78,15 +83,19 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # paper: 1 warm-up epoch, then linear decay
     schedule: str = "linear"  # "linear" (paper) or "cosine"
     max_grad_norm: float = 1.0
-    optimizer: str = "adamw"  # "adamw" or "paged_adamw_32bit" (bitsandbytes, GPU; paper)
+    optimizer: str = "adamw"  # "adamw", or bitsandbytes' (GPU): "paged_adamw_32bit" (paper), 8-bit variants
+    mixed_precision: str = "no"  # "bf16": accelerate's autocast (paper models on GPUs); "no": the weights' dtype
     seed: int = 0
     stop_epoch: int = 0  # > 0: train only epochs 1..stop_epoch of this schedule (a checkpoint of the sweep)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule {self.schedule!r}; allowed: linear, cosine")
-        if self.optimizer not in ("adamw", "paged_adamw_32bit"):
-            raise ValueError(f"optimizer {self.optimizer!r}; allowed: adamw, paged_adamw_32bit")
+        if self.optimizer not in OPTIMIZERS:
+            raise PaperlibError(f"TrainConfig optimizer={self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+        if self.mixed_precision not in PRECISIONS:
+            raise PaperlibError(f"TrainConfig mixed_precision={self.mixed_precision!r}; allowed: "
+                                f"{', '.join(PRECISIONS)}")
         for name in ("epochs", "batch_size", "grad_accum", "seed", "stop_epoch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

@@ -1,24 +1,36 @@
 """The one training loop, for fine-tuning and every unlearning method alike (accelerate; runs unchanged
-under `accelerate launch` on several GPUs).
+under `accelerate launch`: DDP or FSDP over several GPUs, configs/accelerate/).
 
-A method is a `loss_fn(model, batch) -> (loss, parts)`; the loop adds AdamW, warm-up then linear (or
-cosine) decay, gradient accumulation and clipping, an optional mask on the parameter update, a callback
-after every epoch, and stops a run whose loss turns NaN/inf, whose weights turn non-finite (checked after
-every epoch) or whose epoch callback raises `Diverged`; the result says where (`diverged_at`, `diverged_epoch`).
+A method is a `loss_fn(model, batch) -> (loss, parts)`; the loop adds AdamW (torch's, or bitsandbytes'
+paged / 8-bit AdamW), warm-up then linear (or cosine) decay, gradient accumulation and clipping, bf16 mixed
+precision, an optional mask on the parameter update, a callback after every epoch, and stops a run whose loss
+turns NaN/inf, whose weights turn non-finite (checked after every epoch) or whose epoch callback raises
+`Diverged`; the result says where (`diverged_at`, `diverged_epoch`).
+
+Several processes (`accelerate launch`): each takes every n-th batch, gradients are averaged, and every stop
+decision (a non-finite loss on any process, non-finite weights in any shard, `Diverged` raised by the epoch
+callback, which typically evaluates on the main process only) is all-reduced, so every process stops at the
+same step. The logged loss is the mean over processes: with batch b on n processes it equals, within float
+rounding, one process with batch b and gradient accumulation n (same batches, same updates, same schedule).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import parse_flag_from_env
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
-from paperlib.config import TrainConfig
+from paperlib.config import BNB_OPTIMIZERS, TrainConfig
+from paperlib.errors import PaperlibError
 from paperlib.progress import bar as progress_bar
 
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, "torch.Tensor | float"]]]
@@ -58,12 +70,56 @@ def check_mask(model: torch.nn.Module, mask: dict[str, torch.Tensor]) -> None:
                              f"allowed: bool {tuple(params[name].shape)}")
 
 
+def check_optimizer(cfg: TrainConfig) -> None:
+    """bitsandbytes' optimizers (paged_adamw_32bit, the paper profile's; paged_adamw_8bit; adamw_8bit) need
+    bitsandbytes and a CUDA GPU: say so, naming the optimizer, before any compute."""
+    if cfg.optimizer not in BNB_OPTIMIZERS:
+        return
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        missing = "bitsandbytes is not installed" if importlib.util.find_spec("bitsandbytes") is None \
+            else "no CUDA GPU is visible"
+        raise PaperlibError(f"optimizer={cfg.optimizer!r} needs bitsandbytes and a CUDA GPU; allowed here: "
+                            f"optimizer=adamw (e.g. --set optimizer=adamw); here {missing}")
+
+
+def check_precision(cfg: TrainConfig) -> None:
+    """The run's precision is its TrainConfig's (part of the cache key): refuse a launcher that asks for
+    another one (`accelerate launch --mixed_precision` or a launch config's `mixed_precision`)."""
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launched not in ("no", cfg.mixed_precision):
+        raise PaperlibError(f"accelerate launch asks for mixed_precision={launched!r} but the run's TrainConfig "
+                            f"has mixed_precision={cfg.mixed_precision!r}; allowed: --set mixed_precision="
+                            f"{launched} (so the cache key records it) or a launch without mixed precision")
+
+
 def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "paged_adamw_32bit":
+    if cfg.optimizer in BNB_OPTIMIZERS:
         import bitsandbytes as bnb  # GPU only, as in the papers' scripts
 
-        return bnb.optim.PagedAdamW32bit(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        kind = {"paged_adamw_32bit": bnb.optim.PagedAdamW32bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
+                "adamw_8bit": bnb.optim.AdamW8bit}[cfg.optimizer]
+        return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _any_process(acc: Accelerator, *flags: bool) -> list[bool]:
+    """Each flag OR-ed over every process (one all-reduce; a single process returns its own flags)."""
+    if acc.num_processes == 1:
+        return list(flags)
+    total = acc.reduce(torch.tensor([float(f) for f in flags], device=acc.device), reduction="sum")
+    return [bool(v > 0) for v in total.tolist()]
+
+
+def _step_loss(acc: Accelerator, loss: torch.Tensor) -> tuple[torch.Tensor, bool, bool]:
+    """(the loss to log, non-finite here, non-finite on any process). One process: its loss and one device
+    sync, as before; several: one all-reduce of (loss or 0, flag), the logged loss their mean."""
+    bad = not bool(torch.isfinite(loss.detach()))
+    if acc.num_processes == 1:
+        return loss.detach(), bad, bad
+    pair = torch.stack([torch.nan_to_num(loss.detach().float(), nan=0.0, posinf=0.0, neginf=0.0),
+                        torch.tensor(float(bad), device=loss.device)])
+    total = acc.reduce(pair, reduction="sum")
+    return total[0] / acc.num_processes, bad, bool(total[1] > 0)
 
 
 def _log_rows(pending: list[dict], result: TrainResult, bar, on_step: Callable[[dict], None] | None) -> None:
@@ -113,8 +169,13 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
     row per step."""
     if update_mask is not None:
         check_mask(model, update_mask)
+    check_optimizer(cfg)
+    check_precision(cfg)
     torch.manual_seed(cfg.seed)
-    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    if AcceleratorState._shared_state.get("_mixed_precision", cfg.mixed_precision) != cfg.mixed_precision:
+        AcceleratorState._reset_state()  # one process, runs of several precisions (the process group stays)
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
+                      cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # =1: several CPU processes (gloo)
     if update_mask is not None:
         for name, p in model.named_parameters():
             p.requires_grad_(name in update_mask)
@@ -141,9 +202,11 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
         for batch in bar:
             with acc.accumulate(model):
                 loss, parts = loss_fn(model, batch)
-                if not torch.isfinite(loss.detach()):
+                logged, bad_here, bad_any = _step_loss(acc, loss)
+                if bad_any:  # every process stops here (before backward: no process waits in a gradient sync)
                     result.diverged_at, result.diverged_epoch = step, epoch
-                    result.reason = f"non-finite loss ({loss.item()}) at step {step + 1}"
+                    result.reason = f"non-finite loss ({loss.item()}) at step {step + 1}" if bad_here else \
+                        f"non-finite loss on another process at step {step + 1}"
                     break
                 acc.backward(loss)
                 if acc.sync_gradients and masked:
@@ -156,21 +219,33 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
                 sched.step()
                 opt.zero_grad(set_to_none=True)
             step += 1
-            pending.append({"epoch": epoch, "step": step, "loss": loss.detach(), "lr": sched.get_last_lr()[0], **parts})
+            pending.append({"epoch": epoch, "step": step, "loss": logged, "lr": sched.get_last_lr()[0], **parts})
             if len(pending) >= log_every:
                 _log_rows(pending, result, bar, on_step)
         _log_rows(pending, result, bar, on_step)
-        if result.diverged_at is None and not weights_finite(model):
+        if result.diverged_at is None and _any_process(acc, not weights_finite(model))[0]:
             result.diverged_at, result.diverged_epoch = step, epoch
             result.reason = f"non-finite weights after epoch {epoch}"
         if result.diverged_at is not None:
             break
         if on_epoch_end is not None:
             model.eval()
+            stop, failed = None, None
             try:
                 result.epochs.append({"epoch": epoch, **on_epoch_end(acc.unwrap_model(model), epoch)})
             except Diverged as err:
-                result.diverged_at, result.diverged_epoch, result.reason = step, epoch, str(err)
+                stop = str(err)
+            except Exception as err:  # noqa: BLE001 (re-raised below, after telling the other processes)
+                failed = err
+            stop_any, failed_any = _any_process(acc, stop is not None, failed is not None)
+            if failed_any:
+                if failed is not None:
+                    raise failed
+                raise RuntimeError(f"another process failed in its epoch-{epoch} callback; stopping this one too")
+            if stop_any:  # e.g. the main process's evaluation is non-finite: every process stops
+                result.diverged_at, result.diverged_epoch = step, epoch
+                result.reason = stop or f"stopped after epoch {epoch}: the epoch callback of another process " \
+                                        "raised Diverged"
                 break
             model.train()
     model.eval()

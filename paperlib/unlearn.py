@@ -43,7 +43,7 @@ from paperlib.data import encoding, rawtext, tofu
 from paperlib.errors import NonFiniteError, PaperlibError
 from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
 from paperlib.reference import ReferenceConfig, make_reference
-from paperlib.train import Diverged, check_mask, train
+from paperlib.train import Diverged, check_mask, check_optimizer, check_precision, train
 
 KIND = "unlearn"
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -405,14 +405,10 @@ def copy_run(run: Path, out: str | Path) -> Path:
 
 
 def _check_optimizer(cfg: TrainConfig) -> None:
-    """paged_adamw_32bit (the paper profile's) needs bitsandbytes and a GPU: say so before any compute."""
-    if cfg.optimizer != "paged_adamw_32bit":
-        return
-    import importlib.util
-
-    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
-        raise ValueError("optimizer='paged_adamw_32bit' needs bitsandbytes and a CUDA GPU; allowed here: "
-                         "optimizer=adamw (e.g. --set optimizer=adamw)")
+    """bitsandbytes' optimizers (paged_adamw_32bit: the paper profile's) need bitsandbytes and a GPU, and the
+    launcher's mixed precision must be the run's: say so before any compute (`paperlib.train`)."""
+    check_optimizer(cfg)
+    check_precision(cfg)
 
 
 def _state() -> PartialState:

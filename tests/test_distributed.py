@@ -1,0 +1,176 @@
+"""Several processes within one run (issue 16 item 3, issue 11): `accelerate launch` with the shipped DDP config
+on 2 CPU processes (gloo) gives the losses and weights of one process at the same effective batch (batch 2 x 2
+processes = batch 2 x gradient accumulation 2, within 1e-6), and every stop decision reaches every process: a
+`Diverged` raised by the main process's epoch callback (its evaluation) and a NaN loss on one process only
+stop both processes at the same step, in bounded time (a process left behind would hang in the next gradient
+all-reduce). Run as a script, this file is the worker each launched process executes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from paperlib.config import TrainConfig
+from paperlib.errors import PaperlibError
+from paperlib.train import Diverged, check_optimizer, check_precision, train
+
+ROOT = Path(__file__).resolve().parents[1]
+N, LENGTH, VOCAB = 8, 6, 32  # samples, tokens per sample (no padding), vocabulary
+
+
+def tiny_model() -> torch.nn.Module:
+    """A 1-layer Llama (hidden 16), the same weights in every process."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16)
+    return LlamaForCausalLM(config)
+
+
+def data() -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    return [{"input_ids": torch.randint(0, VOCAB, (LENGTH,), generator=g)} for _ in range(N)]
+
+
+def collate(rows: list[dict]) -> dict:
+    ids = torch.stack([r["input_ids"] for r in rows])
+    return {"input_ids": ids, "labels": ids.clone()}
+
+
+def nll(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+    return model(**batch).loss, {}
+
+
+def config(**kw) -> TrainConfig:
+    return TrainConfig(**{"lr": 1e-2, "epochs": 2, "batch_size": 2, "warmup_epochs": 0.5, "seed": 3, **kw})
+
+
+def run(cfg: TrainConfig, loss_fn=nll, on_epoch_end=None) -> dict:
+    model = tiny_model()
+    result = train(model, data(), loss_fn, cfg, collate, on_epoch_end=on_epoch_end, progress=False)
+    return {"steps": [{k: r[k] for k in ("step", "loss", "lr")} for r in result.steps],
+            "diverged": [result.diverged_epoch, result.diverged_at, result.reason],
+            "weights": {n: p.detach().flatten().tolist() for n, p in model.named_parameters()}}
+
+
+def worker(out: Path) -> None:
+    """Executed by every launched process: the three scenarios, one JSON file per process."""
+    from accelerate import PartialState
+
+    rank = PartialState(cpu=True).process_index
+    calls = []
+
+    def nan_on_rank_1(model, batch):  # step 2 of epoch 1 turns NaN on process 1 only
+        calls.append(1)
+        loss, parts = nll(model, batch)
+        return (loss * float("nan") if rank == 1 and len(calls) == 2 else loss), parts
+
+    def evaluate_on_main(model, epoch):  # as unlearn's: only the main process evaluates
+        if rank == 0 and epoch == 1:
+            raise Diverged("evaluation after epoch 1 is non-finite")
+        return {}
+
+    results = {"same": run(config()),
+               "nan": run(config(epochs=3), loss_fn=nan_on_rank_1),
+               "eval": run(config(epochs=3), on_epoch_end=evaluate_on_main)}
+    (out / f"rank{rank}.json").write_text(json.dumps(results))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> list[dict]:
+    """`ACCELERATE_USE_CPU=1 accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2` of
+    the worker (torchrun's launcher; on the CPU, the processes talk over gloo)."""
+    out = tmp_path_factory.mktemp("ddp")
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ROOT / "configs/accelerate/ddp.yaml"), "--num_processes", "2", "--main_process_port",
+            str(_free_port()), __file__, "worker", str(out)]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        log, _ = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the 2-process run did not finish in 180 s: a process was left behind (hang)")
+    assert proc.returncode == 0, log[-3000:]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_two_processes_equal_one_process_with_gradient_accumulation(launched):
+    one = run(config(grad_accum=2))
+    for rank in launched:
+        two = rank["same"]
+        assert len(two["steps"]) == 4 and len(one["steps"]) == 8  # 2 epochs x 2 updates; rows per micro-batch
+        for k, row in enumerate(two["steps"]):  # logged loss: mean over the processes' micro-batches
+            pair = one["steps"][2 * k: 2 * k + 2]
+            assert row["loss"] == pytest.approx((pair[0]["loss"] + pair[1]["loss"]) / 2, abs=1e-6)
+            assert row["lr"] == pytest.approx(pair[1]["lr"], rel=1e-12)
+        for name, values in one["weights"].items():
+            assert max(abs(a - b) for a, b in zip(values, two["weights"][name], strict=True)) < 1e-6, name
+    assert launched[0]["same"]["steps"] == launched[1]["same"]["steps"]
+
+
+def test_two_processes_equal_one_process_with_the_whole_batch(launched):
+    """Equal-length samples: the token mean of a batch of 4 is the mean of its two halves' token means."""
+    one = run(config(batch_size=4))
+    two = launched[0]["same"]
+    assert [r["loss"] for r in two["steps"]] == pytest.approx([r["loss"] for r in one["steps"]], abs=1e-6)
+    for name, values in one["weights"].items():
+        assert max(abs(a - b) for a, b in zip(values, two["weights"][name], strict=True)) < 1e-6, name
+
+
+def test_nan_loss_on_one_process_stops_both_at_the_same_step(launched):
+    main, other = (r["nan"]["diverged"] for r in launched)
+    assert main[:2] == other[:2] == [1, 1]  # epoch 1, after 1 completed step
+    assert main[2] == "non-finite loss on another process at step 2" and other[2].startswith("non-finite loss (nan)")
+    assert len(launched[0]["nan"]["steps"]) == 1
+
+
+def test_evaluation_divergence_on_the_main_process_stops_every_process(launched):
+    main, other = (r["eval"]["diverged"] for r in launched)
+    assert main == [1, 2, "evaluation after epoch 1 is non-finite"]
+    assert other[:2] == [1, 2] and "another process raised Diverged" in other[2]
+
+
+def test_bitsandbytes_optimizer_and_launcher_precision_are_checked(monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        for name in ("paged_adamw_32bit", "paged_adamw_8bit", "adamw_8bit"):
+            with pytest.raises(PaperlibError, match=f"optimizer='{name}' needs bitsandbytes and a CUDA GPU"):
+                check_optimizer(config(optimizer=name))
+    check_optimizer(config())
+    with pytest.raises(PaperlibError, match="allowed: adamw, paged_adamw_32bit, paged_adamw_8bit, adamw_8bit"):
+        config(optimizer="sgd")
+    with pytest.raises(PaperlibError, match="mixed_precision='fp8'; allowed: no, bf16"):
+        config(mixed_precision="fp8")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(PaperlibError, match="accelerate launch asks for mixed_precision='bf16'"):
+        check_precision(config())
+    check_precision(config(mixed_precision="bf16"))
+
+
+def test_bf16_mixed_precision_trains(monkeypatch):
+    """bf16 autocast (CPU here): finite losses close to fp32's, weights kept in fp32."""
+    fp32, bf16 = run(config()), run(config(mixed_precision="bf16"))
+    assert bf16["diverged"][0] is None
+    assert [r["loss"] for r in bf16["steps"]] == pytest.approx([r["loss"] for r in fp32["steps"]], abs=0.05)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
+    worker(Path(sys.argv[2]))
