@@ -92,6 +92,15 @@ def check_precision(cfg: TrainConfig) -> None:
                             f"{launched} (so the cache key records it) or a launch without mixed precision")
 
 
+def check_launch() -> None:
+    """Refuse an FSDP launch (configs/accelerate/fsdp.yaml) of a run that evaluates and saves its model on the
+    main process (every `paperlib.unlearn` run): with sharded weights that process does not hold the model."""
+    if parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        raise PaperlibError("accelerate launch with FSDP: this run evaluates and saves its model on the main "
+                            "process, which holds only a shard of the weights under FSDP (gathering them is not "
+                            "implemented); allowed: configs/accelerate/ddp.yaml (DDP) or one process")
+
+
 def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer in BNB_OPTIMIZERS:
         import bitsandbytes as bnb  # GPU only, as in the papers' scripts

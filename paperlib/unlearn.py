@@ -43,7 +43,7 @@ from paperlib.data import encoding, rawtext, tofu
 from paperlib.errors import NonFiniteError, PaperlibError
 from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
 from paperlib.reference import ReferenceConfig, make_reference
-from paperlib.train import Diverged, check_mask, check_optimizer, check_precision, train
+from paperlib.train import Diverged, check_launch, check_mask, check_optimizer, check_precision, train
 
 KIND = "unlearn"
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -405,10 +405,12 @@ def copy_run(run: Path, out: str | Path) -> Path:
 
 
 def _check_optimizer(cfg: TrainConfig) -> None:
-    """bitsandbytes' optimizers (paged_adamw_32bit: the paper profile's) need bitsandbytes and a GPU, and the
-    launcher's mixed precision must be the run's: say so before any compute (`paperlib.train`)."""
+    """bitsandbytes' optimizers (paged_adamw_32bit: the paper profile's) need bitsandbytes and a GPU, the
+    launcher's mixed precision must be the run's, and the launch DDP, not FSDP: say so before any compute
+    (`paperlib.train`)."""
     check_optimizer(cfg)
     check_precision(cfg)
+    check_launch()
 
 
 def _state() -> PartialState:

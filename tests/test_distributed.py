@@ -165,6 +165,27 @@ def test_bitsandbytes_optimizer_and_launcher_precision_are_checked(monkeypatch):
     check_precision(config(mixed_precision="bf16"))
 
 
+@pytest.mark.parametrize("name", ["ddp", "fsdp"])
+def test_accelerate_configs_parse(name):
+    """The shipped launch configs load as accelerate's own config class (no unknown or misspelt keys)."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cfg = ClusterConfig.from_yaml_file(str(ROOT / "configs/accelerate" / f"{name}.yaml"))
+    assert cfg.mixed_precision == "no" and cfg.num_machines == 1  # precision is the run's, not the launcher's
+    assert (cfg.distributed_type.value, bool(cfg.fsdp_config)) == \
+        {"ddp": ("MULTI_GPU", False), "fsdp": ("FSDP", True)}[name]
+
+
+def test_fsdp_launch_of_an_unlearning_run_is_refused(monkeypatch):
+    """What `accelerate launch --config_file configs/accelerate/fsdp.yaml` exports: refused before compute."""
+    from paperlib.train import check_launch
+
+    check_launch()
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(PaperlibError, match="accelerate launch with FSDP: .* allowed: configs/accelerate/ddp.yaml"):
+        check_launch()
+
+
 def test_bf16_mixed_precision_trains(monkeypatch):
     """bf16 autocast (CPU here): finite losses close to fp32's, weights kept in fp32."""
     fp32, bf16 = run(config()), run(config(mixed_precision="bf16"))
