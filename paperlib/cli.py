@@ -41,6 +41,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         from paperlib import muse
 
         return muse.evaluate_cli(args.model, args.source, args.profile, args.retain_log, args.out)
+    if args.benchmark == "rwku":  # RWKU: paperlib.rwku (probes, MIA, utility; RWKU's per-target JSON files)
+        from paperlib import rwku
+
+        return rwku.evaluate_cli(args.model, args.source, args.profile, args.target, args.template, args.out)
     profile = _profile_for(args)
     if args.source:
         profile = replace(profile, benchmark=replace(profile.benchmark, source=args.source))
@@ -185,12 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help=_evaluate.__doc__)
     ev.add_argument("--model", required=True, help="checkpoint folder or hub id")
-    ev.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu", "muse"])
+    ev.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu", "muse", "rwku"])
     ev.add_argument("--source", default=None, help="tofu: hub id or local folder in TOFU's layout; muse: news, "
                     "books or a local folder in MUSE's layout (default: mini-MUSE for smoke / mini)")
     ev.add_argument("--profile", default=None, choices=ALL_PROFILES,
                     help="evaluation sizes (default: paper for tofu, mini for mini-tofu)")
     ev.add_argument("--forget", default="forget10", choices=FORGET_SPLITS)
+    ev.add_argument("--target", default=None, action="append",
+                    help="rwku: a target name or folder (repeatable; default: the profile's targets)")
     ev.add_argument("--template", default=None, choices=TEMPLATES,
                     help="prompt format (default: the profile's)")
     ev.add_argument("--retain-log", default=None, help="retain model's TOFU_EVAL.json (for forget_quality); "

@@ -522,6 +522,7 @@ def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
 PLANS: dict[str, PlanFn | str] = {
     **{f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)},
     "10": "paperlib.distill:plan",
+    "12": "paperlib.rwku:plan",
 }
 _REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")
 _OPTIONAL = ("params_b", "passes", "evaluations", "reference", "model_name")

@@ -20,7 +20,7 @@ FQ with MU >= 95% of the original model's neighbour All, then re-run with the gr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -237,15 +237,15 @@ def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.D
 
 
 def per_target(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Mean over seeds of every column per (method, target), the original model's rows first; a target whose
-    seeds all diverged keeps a row with status "diverged" and no numbers."""
+    """Mean over seeds of every column per (method, target), the original model's rows first; `runs` = the
+    completed seed runs averaged (a target whose seeds all diverged: 0, and no numbers)."""
     seeds = tuned["seeds"]
     ok = seeds[seeds["status"] == "completed"]
     cols = [c for c in TABLE_COLUMNS if c in ok]
-    rows = [tuned["original"][["method", "target", *cols]]]
+    rows = [tuned["original"][["method", "target", *cols]].assign(runs=1)]
     for (method, target), part in seeds.groupby(["method", "target"], sort=False):
         good = part[part["status"] == "completed"]
-        row = {"method": method, "target": target, "seeds": len(good)}
+        row = {"method": method, "target": target, "runs": len(good)}
         if len(good):
             row.update({c: float(good[c].mean()) for c in cols})
         rows.append(pd.DataFrame([row]))
@@ -320,3 +320,34 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
             out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd,
                                                     "target": i}, "evaluations": 1} for sd in g.seeds if sd != 0]
     return out
+
+
+# ----------------------------------------------------------------------------------------- command line
+def evaluate_cli(model: str, source: str | None, profile_name: str | None, targets: list[str] | None,
+                 template: str | None, out: str) -> None:
+    """`paperlib evaluate --benchmark rwku`: RWKU's files (forget.json, neighbor.json, forget_mia.json,
+    retain_mia.json, mmlu.json, fluency.json) of `model` per target in `out/<Target_name>/`, and the table rows
+    in `out/RWKU_SUMMARY.json`. `source`: the hub id or a local RWKU-layout folder (default: the profile's, mini
+    RWKU for smoke / mini); `targets`: names or folder names (default: the profile's). Inputs checked first."""
+    from paperlib import checks
+    from paperlib.config import get_profile
+    from paperlib.models import load_model, load_tokenizer
+
+    profile = get_profile(profile_name or "mini")
+    if template:
+        profile = replace(profile, model=replace(profile.model, template=template))
+    checks.check_out_file(out)
+    src = source or benchmark_source(profile)
+    names = [rwku_data.load_target(src, t)["target"] for t in targets] if targets else target_names(profile)
+    checks.check_model_dir(model)
+    tok, lm = load_tokenizer(model), load_model(model)
+    s = settings(profile)
+    rows = {}
+    for name in names:
+        args = {**eval_args(profile, name), "source": src}
+        if source:
+            args["max_length"] = 512
+        rows[name] = evaluate_rwku(lm.eval(), tok, profile, args, Path(out) / name.replace(" ", "_"))
+    (Path(out) / "RWKU_SUMMARY.json").write_text(json.dumps(rows, indent=1))
+    print(json.dumps(rows, indent=1))
+    print(f"wrote RWKU's files per target under {out} and RWKU_SUMMARY.json ({s.max_new_tokens} new tokens per probe)")
