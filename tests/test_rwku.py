@@ -202,3 +202,27 @@ def test_rwku_claim():
     assert claims.rwku_claim(_table(30.0, 31.0)).verdict == claims.INCONCLUSIVE
     # nothing forgotten: Unilogit's forget All not below the original's beyond the spread
     assert claims.rwku_claim(_table(79.5, 85.0)).verdict == claims.NOT_REPRODUCED
+
+
+# ----------------------------------------------------------------------------------------- end to end (smoke)
+def test_evaluate_cli_writes_rwku_files(tmp_path, capsys):
+    from paperlib import cli
+    from paperlib import rwku as rk
+    from paperlib.config import get_profile
+
+    profile = get_profile("smoke")
+    model = rk.base_model(profile)  # the smoke base stage (cached in the project's run cache)
+    target = rk.target_names(profile)[0]
+    cli.main(["evaluate", "--benchmark", "rwku", "--profile", "smoke", "--model", model, "--target", target,
+              "--out", str(tmp_path)])
+    folder = tmp_path / target.replace(" ", "_")
+    forget = json.loads((folder / "forget.json").read_text())
+    assert {"level_1_rouge_l_r", "level_2_rouge_l_r", "level_3_rouge_l_r"} <= set(forget)
+    assert {r["type"] for r in forget["items"] if r["level"] == "3"} >= {"affirmative suffix", "incontext learning"}
+    assert {"level_1_rouge_l_r", "level_2_rouge_l_r"} <= set(json.loads((folder / "neighbor.json").read_text()))
+    assert {"loss", "zlib", "mink20", "mink++20"} <= set(json.loads((folder / "forget_mia.json").read_text()))
+    assert "acc" in json.loads((folder / "mmlu.json").read_text())
+    assert "entropy" in json.loads((folder / "fluency.json").read_text())
+    summary = json.loads((tmp_path / "RWKU_SUMMARY.json").read_text())[target]
+    assert set(summary) == set(rk.TABLE_COLUMNS)
+    assert all(math.isfinite(v) for v in summary.values())
