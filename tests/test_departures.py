@@ -124,3 +124,16 @@ def test_unilogit_kl_reduction_token_by_default():
     assert methods.UnilogitHparams().kl_reduction == "token"
     assert L.unilogit_loss(logits, labels).item() == pytest.approx(kl)
     assert L.unilogit_loss(logits, labels, reduction="elementwise").item() == pytest.approx(kl / 2)
+
+
+# ----------------------------------------------------------------------------------------- RWKU: unscorable predictions
+def test_rwku_unscorable_prediction_is_noanswer():
+    from rouge import Rouge
+
+    from paperlib import rwku_metrics
+
+    with pytest.raises(ValueError):  # the reference path: the `rouge` package refuses it
+        Rouge().get_scores("...", "Portland")
+    assert rwku_metrics.rouge_l_recall("...", "Portland") == 0.0
+    assert rwku_metrics.rouge_l_recall("...", "NOANSWER") == 1.0  # scored exactly as the string "NOANSWER"
+    assert rwku_metrics.rouge_l_recall("in Portland", "Portland") == 1.0  # scorable outputs: the package's number
