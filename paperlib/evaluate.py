@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,13 +95,30 @@ def score_encoded(model, enc: Sequence[dict], pad_id: int, eos_id: int, batch_si
     return {k: torch.cat(v).double()[back].numpy() for k, v in out.items()}
 
 
+_ENCODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def encode_pairs(tokenizer, template: str, pairs: Sequence[tuple[str, str]], max_length: int) -> list[dict]:
+    """`encoding.encode` of every (question, answer) pair, memoised per tokenizer object (and its length) for the
+    life of the tokenizer: a run evaluates after every epoch on the same pairs. The dicts are shared: read only."""
+    memo = _ENCODED.setdefault(tokenizer, {})
+    size = len(tokenizer)
+    out = []
+    for q, a in pairs:
+        key = (size, template, max_length, q, a)
+        if key not in memo:
+            memo[key] = encoding.encode(tokenizer, template, q, a, max_length=max_length)
+        out.append(memo[key])
+    return out
+
+
 def teacher_forced(model, tokenizer, template: str, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
                    max_length: int = 512, full: bool = False, desc: str = "") -> dict[str, np.ndarray]:
     """Per-sample avg_loss (always) and, with `full`, exact memorisation, extraction strength, MinK and
     MinK++ (open-unlearning's definitions), from one batched forward pass. Batches group sequences of similar
     length (less padding) and the output head runs on the answer positions only; results come back in the
     order of `pairs` and equal a plain padded pass up to float rounding."""
-    enc = [encoding.encode(tokenizer, template, q, a, max_length=max_length) for q, a in pairs]
+    enc = encode_pairs(tokenizer, template, pairs, max_length)
     return score_encoded(model, enc, tokenizer.pad_token_id, tokenizer.eos_token_id, batch_size, full, desc)
 
 

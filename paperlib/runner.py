@@ -521,6 +521,7 @@ def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
 # A notebook without an entry declares no runs.
 PLANS: dict[str, PlanFn | str] = {
     **{f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)},
+    "09": "paperlib.localization:plan",
     "10": "paperlib.distill:plan",
     "12": "paperlib.rwku:plan",
 }

@@ -128,3 +128,34 @@ def test_one_pass_evaluation_equals_a_plain_pass_per_list(smoke):
         gens = [r["generation"] for r in values(f"{name}_Q_A_ROUGE")]
         assert gens == [evaluate.generate(model, tok, "tiny", [q], profile.eval.max_new_tokens, 1)[0]
                         for q in ds["question"]]
+
+
+def test_encodings_memoised_per_tokenizer(smoke):
+    """A run evaluates after every epoch on the same pairs: the second evaluation reuses the first's encodings
+    (the same objects), equal to encoding them afresh; another max_length is another entry."""
+    from paperlib.data import encoding
+
+    _, _, _, tok = smoke
+    pairs = [("Who wrote it?", "Someone."), ("Where?", "In a city far away.")]
+    first = evaluate.encode_pairs(tok, "tiny", pairs, 64)
+    assert first == [encoding.encode(tok, "tiny", q, a, max_length=64) for q, a in pairs]
+    again = evaluate.encode_pairs(tok, "tiny", pairs, 64)
+    assert all(x is y for x, y in zip(first, again))
+    short = evaluate.encode_pairs(tok, "tiny", pairs, 4)
+    assert [len(e["input_ids"]) for e in short] == [4, 4]
+    assert short != first
+
+
+def test_split_files_memoised_until_they_change(tmp_path):
+    """tofu.load_split reads a local split file once per process; a rewritten file (size / mtime) is read again."""
+    import os
+
+    from paperlib.data import tofu
+
+    f = tmp_path / "forget10.json"
+    f.write_text(json.dumps({"question": "q1", "answer": "a1"}) + "\n")
+    first = tofu.load_split(tmp_path, "forget10")
+    assert tofu.load_split(tmp_path, "forget10") is first
+    f.write_text(json.dumps({"question": "q2", "answer": "a2 longer"}) + "\n")
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert tofu.load_split(tmp_path, "forget10")["question"] == ["q2"]

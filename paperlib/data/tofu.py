@@ -45,11 +45,24 @@ def load_split(source: str | Path, split: str) -> datasets.Dataset:
     if folder.is_dir():
         for name, kind in ((f"{split}.json", "json"), (f"{split}.jsonl", "json"), (f"{split}.parquet", "parquet")):
             if (folder / name).is_file():
-                return datasets.load_dataset(kind, data_files=str(folder / name), split="train")
+                return _load_file(kind, folder / name)
         raise FileNotFoundError(f"split {split!r} not found in {folder} (looked for {split}.json/.jsonl/.parquet)")
     if folder.suffix or str(source).startswith((".", "/")):
         raise FileNotFoundError(f"benchmark folder {source!s} does not exist")
     return datasets.load_dataset(str(source), split, split="train")
+
+
+_LOADED: dict[tuple, datasets.Dataset] = {}
+
+
+def _load_file(kind: str, path: Path) -> datasets.Dataset:
+    """`datasets.load_dataset` of one local split file, memoised per process by (path, size, mtime): a sweep reads
+    the same splits for every run and every evaluation (datasets are immutable: `map` etc. return new ones)."""
+    st = path.stat()
+    key = (str(path.resolve()), kind, st.st_size, st.st_mtime_ns)
+    if key not in _LOADED:
+        _LOADED[key] = datasets.load_dataset(kind, data_files=str(path), split="train")
+    return _LOADED[key]
 
 
 def load_idk(source: str | Path) -> list[str]:
