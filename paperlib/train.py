@@ -194,10 +194,14 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
     # masked: AdamW's decoupled weight decay is applied by `_masked_decay` to the True entries only (the
     # optimiser's own would shrink every entry of a masked tensor)
     opt = _optimizer(params, cfg if update_mask is None else replace(cfg, weight_decay=0.0))
-    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
-    sched = get_scheduler(cfg.schedule, opt, num_warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-                          num_training_steps=steps_per_epoch * cfg.epochs)
-    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    raw_opt = opt
+    model, opt, loader = acc.prepare(model, opt, loader)
+    # the schedule counts updates x processes (accelerate's scheduler steps once per process and update), from
+    # the batches each process really gets: with n processes accelerate pads an epoch to a multiple of n
+    # batches (even_batches), so the schedule spans the epochs actually run, whatever the data's size
+    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum) * acc.num_processes
+    sched = acc.prepare(get_scheduler(cfg.schedule, raw_opt, num_training_steps=steps_per_epoch * cfg.epochs,
+                                      num_warmup_steps=round(cfg.warmup_epochs * steps_per_epoch)))
     masked: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, its bool mask): one byte per entry
     if update_mask is not None:
         named = dict(acc.unwrap_model(model).named_parameters())

@@ -225,8 +225,8 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
         check_out(out, run_dir(KIND, spec.key()).name)
     build = partial(_build, spec, profile, (rows, retain_rows, idk), update_mask, progress)
     run = _cached(spec.key(), build, force)
-    if out is not None and _state().is_main_process:
-        copy_run(run, out)
+    if out is not None:
+        _deliver(run, out)
     return run
 
 
@@ -361,8 +361,8 @@ def unlearn_text(profile: Profile, method: str, corpus: TextCorpus, evaluator: s
                    describe, update_mask, progress, folder, summary_file=TEXT_SUMMARY)
 
     run = _cached(spec.key(), build, force)
-    if out is not None and _state().is_main_process:
-        copy_run(run, out)
+    if out is not None:
+        _deliver(run, out)
     return run
 
 
@@ -411,6 +411,15 @@ def _check_optimizer(cfg: TrainConfig) -> None:
     check_optimizer(cfg)
     check_precision(cfg)
     check_launch()
+
+
+def _deliver(run: Path, out: str | Path) -> None:
+    """Copy the finished run to `out` on the main process; under `accelerate launch` every process returns only
+    once the copy exists (the command line reads it next)."""
+    state = _state()
+    if state.is_main_process:
+        copy_run(run, out)
+    state.wait_for_everyone()
 
 
 def _state() -> PartialState:

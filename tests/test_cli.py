@@ -102,6 +102,8 @@ CASES = {
     "weight-decay-negative": lambda e, c: _un(e, c, "--set", "weight_decay=-0.1"),
     "warmup-negative": lambda e, c: _un(e, c, "--set", "warmup_epochs=-1"),
     "grad-norm-nan": lambda e, c: _un(e, c, "--set", "max_grad_norm=nan"),
+    "optimizer-unknown": lambda e, c: _un(e, c, "--set", "optimizer=sgd"),
+    "precision-unknown": lambda e, c: _un(e, c, "--set", "mixed_precision=fp8"),
     "idk-missing": lambda e, c: _cli(["unlearn", "--profile", "smoke", "--method", "DPO", "--out",
                                       str(e / "fresh-out"), "--set", f"idk={e / 'no-such-idk.jsonl'}"], c),
     "idk-empty": lambda e, c: _cli(["unlearn", "--profile", "smoke", "--method", "DPO", "--out",

@@ -36,9 +36,9 @@ def tiny_model() -> torch.nn.Module:
     return LlamaForCausalLM(config)
 
 
-def data() -> list[dict]:
+def data(n: int = N) -> list[dict]:
     g = torch.Generator().manual_seed(1)
-    return [{"input_ids": torch.randint(0, VOCAB, (LENGTH,), generator=g)} for _ in range(N)]
+    return [{"input_ids": torch.randint(0, VOCAB, (LENGTH,), generator=g)} for _ in range(n)]
 
 
 def collate(rows: list[dict]) -> dict:
@@ -54,10 +54,10 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(**{"lr": 1e-2, "epochs": 2, "batch_size": 2, "warmup_epochs": 0.5, "seed": 3, **kw})
 
 
-def run(cfg: TrainConfig, loss_fn=nll, on_epoch_end=None) -> dict:
+def run(cfg: TrainConfig, loss_fn=nll, on_epoch_end=None, n: int = N) -> dict:
     model = tiny_model()
-    result = train(model, data(), loss_fn, cfg, collate, on_epoch_end=on_epoch_end, progress=False)
-    return {"steps": [{k: r[k] for k in ("step", "loss", "lr")} for r in result.steps],
+    result = train(model, data(n), loss_fn, cfg, collate, on_epoch_end=on_epoch_end, progress=False)
+    return {"steps": [{k: r[k] for k in ("epoch", "step", "loss", "lr")} for r in result.steps],
             "diverged": [result.diverged_epoch, result.diverged_at, result.reason],
             "weights": {n: p.detach().flatten().tolist() for n, p in model.named_parameters()}}
 
@@ -81,7 +81,8 @@ def worker(out: Path) -> None:
 
     results = {"same": run(config()),
                "nan": run(config(epochs=3), loss_fn=nan_on_rank_1),
-               "eval": run(config(epochs=3), on_epoch_end=evaluate_on_main)}
+               "eval": run(config(epochs=3), on_epoch_end=evaluate_on_main),
+               "uneven": run(config(warmup_epochs=1.0), n=10)}
     (out / f"rank{rank}.json").write_text(json.dumps(results))
 
 
@@ -91,23 +92,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def launched(tmp_path_factory) -> list[dict]:
-    """`ACCELERATE_USE_CPU=1 accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2` of
-    the worker (torchrun's launcher; on the CPU, the processes talk over gloo)."""
-    out = tmp_path_factory.mktemp("ddp")
+def _launch(args: list[str], timeout: float = 180) -> str:
+    """`ACCELERATE_USE_CPU=1 accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 ARGS`
+    (torchrun's launcher; on the CPU the processes talk over gloo); its output. Fails the test on a hang."""
     argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
             str(ROOT / "configs/accelerate/ddp.yaml"), "--num_processes", "2", "--main_process_port",
-            str(_free_port()), __file__, "worker", str(out)]
+            str(_free_port()), *args]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        log, _ = proc.communicate(timeout=180)
+        log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("the 2-process run did not finish in 180 s: a process was left behind (hang)")
+        pytest.fail(f"the 2-process run did not finish in {timeout} s: a process was left behind (hang)")
     assert proc.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> list[dict]:
+    """The worker launched on 2 CPU processes: their results."""
+    out = tmp_path_factory.mktemp("ddp")
+    _launch([__file__, "worker", str(out)])
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
@@ -134,6 +141,18 @@ def test_two_processes_equal_one_process_with_the_whole_batch(launched):
         assert max(abs(a - b) for a, b in zip(values, two["weights"][name], strict=True)) < 1e-6, name
 
 
+def test_unlearn_command_under_two_processes(tmp_path):
+    """`paperlib unlearn` itself launched on 2 processes (smoke GA): completes, every process returns only after
+    the main one copied the run to --out (the command line then reads it), the schedule ends at lr 0."""
+    out = tmp_path / "run"
+    log = _launch(["-m", "paperlib.cli", "unlearn", "--profile", "smoke", "--method", "GA", "--forget", "forget10",
+                   "--set", "batch_size=4", "--set", "lr=2e-3", "--out", str(out)], timeout=300)
+    assert log.count(f"copied to {out}") == 2  # both processes read the copy
+    status = json.loads((out / "status.json").read_text())
+    steps = json.loads((out / "train_log.json").read_text())
+    assert status["status"] == "completed" and steps[-1]["lr"] == 0.0 and (out / "model").is_dir()
+
+
 def test_nan_loss_on_one_process_stops_both_at_the_same_step(launched):
     main, other = (r["nan"]["diverged"] for r in launched)
     assert main[:2] == other[:2] == [1, 1]  # epoch 1, after 1 completed step
@@ -145,6 +164,15 @@ def test_evaluation_divergence_on_the_main_process_stops_every_process(launched)
     main, other = (r["eval"]["diverged"] for r in launched)
     assert main == [1, 2, "evaluation after epoch 1 is non-finite"]
     assert other[:2] == [1, 2] and "another process raised Diverged" in other[2]
+
+
+def test_schedule_spans_the_epochs_run_when_the_data_does_not_divide(launched):
+    """10 samples, batch 2, 2 processes: accelerate pads each epoch to 3 batches per process (even_batches), so
+    the schedule (1 warm-up epoch, linear decay over 2) peaks at the last update of epoch 1 and reaches 0 at the
+    last update of epoch 2, as one process's does over its own epochs."""
+    steps = launched[0]["uneven"]["steps"]
+    assert [r["epoch"] for r in steps] == [1, 1, 1, 2, 2, 2]
+    assert [r["lr"] for r in steps] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 2e-2 / 3, 1e-2 / 3, 0.0])
 
 
 def test_bitsandbytes_optimizer_and_launcher_precision_are_checked(monkeypatch):
