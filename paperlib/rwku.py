@@ -1,5 +1,6 @@
 """RWKU in paperlib: the benchmark's source and scale per profile, the mini base stage (tokenizer and tiny
-model that learn the mini RWKU people), the registered "rwku" evaluator, and notebook 12's runs and tables.
+model that learn the mini RWKU people), the "rwku" evaluator (registered in `paperlib.rwku_metrics`), and
+notebook 12's runs and tables.
 
 Setting (RWKU's main one): single-target unlearning from the forget corpus alone (the target's passages, raw
 text cut into `block`-token blocks); no retain corpus, so every method runs with its retain weight alpha = 0
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import pandas as pd
 from paperlib import rwku_metrics, tuning
 from paperlib.cache import cached_run, code_fingerprint
 from paperlib.config import Profile, TrainConfig
-from paperlib.corpus import TextCorpus, register_evaluator
+from paperlib.corpus import TextCorpus
 from paperlib.data import mini_rwku
 from paperlib.data import rwku as rwku_data
 from paperlib.errors import PaperlibError
@@ -108,11 +109,6 @@ def base_model(profile: Profile, force: bool = False) -> str:
 
 
 # ----------------------------------------------------------------------------------------- evaluator
-@lru_cache(maxsize=64)
-def _target_data(source: str, target: str) -> str:
-    return json.dumps(rwku_data.load_target(source, target))
-
-
 def eval_args(profile: Profile, target: str) -> dict[str, Any]:
     """The evaluator's arguments for `target` (part of each run's cache key, with the evaluation code's
     fingerprint so that a changed metric recomputes)."""
@@ -122,16 +118,8 @@ def eval_args(profile: Profile, target: str) -> dict[str, Any]:
             "code": code_fingerprint("rwku-eval")}
 
 
-@register_evaluator(EVALUATOR)
-def evaluate_rwku(model, tokenizer, profile: Profile, args: dict, out_dir: Path | None) -> dict:
-    """The "rwku" evaluator: RWKU's evaluation of `args["target"]` (`rwku_metrics.evaluate_target`); writes
-    RWKU's files into `out_dir` when given; returns the table row."""
-    data = json.loads(_target_data(str(args["source"]), str(args["target"])))
-    return rwku_metrics.evaluate_target(model, tokenizer, profile.model.template, data,
-                                        max_new_tokens=int(args.get("max_new_tokens", 30)),
-                                        fluency_tokens=int(args.get("fluency_tokens", 256)),
-                                        shots=int(args.get("shots", 5)), max_length=int(args.get("max_length", 512)),
-                                        batch_size=profile.eval.batch_size, out_dir=out_dir)
+evaluate_rwku = rwku_metrics.evaluate_rwku  # the registered "rwku" evaluator
+_target_data = rwku_metrics.target_data
 
 
 def evaluate_model(profile: Profile, target: str, model_path: str, out_dir: str | Path | None = None
@@ -292,6 +280,7 @@ def spread_figure(rows: pd.DataFrame):
         sns.stripplot(part, x="method", y="ROUGE-L recall x 100", order=order, color="black", size=4, ax=ax,
                       jitter=0.15)
         ax.set_title(f"{metric} ({'lower' if metric.startswith('forget') else 'higher'} is better)")
+        ax.set_ylim(-3, 103)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle("Mini RWKU: one dot per target (mean over seeds)")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ from rouge import Rouge
 
 from paperlib import metrics, scores
 from paperlib.constants import IGNORE
+from paperlib.corpus import register_evaluator
 from paperlib.data import encoding
+from paperlib.data import rwku as rwku_data
 from paperlib.data.rwku import (  # noqa: F401 (RWKU's prompt formats, re-exported)
     AFFIRMATIVE,
     AFFIRMATIVE_PROMPT,
@@ -46,7 +49,6 @@ from paperlib.data.rwku import (  # noqa: F401 (RWKU's prompt formats, re-export
     mcq_prompt,
     probe_prompt,
 )
-from paperlib.errors import PaperlibError
 
 NOANSWER = "NOANSWER"  # RWKU scores an empty prediction as this string
 MIA_KS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # Min-K% / Min-K%++ ratios reported (RWKU's key: mink20 = k 0.2)
@@ -241,9 +243,20 @@ def summary_row(logs: Mapping[str, Mapping]) -> dict[str, float]:
     return row
 
 
-def check_probes(records: Sequence[Mapping], name: str) -> None:
-    """Raise unless every probe has a non-empty `query` and `answer` and a `level`."""
-    for i, r in enumerate(records):
-        missing = [k for k in ("query", "answer", "level") if not r.get(k)]
-        if missing:
-            raise PaperlibError(f"{name} record {i} lacks {missing}; allowed: records with query, answer, level")
+# ----------------------------------------------------------------------------------------- the "rwku" evaluator
+@lru_cache(maxsize=64)
+def target_data(source: str, target: str) -> str:
+    """`rwku_data.load_target` as JSON text (cached per source and target; callers parse their own copy)."""
+    return json.dumps(rwku_data.load_target(source, target))
+
+
+@register_evaluator("rwku")
+def evaluate_rwku(model, tokenizer, profile, args: dict, out_dir: Path | None) -> dict:
+    """The "rwku" evaluator: RWKU's evaluation of `args["target"]` (`evaluate_target`); writes
+    RWKU's files into `out_dir` when given; returns the table row."""
+    data = json.loads(target_data(str(args["source"]), str(args["target"])))
+    return evaluate_target(model, tokenizer, profile.model.template, data,
+                           max_new_tokens=int(args.get("max_new_tokens", 30)),
+                           fluency_tokens=int(args.get("fluency_tokens", 256)), shots=int(args.get("shots", 5)),
+                           max_length=int(args.get("max_length", 512)), batch_size=profile.eval.batch_size,
+                           out_dir=out_dir)
