@@ -142,7 +142,32 @@ CASES = {
     "span-reversed": lambda e, c: _raises(lambda: encoding.encode(None, "tiny", "q", "Alice.", [(5, 2)], row=3)),
     "span-outside": lambda e, c: _raises(lambda: encoding.encode(None, "tiny", "q", "Alice.", [(0, 99)], row=3)),
     "read-run-not-a-run": lambda e, c: _raises(lambda: unlearn.read_run(e)),
+    "rwku-target-unknown": lambda e, c: _cli(["evaluate", "--benchmark", "rwku", "--source", str(_rwku(e)),
+                                              "--target", "Elvis", "--model", str(_model_dir(e)), "--out",
+                                              str(e / "o")], c),
+    "rwku-level-missing": lambda e, c: _raises(lambda: _rwku_load(_rwku(e, drop="forget_level2"), "Ann Lee")),
 }
+
+
+def _rwku(env: Path, drop: str = "") -> Path:
+    """A one-target folder in RWKU's layout (`paperlib.data.rwku`), without the part `drop`."""
+    from paperlib.data import rwku
+
+    d = env / f"rwku-{drop or 'full'}"
+    target = d / "Target" / "1_Ann_Lee"
+    target.mkdir(parents=True, exist_ok=True)
+    for part in rwku.PARTS:
+        level = part[-1] if part in rwku.PROBES else ""
+        record = {"query": "Where was Ann Lee born?", "answer": "Leeds", "level": level} if level else {"text": "x"}
+        if part != drop:
+            (target / rwku.FILES[part]).write_text(json.dumps([record]))
+    return d
+
+
+def _rwku_load(source: Path, target: str):
+    from paperlib.data import rwku
+
+    return rwku.load_target(source, target)
 
 
 def _foreign(env: Path) -> Path:
