@@ -23,6 +23,7 @@ MU95 is always defined: no forgetting at all when no epoch keeps 95% of the util
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import metrics, tuning
+from paperlib import masks, metrics, tuning
 from paperlib.config import Profile
 from paperlib.errors import PaperlibError
 from paperlib.injection import inject_train_config, injected_model, oracle_mask, oracle_mask_config  # noqa: F401
@@ -152,3 +153,214 @@ def summarize(table: pd.DataFrame, by: Iterable[str] = ("method", "mask"), mu_in
         rows.append({**dict(zip(by, np.atleast_1d(key))), "AUES": metrics.aues(done["FS"], done["RS"], close),
                      **mu95(done, mu0), "points": len(done)})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------- notebook 09
+COMPARED_MASKS = ("random", "random_down", "activation", "wagle", "memflex")
+LOCALIZED = ("activation", "wagle", "memflex")  # attribution masks, each compared with "random"
+PARTS = ("masks", "oracle")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What notebook 09 runs in one profile, fixed before any result (the notebook prints it)."""
+
+    losses: tuple[str, ...]  # losses of the mask comparison (masks made on the original model)
+    masks: tuple[str, ...]  # attributions compared, at `ratio`, global top, mask seed 0
+    seed_masks: tuple[str, ...]  # masks whose selected point is re-run with every seed of the grid
+    oracle_losses: tuple[str, ...]  # losses of the oracle experiment (oracle and complement, every seed)
+    ratio: float = 0.1
+
+
+SCALES: dict[str, Scale] = {
+    "paper": Scale(ORACLE_METHODS, COMPARED_MASKS, COMPARED_MASKS, ORACLE_METHODS),
+    # mini: 4 lrs x (5 masks + oracle + complement) = 28 runs, plus 2 seeds x 4 arms = 8 runs, ~17 s each
+    "mini": Scale(("NPO",), COMPARED_MASKS, ("random", "wagle"), ("NPO",)),
+    "smoke": Scale(("NPO",), ("random", "wagle"), ("random", "wagle"), ("NPO",)),
+}
+
+
+def scale(profile: Profile) -> Scale:
+    """The notebook-09 scale of `profile` (`SCALES`)."""
+    if profile.name not in SCALES:
+        raise PaperlibError(f"profile {profile.name!r} has no notebook-09 scale; allowed: {', '.join(SCALES)}")
+    return SCALES[profile.name]
+
+
+def describe_scale(profile: Profile, forget: str) -> str:
+    """The scale of `profile` in one paragraph."""
+    s, g = scale(profile), tuning.grid(profile)
+    return (f"{profile.name}: {forget}, masks keep the top {s.ratio:.0%} (global); mask comparison: "
+            f"{', '.join(s.masks)} under {', '.join(s.losses)} (masks made on the original model), seeds "
+            f"{list(g.seeds)} for {', '.join(s.seed_masks)}, seed 0 for the others; oracle: "
+            f"{', '.join(ORACLE_MASKS)} under {', '.join(s.oracle_losses)}, every seed; each (loss, mask) tuned "
+            f"by the project's rule over lr {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} x {g.epochs} epochs, "
+            "with MU >= 95% of the initial model's MU (the original model, or the injected one for the oracle).")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One (loss, mask) configuration: unlearning `model` with `loss`, only `mask`'s weights changing."""
+
+    part: str  # "masks" or "oracle"
+    loss: str
+    mask_name: str
+    model: str
+    seeds: bool  # re-run the selected point with every seed of the grid
+    mask: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.loss} · {self.mask_name}"
+
+
+def arms(profile: Profile, forget: str, part: str) -> list[Arm]:
+    """The arms of one part of notebook 09 (`PARTS`) at the profile's scale (masks computed here; the
+    oracle's injected model is cached)."""
+    from paperlib import pipeline
+
+    s = scale(profile)
+    if part == "masks":
+        made = {m: masks.mask_for(profile, masks.MaskConfig(attribution=m, ratio=s.ratio), forget)[0]
+                for m in s.masks}
+        model = pipeline.original_model(profile)
+        return [Arm(part, loss, m, model, m in s.seed_masks, made[m]) for loss in s.losses for m in s.masks]
+    if part == "oracle":
+        model = injected_model(profile, forget, s.ratio)
+        made = {"oracle": oracle_mask(profile, forget, s.ratio),
+                "complement": oracle_mask(profile, forget, s.ratio, complement=True)}
+        return [Arm(part, loss, m, model, True, made[m]) for loss in s.oracle_losses for m in ORACLE_MASKS]
+    raise PaperlibError(f"notebook-09 part {part!r}; allowed: {', '.join(PARTS)}")
+
+
+def _run(profile: Profile, arm: Arm, forget: str, lr: float, seed: int) -> dict[str, Any]:
+    from paperlib.unlearn import read_run, unlearn
+
+    overrides = {"lr": lr, "epochs": tuning.grid(profile).epochs, "seed": seed}
+    return read_run(unlearn(profile, arm.loss, forget, overrides, model_path=arm.model, update_mask=arm.mask,
+                            save_model=False, progress=False))
+
+
+def _rows(arm: Arm, lr: float, seed: int, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluated epoch (FQ, MU, FS, RS) and, for a diverged run, a row with status "diverged"."""
+    base = {"label": arm.label, "part": arm.part, "loss": arm.loss, "mask": arm.mask_name, "lr": lr, "seed": seed}
+    rows = [{**base, "epoch": e["epoch"], "status": "completed", "FQ": e.get("forget_quality", np.nan),
+             "MU": e["model_utility"], **strengths(e)} for e in info["epochs"]]
+    if info["status"]["status"] != "completed":
+        rows.append({**base, "epoch": info["status"].get("epoch"), "status": "diverged"})
+    return rows
+
+
+@dataclass
+class Study:
+    """One part of notebook 09: the sweep (seed 0, every lr), the selected points, the seed curves at each
+    selected lr (epoch 0 = the initial model), and the initial model's point."""
+
+    sweep: pd.DataFrame
+    selected: pd.DataFrame
+    curves: pd.DataFrame
+    initial: dict[str, float]
+
+    def table(self) -> pd.DataFrame:
+        """AUES and MU95 per arm: mean and sd over the seeds (`strength_table`)."""
+        return strength_table(self.curves, self.selected, self.sweep, self.initial)
+
+
+def study(profile: Profile, forget: str, part: str) -> Study:
+    """Sweep every arm of `part` over the tuning grid (seed 0), select each arm's point by the project's rule
+    against the initial model's MU, then run every seed of the grid at that lr for the arms with seeds (all
+    epochs, evaluated after each; seed 0 is the sweep's own run). Every run is cached."""
+    from paperlib.progress import bar
+
+    g, todo = tuning.grid(profile), arms(profile, forget, part)
+    initial = initial_point(profile, todo[0].model, forget)
+    sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in g.lrs], f"09 {part} sweep")
+                          for r in _rows(arm, lr, 0, _run(profile, arm, forget, lr, 0))])
+    selected = pd.DataFrame([{"label": a.label, **tuning.select(sweep[sweep["label"] == a.label], initial["MU"],
+                                                                  g.every_epoch)[["lr", "epoch", "qualified"]]}
+                             for a in todo])
+    lrs = selected.set_index("label")["lr"]
+    curves = []
+    for arm in todo:
+        lr = float(lrs[arm.label])
+        own = sweep[(sweep["label"] == arm.label) & (sweep["lr"] == lr)]
+        curves.append(own)
+        for seed in [s for s in g.seeds if s != 0 and arm.seeds]:
+            curves.append(pd.DataFrame(_rows(arm, lr, seed, _run(profile, arm, forget, lr, seed))))
+    curves = pd.concat(curves, ignore_index=True)
+    starts = curves[["label", "part", "loss", "mask", "lr", "seed"]].drop_duplicates()
+    curves = pd.concat([starts.assign(**initial, status="initial"), curves], ignore_index=True)
+    return Study(sweep, selected, curves.sort_values(["label", "seed", "epoch"], kind="stable"), initial)
+
+
+def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataFrame,
+                   initial: dict[str, float]) -> pd.DataFrame:
+    """Per arm: the selected lr and epoch, MU95 (qualified: yes / no), seeds completed / run; mean and sd over
+    the seeds of AUES (`metrics.aues` of the initial point and every epoch of that seed's run at the selected
+    lr), MU95 FQ and MU95 FS (`mu95` of the same points against the initial model's MU); and "AUES all lrs":
+    the seed-0 AUES pooled over every learning rate of the sweep (the upper envelope, `summarize`)."""
+    from paperlib.report import SPREAD
+
+    chosen = selected.set_index("label")
+    pooled = pd.concat([sweep, sweep[["label"]].drop_duplicates().assign(**initial, status="initial")])
+    pooled = summarize(pooled, by=("label",), mu_initial=initial["MU"]).set_index("label")["AUES"]
+    rows = []
+    for label, part in curves.groupby("label", sort=False):
+        per_seed = []
+        for _, pts in part.groupby("seed"):
+            done = pts[pts["status"].isin(["completed", "initial"])]
+            diverged = (pts["status"] == "diverged").any()
+            per_seed.append({"ok": not diverged, "AUES": metrics.aues(done["FS"], done["RS"]),
+                             **mu95(done, initial["MU"])})
+        ok = pd.DataFrame([p for p in per_seed if p["ok"]])
+        first = part.iloc[0]
+        row = {"label": label, "part": first["part"], "loss": first["loss"], "mask": first["mask"],
+               "lr": chosen.loc[label, "lr"], "epoch": int(chosen.loc[label, "epoch"]),
+               "MU95": "yes" if chosen.loc[label, "qualified"] else "no", "seeds": f"{len(ok)}/{len(per_seed)}"}
+        for col in ("AUES", "MU95_FQ", "MU95_FS"):
+            row[col], row[f"{col}{SPREAD}"] = tuning.mean_std(ok[col]) if len(ok) else (np.nan, np.nan)
+        row["AUES all lrs"] = float(pooled[label])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def combined_table(*studies: Study) -> pd.DataFrame:
+    """The tables of several studies, one below the other (notebook 09's `tables/09_aues_mu95`)."""
+    return pd.concat([s.table() for s in studies], ignore_index=True).drop(columns="label")
+
+
+def _planned_model(profile: Profile, stage: str) -> str:
+    """The published checkpoint of `stage` ("original" or e.g. "retain95"), or what the pipeline fine-tunes."""
+    published = profile.model.original if stage == "original" else profile.model.retain.format(retain=stage)
+    return published or f"{profile.model.base} fine-tuned on TOFU ({stage})"
+
+
+def plan(profile: Profile) -> list[dict[str, Any]]:
+    """Notebook 09's runs in `profile` from its settings alone (the dry run): the original / retain fine-tuning
+    when the model has no published TOFU checkpoints (e.g. OLMo-2), the injection, then per arm one run per
+    learning rate of the grid and one per further seed for the arms with seeds, every epoch evaluated in both
+    (masks are computed on the fly: not listed)."""
+    from paperlib import experiments, unlearn
+    from paperlib.data import tofu
+
+    s, g, forget = scale(profile), tuning.grid(profile), profile.benchmark.forget
+    tofu.check_split(forget, tofu.FORGET_SPLITS)
+    n, retain = experiments._forget_size(profile, forget), tofu.retain_of(forget)
+    out = [{"model": profile.model.base, "method": "finetune", "hyperparameters": {"stage": stage},
+            "n_examples": n * 100 // int(forget[-2:]) - (n if stage == retain else 0),
+            "epochs": profile.finetune.epochs} for stage in ("original", retain)
+           if not (profile.model.original if stage == "original" else profile.model.retain)]
+    out.append({"model": _planned_model(profile, retain), "method": "inject", "n_examples": n, "passes": 2,
+                "hyperparameters": {"mask": f"random_down {s.ratio}"}, "epochs": profile.finetune.epochs})
+    injected = f"{_planned_model(profile, retain)} + forget set in {s.ratio:.0%} of down_proj"
+    arms_ = [(_planned_model(profile, "original"), loss, m, m in s.seed_masks) for loss in s.losses for m in s.masks]
+    arms_ += [(injected, loss, m, True) for loss in s.oracle_losses for m in ORACLE_MASKS]
+    evals = g.epochs if g.every_epoch else 1
+    for model, loss, mask, seeds in arms_:
+        needs = unlearn.resolve(profile, loss)[0].needs()
+        common = {"model": model, "method": loss, "n_examples": n, "epochs": g.epochs, "evaluations": evals,
+                  "passes": 2 if needs.retain else 1, "reference": bool(needs.ref)}
+        out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in g.lrs]
+        out += [{**common, "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask}}
+                for seed in g.seeds if seed != 0 and seeds]
+    return out

@@ -50,3 +50,66 @@ def test_oracle_injection_and_runs():
     # the injection is fingerprinted: an edit of paperlib/injection.py (or masks, train, ...) rebuilds it
     assert "injection" in cache.CODE["inject"] and "masks" in cache.CODE["inject"]
     assert cache.read_manifest(Path(injected))["code"] == cache.code_fingerprint("inject")
+
+
+# ----------------------------------------------------------------------------------------- notebook 09
+def _pts(label: str, seed: int, pts: list[tuple], lr: float = 1e-3, status: str = "completed") -> list[dict]:
+    """(epoch, FS, RS, MU, FQ) tuples as curve rows (epoch 0 = the initial model)."""
+    return [{"label": label, "part": "masks", "loss": "NPO", "mask": "wagle", "lr": lr, "seed": seed, "epoch": e,
+             "FS": fs, "RS": rs, "MU": mu, "FQ": fq, "status": "initial" if e == 0 else status}
+            for e, fs, rs, mu, fq in pts]
+
+
+def test_strength_table_by_hand():
+    import pandas as pd
+    import pytest
+
+    init = (0, 0.2, 0.8, 0.5, 0.01)
+    seed0 = [init, (1, 0.6, 0.6, 0.5, 0.1), (2, 1.0, 0.2, 0.4, 0.5)]  # AUES .16 + .28 + .16 = .60
+    seed1 = [init, (1, 0.5, 0.7, 0.49, 0.2), (2, 0.9, 0.1, 0.3, 0.9)]  # AUES .16 + .225 + .16 = .545
+    curves = pd.DataFrame(_pts("w", 0, seed0) + _pts("w", 1, seed1))
+    sweep = pd.DataFrame(_pts("w", 0, seed0[1:]) + _pts("w", 0, [(1, 0.8, 0.7, 0.5, 0.3)], lr=3e-3))
+    selected = pd.DataFrame([{"label": "w", "lr": 1e-3, "epoch": 1, "qualified": True}])
+    initial = {"epoch": 0, "FS": 0.2, "RS": 0.8, "MU": 0.5, "FQ": 0.01}
+    row = localization.strength_table(curves, selected, sweep, initial).iloc[0]
+    assert row["AUES"] == pytest.approx(0.5725) and row["AUES sd"] == pytest.approx(0.055 / 2 ** 0.5)
+    # MU >= 0.475: the initial point and epoch 1 of each seed qualify
+    assert row["MU95_FQ"] == pytest.approx(0.15) and row["MU95_FS"] == pytest.approx(0.55)
+    # seed 0 pooled over both lrs: envelope (.2, .8), (.8, .7), (1, .2): .16 + .45 + .09
+    assert row["AUES all lrs"] == pytest.approx(0.70)
+    assert (row["seeds"], row["MU95"], row["epoch"]) == ("2/2", "yes", 1)
+    diverged = pd.concat([curves, pd.DataFrame(_pts("w", 1, [(3, None, None, None, None)], status="diverged"))])
+    row = localization.strength_table(diverged, selected, sweep, initial).iloc[0]
+    assert row["seeds"] == "1/2" and row["AUES"] == pytest.approx(0.60) and row["AUES sd"] == 0
+
+
+def test_random_mask_claim():
+    import pandas as pd
+
+    from paperlib import claims
+
+    def table(wagle: float, sd: float, seeds: str = "3/3"):
+        return pd.DataFrame([{"loss": "NPO", "mask": "random", "seeds": "3/3", "AUES": 0.5, "AUES sd": 0.01},
+                             {"loss": "NPO", "mask": "wagle", "seeds": seeds, "AUES": wagle, "AUES sd": sd},
+                             {"loss": "NPO", "mask": "memflex", "seeds": "1/1", "AUES": 0.9, "AUES sd": 0.0}])
+
+    assert claims.random_mask_claim(table(0.3, 0.01)).verdict == claims.REPRODUCED  # random above beyond sd
+    assert claims.random_mask_claim(table(0.7, 0.01)).verdict == claims.NOT_REPRODUCED  # localized above
+    assert claims.random_mask_claim(table(0.51, 0.02)).verdict == claims.INCONCLUSIVE  # within the spread
+    assert claims.random_mask_claim(table(0.3, 0.01, "1/3")).verdict == claims.INCONCLUSIVE  # no seeded pair
+    assert "memflex" not in claims.random_mask_claim(table(0.3, 0.01)).evidence  # one seed: not compared
+
+
+def test_paper_plan_of_notebook_09():
+    from paperlib import runner
+
+    runs = runner.plan("paper", only=["09"])["09_localized_unlearning"]
+    s = localization.SCALES["paper"]
+    models = {r.model_name for r in runs}
+    assert models == {"Llama-3.1-8B-Instruct", "OLMo-2-7B-Instruct"}  # the paper's two loc-unlearn models
+    assert sum(r.method == "inject" for r in runs) == len(models)
+    assert sum(r.method == "finetune" for r in runs) == 2  # OLMo-2 has no TOFU checkpoints: original, retain
+    unlearning = [r for r in runs if r.method not in ("inject", "finetune")]
+    per_arm = 1 + 2  # the paper grid's one lr, then seeds 1 and 2
+    assert len(unlearning) == len(models) * per_arm * (len(s.losses) * len(s.masks) + len(s.oracle_losses) * 2)
+    assert {r.hyperparameters["mask"] for r in unlearning} == {*s.masks, "oracle", "complement"}
