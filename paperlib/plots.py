@@ -181,3 +181,28 @@ def timing(df: pd.DataFrame) -> plt.Figure:
            title="Local entropy: O(TK) vs O(TV)")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
     return fig
+
+
+def strength_curves(curves: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Forget Strength vs Retain Strength per epoch (epoch 0 = the initial model), one panel per loss, one
+    line per mask: the mean over seeds with +- sd bars in both directions (curves: loss, mask, seed, epoch,
+    FS, RS; completed and initial rows)."""
+    report.set_paper_style()
+    losses = list(dict.fromkeys(curves["loss"]))
+    fig, axes = plt.subplots(1, len(losses), figsize=(2.3 * len(losses) + 1.5, 2.6), squeeze=False, sharey=True)
+    palette = report.method_palette(curves["mask"].unique())
+    for ax, loss in zip(axes[0], losses):
+        part = curves[(curves["loss"] == loss) & curves["status"].isin(["completed", "initial"])]
+        for mask, m in part.groupby("mask", sort=False):
+            agg = m.groupby("epoch")[["FS", "RS"]].agg(["mean", "std"]).fillna(0.0)
+            ax.errorbar(agg[("FS", "mean")], agg[("RS", "mean")], xerr=agg[("FS", "std")], yerr=agg[("RS", "std")],
+                        marker="o", markersize=3, linewidth=1, capsize=2, elinewidth=0.7, color=palette[mask],
+                        label=f"{mask} ({m['seed'].nunique()} seeds)")
+        ax.set(title=loss, xlabel="Forget Strength (1 - forget ES)", xlim=(-0.03, 1.03), ylim=(-0.03, 1.03),
+               xticks=[0, 0.25, 0.5, 0.75, 1], yticks=[0, 0.25, 0.5, 0.75, 1])
+    axes[0][0].set_ylabel("Retain Strength (retain ES)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False, fontsize=6)
+    if title:
+        fig.suptitle(title, y=1.04)
+    fig.tight_layout()
+    return fig
