@@ -1,4 +1,4 @@
-"""`paperlib` command line: evaluate, unlearn, mask, finetune, reproduce, cache.
+"""`paperlib` command line: evaluate, unlearn, spans, mask, finetune, reproduce, cache.
 
 A bad input ends the command with one line on stderr (`paperlib <command>: error: ...`) and exit code 2,
 before any compute; `--debug` shows the traceback instead (docs/errors.md lists the inputs)."""
@@ -144,6 +144,23 @@ def _unlearn(args: argparse.Namespace) -> None:
     print(f"run {run} copied to {out}")
 
 
+def _spans(args: argparse.Namespace) -> None:
+    """Write a PALU/TPO span file for a forget set without the GPT span files: automatic sensitive spans from
+    an original and a retain model (tokens whose log-probability gap exceeds --threshold nats), or capitalised
+    words and numbers (paperlib.spans)."""
+    from paperlib import spans
+
+    spans.check_out_folder(args.out)
+    profile = _profile_for(args)
+    if args.source_dir:
+        profile = replace(profile, benchmark=replace(profile.benchmark, source=args.source_dir))
+    rule = spans.SpanRule(args.threshold, args.gap)
+    summary = spans.make_span_file(profile, args.forget or profile.benchmark.forget, args.out, args.source,
+                                   args.model, args.retain_model, rule)
+    print(json.dumps(summary, indent=1))
+    print(f"wrote the span file {args.out} (use: paperlib unlearn --method PALU --set spans={args.out})")
+
+
 def _mask(args: argparse.Namespace) -> None:
     """Make a parameter mask for localized unlearning (an attribution's top ratio of weights) and save it to
     --out, for `paperlib unlearn --mask`."""
@@ -269,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tables", default=None,
                     help="folder for the tables (default: tables/ for the mini profile, else <out>/<profile>/tables)")
     rp.set_defaults(func=_reproduce)
+
+    sp = sub.add_parser("spans", help=_spans.__doc__)
+    sp.add_argument("--source", default="logprob", choices=["logprob", "capitalised"], help="how to annotate")
+    sp.add_argument("--model", default=None, help="original model (default: the profile's)")
+    sp.add_argument("--retain-model", default=None, help="retain model of --forget (default: the profile's)")
+    sp.add_argument("--benchmark", default="mini-tofu", choices=["tofu", "mini-tofu"])
+    sp.add_argument("--source-dir", default=None, help="tofu: hub id or local folder in TOFU's layout")
+    sp.add_argument("--profile", default=None, choices=ALL_PROFILES,
+                    help="template and lengths (default: paper for tofu, mini for mini-tofu)")
+    sp.add_argument("--forget", default=None, choices=FORGET_SPLITS, help="default: the profile's")
+    sp.add_argument("--threshold", type=float, default=1.0, help="log p_original - log p_retain, nats (default 1)")
+    sp.add_argument("--gap", type=int, default=1, help="unflagged tokens bridged inside one span (default 1)")
+    sp.add_argument("--out", required=True, help="new folder for the span file (datasets save_to_disk)")
+    sp.set_defaults(func=_spans)
 
     ca = sub.add_parser("cache", help=_cache.__doc__)
     ca.add_argument("action", choices=["verify", "prune"])

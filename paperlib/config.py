@@ -137,7 +137,8 @@ class RunSpec:
     (`paperlib.unlearn`). A TOFU run sets `forget`, `benchmark` and `retain_log`; a raw-text run sets `corpus`
     (`TextCorpus.describe()`, its digest included), `evaluator`, `eval_args` and `evaluator_code`. Bulk inputs
     enter by digest (`update_mask`, `corpus`, `model`, `retain_log`); the locations `model_path` and
-    `retain_log_path` are not part of the key (the content identities are)."""
+    `retain_log_path` are not part of the key (the content identities are). `spans`: the digest of a span file
+    that replaces the benchmark's (e.g. automatic spans, `paperlib.spans`), in the key only when set."""
 
     method: str
     hparams: Any  # the method's frozen hyperparameter dataclass
@@ -155,6 +156,8 @@ class RunSpec:
     benchmark: BenchmarkConfig | None = None
     retain_log: dict | None = None  # pipeline.log_identity(retain_log_path)
     retain_log_path: str = ""
+    spans: str | None = None  # a span file other than the benchmark's: the digest of its content (None: keyless)
+    spans_path: str = ""
     corpus: dict | None = None  # raw-text runs
     evaluator: str = ""
     eval_args: dict | None = None
@@ -189,6 +192,8 @@ class RunSpec:
         names = self.TOFU_KEY if self.kind == "tofu" else self.TEXT_KEY
         key = {name: getattr(self, name) for name in names}
         key["hparams"] = asdict(self.hparams)
+        if self.spans is not None:  # only then: keys of runs on the benchmark's own span file stay as they were
+            key["spans"] = self.spans
         return key if self.kind == "tofu" else {"kind": "text", **key}
 
 

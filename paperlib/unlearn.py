@@ -51,6 +51,20 @@ REFERENCE_KEYS = {"ref_cache_gb": "cache_gb", "ref_batch_size": "batch_size", "r
 
 
 # ----------------------------------------------------------------------------------------- settings
+SPANS_KEY = "spans"  # overrides[SPANS_KEY]: a span-file folder replacing the benchmark's (TOFU runs)
+
+
+def span_file_digest(folder: str | Path) -> str:
+    """sha256 of a span file's content (question -> answer, spans, common words), checked on loading."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise PaperlibError(f"span file {folder} is not a folder; allowed: a span-file folder (datasets "
+                            "save_to_disk, e.g. written by `paperlib spans`)")
+    spans = tofu.load_spans(path)
+    blob = json.dumps({q: [v["answer"], v["spans"], v["common"]] for q, v in sorted(spans.items())})
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def split_overrides(method: str, overrides: dict[str, Any] | None) -> tuple[dict, dict, dict]:
     """(hyperparameters, TrainConfig fields, ReferenceConfig fields) from one dict of `key=value` settings.
 
@@ -96,12 +110,13 @@ def mask_digest(mask: dict[str, torch.Tensor] | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- data
-def forget_rows(profile: Profile, forget: str, needs: Needs) -> list[dict]:
-    """The forget split as rows (question, answer and, when the method needs them, spans / common words)."""
+def forget_rows(profile: Profile, forget: str, needs: Needs, span_file: str | Path | None = None) -> list[dict]:
+    """The forget split as rows (question, answer and, when the method needs them, spans / common words from
+    the benchmark's span file, or from `span_file`, a span-file folder such as `paperlib spans` writes)."""
     source = pipeline.benchmark_source(profile)
     ds = tofu.load_split(source, forget)
     if needs.span_file:
-        folder = pipeline.spans_dir(profile, forget)
+        folder = Path(span_file) if span_file else pipeline.spans_dir(profile, forget)
         if not folder.is_dir():
             raise FileNotFoundError(f"no span annotation for {forget} at {folder}: this method needs the forget "
                                     "set's span file (target_words + common_words)")
@@ -175,12 +190,14 @@ def _spec_common(profile: Profile, method: Method, train_cfg: TrainConfig, ref_c
 
 def run_spec(profile: Profile, method: Method, forget: str, train_cfg: TrainConfig, ref_cfg: ReferenceConfig,
              model_path: str, retain_log: str, eval_every_epoch: bool, update_mask: dict | None,
-             save_model: bool) -> RunSpec:
-    """The RunSpec of a TOFU unlearning run (`.key()`: everything that determines its result)."""
+             save_model: bool, span_file: str | None = None) -> RunSpec:
+    """The RunSpec of a TOFU unlearning run (`.key()`: everything that determines its result); `span_file`:
+    a span file replacing the benchmark's (its content digest joins the key)."""
     return RunSpec(**_spec_common(profile, method, train_cfg, ref_cfg, model_path, eval_every_epoch, update_mask,
                                   save_model),
                    forget=forget, benchmark=profile.benchmark, retain_log=pipeline.log_identity(retain_log),
-                   retain_log_path=retain_log)
+                   retain_log_path=retain_log, spans=span_file_digest(span_file) if span_file else None,
+                   spans_path=str(span_file or ""))
 
 
 def spec_method(spec: RunSpec) -> Method:
@@ -194,18 +211,24 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
             progress: bool = True, out: str | Path | None = None) -> Path:
     """Unlearn `forget` from `model_path` (default: the profile's original model) with `method`; return the
     complete run folder (cached by the full config). `overrides`: hyperparameters, TrainConfig fields and
-    ref_* settings (see `split_overrides`); `update_mask`: parameter name -> bool tensor (True = may change).
+    ref_* settings (see `split_overrides`), and `spans`: a span-file folder replacing the benchmark's;
+    `update_mask`: parameter name -> bool tensor (True = may change).
     Every input is checked before any model runs. `out`: a folder to copy the finished run into (checked
     first, see `check_out`: never inside the cache, never a file or a folder holding anything else)."""
     if out is not None:
         check_out(out)
     tofu.check_split(forget, tofu.FORGET_SPLITS)
+    overrides = dict(overrides or {})
+    span_file = overrides.pop(SPANS_KEY, None)
+    span_file = str(span_file) if span_file else None
+    if span_file:
+        span_file_digest(span_file)  # checked before any compute
     m, train_cfg, ref_cfg = resolve(profile, method, overrides)
     _check_optimizer(train_cfg)
     needs = m.needs()
     idk = _idk_answers(profile, m) if needs.idk else None
     checks.split_rows(pipeline.benchmark_source(profile), forget)
-    rows = forget_rows(profile, forget, needs)
+    rows = forget_rows(profile, forget, needs, span_file)
     if not rows:
         raise PaperlibError(f"forget set {forget} of {pipeline.benchmark_source(profile)} is empty; allowed: a "
                             "split with at least one question")
@@ -220,7 +243,7 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
     retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
     retain_log = str(pipeline.retain_log_path(profile, forget))
     spec = run_spec(profile, m, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch, update_mask,
-                    save_model)
+                    save_model, span_file)
     if out is not None:
         check_out(out, run_dir(KIND, spec.key()).name)
     build = partial(_build, spec, profile, (rows, retain_rows, idk), update_mask, progress)
