@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from paperlib import cli, metrics, unlearn
+from paperlib import masks as _masks
 from paperlib.data import encoding
 from paperlib.errors import PaperlibError
 
@@ -142,6 +143,12 @@ CASES = {
     "span-reversed": lambda e, c: _raises(lambda: encoding.encode(None, "tiny", "q", "Alice.", [(5, 2)], row=3)),
     "span-outside": lambda e, c: _raises(lambda: encoding.encode(None, "tiny", "q", "Alice.", [(0, 99)], row=3)),
     "read-run-not-a-run": lambda e, c: _raises(lambda: unlearn.read_run(e)),
+    "mask-ratio": lambda e, c: _cli(["mask", "--profile", "smoke", "--attribution", "wagle", "--ratio", "0", "--out",
+                                     str(e / "m")], c),
+    "mask-attribution": lambda e, c: _cli(["mask", "--profile", "smoke", "--attribution", "magic", "--out",
+                                           str(e / "m")], c),
+    "mask-architecture": lambda e, c: _raises(lambda: _masks.load_mask(_mask_dir(e), _llama(16))),
+    "mask-missing-tensors": lambda e, c: _raises(lambda: _masks.load_mask(_mask_dir(e, drop=True))),
     "rwku-target-unknown": lambda e, c: _cli(["evaluate", "--benchmark", "rwku", "--source", str(_rwku(e)),
                                               "--target", "Elvis", "--model", str(_model_dir(e)), "--out",
                                               str(e / "o")], c),
@@ -168,6 +175,28 @@ def _rwku_load(source: Path, target: str):
     from paperlib.data import rwku
 
     return rwku.load_target(source, target)
+
+
+def _llama(hidden: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=32, hidden_size=hidden, intermediate_size=16, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=2)
+
+
+def _mask_dir(env: Path, drop: bool = False) -> Path:
+    """A mask folder made for a hidden-size-8 model (with `drop`: its last tensor removed from the file)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = env / f"mask-{drop}"
+    names = [f"model.layers.{i}.mlp.down_proj.weight" for i in range(2)]
+    _masks.save_mask({n: torch.ones(8, 16, dtype=torch.bool) for n in names}, d, _llama(8))
+    if drop:
+        kept = load_file(str(d / _masks.MASK_FILE))
+        kept.pop(names[-1])
+        save_file(kept, str(d / _masks.MASK_FILE))
+    return d
 
 
 def _foreign(env: Path) -> Path:
