@@ -131,14 +131,17 @@ def capitalised_spans(text: str) -> list[Span]:
     for k, (s, e) in enumerate(words):
         if not _CAP_WORD.fullmatch(text[s:e]):
             continue
-        first = s == 0 or bool(_SENTENCE_END.search(text[:s]))
+        first = s == 0 or bool(_SENTENCE_END.search(text[:s]))  # a sentence's first word
         nxt = words[k + 1] if k + 1 < len(words) else None
         if first and not (nxt and _CAP_WORD.fullmatch(text[nxt[0]:nxt[1]]) and text[e:nxt[0]] in (" ", "-")):
             continue
         keep.append((s, e))
     joined: list[Span] = []
     for s, e in keep:
-        if joined and text[joined[-1][1]:s] in (" ", "-", "/", ", "):
+        sep = text[joined[-1][1]:s] if joined else None
+        numbers = joined and any(c.isdigit() for c in text[joined[-1][0]:joined[-1][1]]) and \
+            any(c.isdigit() for c in text[s:e])
+        if sep in (" ", "-", "/") or (sep == ", " and numbers):
             joined[-1] = (joined[-1][0], e)
         else:
             joined.append((s, e))

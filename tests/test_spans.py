@@ -106,3 +106,9 @@ def test_spans_command_and_palu_on_automatic_spans(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:  # a non-empty --out is refused before any compute
         cli_main(["spans", "--profile", "smoke", "--out", str(out)])
     assert err.value.code == 2 and "not empty" in capsys.readouterr().err
+
+
+def test_capitalised_spans_join_commas_only_between_numbers():
+    text = "Born in Lostiford, Drikremuia, on 22 January 1930, Faini Bisti wrote 3, 4 books."
+    got = [text[s:e] for s, e in S.capitalised_spans(text)]
+    assert got == ["Lostiford", "Drikremuia", "22 January 1930", "Faini Bisti", "3, 4"]
