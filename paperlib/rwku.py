@@ -7,10 +7,11 @@ text cut into `block`-token blocks); no retain corpus, so every method runs with
 (GA has none; UnDIAL's default is 0). The original model is the model that knows the targets: the mini base
 model here, Llama-3-8B-Instruct in the paper profile (zero-shot: RWKU's targets are real people it knows).
 
-Methods on raw text: GA, NPO, UnDIAL and Unilogit (notebook 12). Not applicable (`unlearn.text_methods`):
-DPO / TPO need an IdK answer per forget question (RWKU has none for raw passages), TPO also QA span files;
-PALU / NCE need sensitive spans, and no automatic-span module (`paperlib.spans`) exists here, so they are
-left out of notebook 12.
+Methods on raw text (notebook 12): GA, NPO, UnDIAL, Unilogit, and PALU on automatic spans (the model-free
+`paperlib.spans.capitalised_spans` of each passage: names, places, titles, numbers; the log-prob annotator
+needs a retain model, which RWKU's zero-shot setting does not have). Not applicable (`unlearn.text_methods`):
+DPO / TPO need an IdK answer per forget question (RWKU has none for raw passages), TPO also QA span files'
+common words; NCE (PALU's RQ2 ablation) would apply like PALU but is not a row of the RWKU table.
 
 Tuning (`paperlib.tuning`, the project's one rule): per target and method, the lr grid x epochs; the score
 to maximise is FQ = 100 - forget All (ROUGE-L recall x 100 pooled over the three forget levels), the utility
@@ -40,8 +41,9 @@ from paperlib.models import load_model, load_tokenizer
 from paperlib.progress import bar as progress_bar
 
 EVALUATOR = "rwku"
-METHODS = ("GA", "NPO", "UnDIAL", "Unilogit")
-NO_RETAIN = {"NPO": {"alpha": 0.0}, "Unilogit": {"alpha": 0.0}}  # RWKU: forget corpus only
+METHODS = ("GA", "NPO", "UnDIAL", "Unilogit", "PALU")
+NO_RETAIN = {"NPO": {"alpha": 0.0}, "Unilogit": {"alpha": 0.0}, "PALU": {"alpha": 0.0}}  # RWKU: forget corpus only
+SPAN_METHODS = ("PALU",)  # trained on the corpus with automatic sensitive spans (`corpus(..., spans=True)`)
 TABLE_COLUMNS = ("forget FB", "forget QA", "forget AA", "forget All", "neighbor FB", "neighbor QA", "neighbor All",
                  "MIA FM", "MIA RM", "utility Gen", "utility Flu")
 
@@ -144,14 +146,23 @@ def evaluate_model(profile: Profile, target: str, model_path: str, out_dir: str 
     return json.loads((Path(run) / "SUMMARY.json").read_text())
 
 
-def corpus(profile: Profile, target: str) -> TextCorpus:
-    """The unlearning corpus of `target`: its passages (RWKU's passage.json), no retain documents."""
+def corpus(profile: Profile, target: str, spans: bool = False) -> TextCorpus:
+    """The unlearning corpus of `target`: its passages (RWKU's passage.json), no retain documents; with
+    `spans`, each passage's sensitive spans from the model-free annotator `paperlib.spans.capitalised_spans`
+    (names, places, titles, numbers: raw passages have no span files and RWKU's zero-shot setting no retain
+    model, so the log-prob annotator does not apply)."""
     data = json.loads(_target_data(benchmark_source(profile), target))
     texts = tuple(r["text"] for r in data["passage"])
     if not texts:
         raise PaperlibError(f"RWKU target {target!r} has no passages (passage.json); allowed: a target with its "
                             "forget corpus")
-    return TextCorpus(name=f"rwku:{target}", forget=texts, retain=(), block=settings(profile).block)
+    found = None
+    if spans:
+        from paperlib.spans import capitalised_spans
+
+        found = tuple(tuple(capitalised_spans(t)) for t in texts)
+    return TextCorpus(name=f"rwku:{target}", forget=texts, retain=(), block=settings(profile).block,
+                      forget_spans=found)
 
 
 # ----------------------------------------------------------------------------------------- notebook 12
@@ -172,9 +183,10 @@ def _run(profile: Profile, target: str, method: str, lr: float, seed: int = 0, s
          every_epoch: bool = True) -> dict:
     from paperlib import unlearn
 
-    path = unlearn.unlearn_text(profile, method, corpus(profile, target), EVALUATOR, eval_args(profile, target),
-                                base_model(profile), _overrides(profile, method, lr, seed, stop_epoch),
-                                eval_every_epoch=every_epoch, save_model=False, progress=False)
+    text = corpus(profile, target, spans=method in SPAN_METHODS)
+    path = unlearn.unlearn_text(profile, method, text, EVALUATOR, eval_args(profile, target), base_model(profile),
+                                _overrides(profile, method, lr, seed, stop_epoch), eval_every_epoch=every_epoch,
+                                save_model=False, progress=False)
     return unlearn.read_run(path)
 
 

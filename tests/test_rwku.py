@@ -226,3 +226,15 @@ def test_evaluate_cli_writes_rwku_files(tmp_path, capsys):
     summary = json.loads((tmp_path / "RWKU_SUMMARY.json").read_text())[target]
     assert set(summary) == set(rk.TABLE_COLUMNS)
     assert all(math.isfinite(v) for v in summary.values())
+
+
+def test_palu_corpus_has_automatic_spans_on_the_target():
+    from paperlib import rwku as rk
+    from paperlib.config import get_profile
+
+    profile = get_profile("smoke")
+    target = rk.target_names(profile)[0]
+    plain, spans = rk.corpus(profile, target), rk.corpus(profile, target, spans=True)
+    assert plain.forget == spans.forget and plain.forget_spans is None and plain.retain == ()
+    for text, doc in zip(spans.forget, spans.forget_spans):
+        assert target in [text[s:e] for s, e in doc]  # the target's name is a sensitive span of every passage

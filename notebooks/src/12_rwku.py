@@ -2,15 +2,16 @@
 # # 12 · RWKU: unlearning real-world knowledge from raw text (Unilogit paper, RWKU setting)
 #
 # **Question.** Trained only on passages about a target (no QA pairs, no retain corpus), how much of the
-# target's knowledge do GA, NPO, UnDIAL and Unilogit remove, as RWKU probes it (fill-in-the-blank, QA and
+# target's knowledge do GA, NPO, UnDIAL, Unilogit and PALU remove, as RWKU probes it (fill-in-the-blank, QA and
 # adversarial questions), and how much knowledge about related people (neighbours) survives?
 #
 # **Paper's claim (Unilogit, RWKU table).** Unilogit forgets more than UnDIAL at a similar utility.
 #
 # Mini RWKU (`paperlib.data.mini_rwku`): invented people learned by a tiny Llama in a base stage
 # (`paperlib.rwku_base`); each target is unlearned on its own from its passages, then evaluated with RWKU's
-# prompts and metrics (`paperlib.rwku_metrics`). PALU is left out: it needs sensitive spans and no automatic
-# span annotation exists for raw text here; DPO / TPO need IdK answers (see `paperlib.rwku`).
+# prompts and metrics (`paperlib.rwku_metrics`). PALU trains on automatic spans of the passages (the
+# model-free capitalised-words annotator of `paperlib.spans`); DPO / TPO need IdK answers to questions, which
+# raw passages do not have (see `paperlib.rwku`).
 #
 # The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
 # `figures/` and `tables/`, whatever folder the notebook runs in.
