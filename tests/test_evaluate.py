@@ -159,3 +159,27 @@ def test_split_files_memoised_until_they_change(tmp_path):
     f.write_text(json.dumps({"question": "q2", "answer": "a2 longer"}) + "\n")
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
     assert tofu.load_split(tmp_path, "forget10")["question"] == ["q2"]
+
+
+def test_span_files_memoised_fresh_dicts(tmp_path):
+    """tofu.load_spans reads a span folder once per process (again after a change) and returns a fresh dict each
+    call; attach_spans joins the same spans as before (its fingerprint is computed, not pickled)."""
+    import datasets
+
+    from paperlib.data import tofu
+
+    def save(words):
+        datasets.Dataset.from_list([{"question": "q1", "answer": "Ann Lee wrote it.",
+                                     "target_words": [json.dumps(w) for w in words]}]).save_to_disk(tmp_path / "s")
+
+    save([{"word": "Ann", "start": 0, "end": 3}])
+    first = tofu.load_spans(tmp_path / "s")
+    first["q1"]["spans"].append((4, 7))
+    assert tofu.load_spans(tmp_path / "s")["q1"]["spans"] == [(0, 3)]
+    (tmp_path / "forget10.json").write_text(json.dumps({"question": "q1", "answer": "Ann Lee wrote it."}) + "\n")
+    rows = tofu.attach_spans(tofu.load_split(tmp_path, "forget10"), tofu.load_spans(tmp_path / "s")).to_list()
+    assert rows == [{"question": "q1", "answer": "Ann Lee wrote it.", "spans": [[0, 3]], "common": []}]
+    save([{"word": "Ann Lee", "start": 0, "end": 7}])
+    assert tofu.load_spans(tmp_path / "s")["q1"]["spans"] == [(0, 7)]
+    rows = tofu.attach_spans(tofu.load_split(tmp_path, "forget10"), tofu.load_spans(tmp_path / "s")).to_list()
+    assert rows[0]["spans"] == [[0, 7]]

@@ -4,7 +4,9 @@ files (`datasets.load_from_disk`) joined to forget sets by question."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import datasets
@@ -84,8 +86,24 @@ def _span_list(raw: str | list, answer: str, question: str) -> list[tuple[int, i
     return spans
 
 
+_SPANS: dict[tuple, dict[str, dict]] = {}
+
+
 def load_spans(folder: str | Path) -> dict[str, dict]:
-    """Span file (PALU/TPO schema) as {question: {"answer", "spans", "common"}}, offsets checked."""
+    """Span file (PALU/TPO schema) as {question: {"answer", "spans", "common"}}, offsets checked. Read once per
+    process while the folder's files keep their size and mtime (every run of a sweep reads it); each call returns
+    a fresh dict."""
+    path = Path(folder)
+    stamp = tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path))) \
+        if path.is_dir() else ()
+    key = (str(path.resolve()), stamp)
+    if key not in _SPANS:
+        _SPANS[key] = _read_spans(path)
+    return {q: {"answer": v["answer"], "spans": list(v["spans"]), "common": list(v["common"])}
+            for q, v in _SPANS[key].items()}
+
+
+def _read_spans(folder: Path) -> dict[str, dict]:
     ds = datasets.load_from_disk(str(folder))
     missing = {"question", "answer", "target_words"} - set(ds.column_names)
     if missing:
@@ -106,4 +124,9 @@ def attach_spans(ds: datasets.Dataset, spans: dict[str, dict]) -> datasets.Datas
     for q, a in zip(ds["question"], ds["answer"]):
         if spans[q]["answer"] != a:
             raise ValueError(f"span file answer differs from the dataset's for question {q!r}")
-    return ds.map(lambda r: {"spans": spans[r["question"]]["spans"], "common": spans[r["question"]]["common"]})
+    # the new fingerprint is the input's and the joined spans' (datasets would otherwise pickle the whole
+    # `spans` dict with the function, the largest cost of reading a cached run)
+    joined = [[spans[q]["spans"], spans[q]["common"]] for q in ds["question"]]
+    fingerprint = hashlib.sha256(json.dumps([ds._fingerprint, joined]).encode()).hexdigest()[:16]
+    return ds.map(lambda r: {"spans": spans[r["question"]]["spans"], "common": spans[r["question"]]["common"]},
+                  new_fingerprint=fingerprint)
