@@ -13,6 +13,7 @@ import pytest
 
 from paperlib import cli, metrics, unlearn
 from paperlib import masks as _masks
+from paperlib.corpus import TextCorpus
 from paperlib.data import encoding
 from paperlib.errors import PaperlibError
 
@@ -153,7 +154,28 @@ CASES = {
                                               "--target", "Elvis", "--model", str(_model_dir(e)), "--out",
                                               str(e / "o")], c),
     "rwku-level-missing": lambda e, c: _raises(lambda: _rwku_load(_rwku(e, drop="forget_level2"), "Ann Lee")),
+    "text-block": lambda e, c: _raises(lambda: TextCorpus("c", ("a b",), (), 1)),
+    "text-no-forget": lambda e, c: _raises(lambda: TextCorpus("c", (), ("r",), 8)),
+    "text-evaluator-unknown": lambda e, c: _text("GA", evaluator="nope"),
+    "text-method": lambda e, c: _text("DPO"),
+    "text-palu-no-spans": lambda e, c: _text("PALU"),
+    "spans-out": lambda e, c: _cli(["spans", "--profile", "smoke", "--out", str(_foreign(e))], c),
+    "spans-gap": lambda e, c: _cli(["spans", "--profile", "smoke", "--gap", "-1", "--out", str(e / "sp")], c),
+    "unlearn-spans-missing": lambda e, c: _un(e, c, "--set", f"spans={e / 'no-such-spans'}"),
 }
+
+
+def _text(method: str, evaluator: str = "cli-toy") -> str:
+    """`unlearn_text` on a two-document corpus without spans, with a toy evaluator registered meanwhile."""
+    from paperlib.config import get_profile
+    from paperlib.corpus import register_evaluator, unregister_evaluator
+
+    register_evaluator("cli-toy")(lambda model, tok, profile, args, out_dir: {})
+    try:
+        corpus = TextCorpus("c", ("Ada Quill wrote.",), ("Rivers flow.",), 8)
+        return _raises(lambda: unlearn.unlearn_text(get_profile("smoke"), method, corpus, evaluator, {}, "x/y"))
+    finally:
+        unregister_evaluator("cli-toy")
 
 
 def _rwku(env: Path, drop: str = "") -> Path:
