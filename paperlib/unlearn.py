@@ -15,6 +15,13 @@ and returns a run folder (`<cache>/unlearn/<hash of the full config>/`) holding:
 
 A NaN/inf loss, non-finite weights or a non-finite evaluation stop that run only: its evaluation is skipped,
 the folder is complete (and cached) with status "diverged" and no TOFU_SUMMARY.json, and the caller goes on.
+
+`unlearn_text(profile, method, corpus, evaluator, eval_args, model_path)` does the same for raw text (MUSE,
+RWKU): a `paperlib.corpus.TextCorpus` cut into token blocks (`paperlib.data.rawtext`), each forget block paired
+with a random retain block, the registered evaluator after every epoch (its logs, e.g. MUSE_EVAL.json, and
+SUMMARY.json instead of the TOFU files). Both build one frozen `paperlib.config.RunSpec` (`run_spec`,
+`text_run_spec`): the build's argument and, by `RunSpec.key()`, the cache key; `_train_run` is the part they
+share (tokenizer, samples, model, reference pass, training loop, evaluations, run files).
 """
 
 from __future__ import annotations
