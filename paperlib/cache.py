@@ -52,9 +52,11 @@ CODE: dict[str, tuple[str, ...]] = {
 CODE.update({  # MUSE (paperlib.muse): its benchmark folder, target / retrained models and evaluations
     "muse-benchmark": ("data/mini_muse", "data/muse"),
     "muse-model": ("train", "pipeline", "models", "constants", "data/encoding", "data/rawtext", "data/mini_muse",
-                   "data/muse", "data/mini_tofu", "muse"),
-    "muse-eval": ("muse_metrics", "muse", "metrics", "scores", "models", "constants", "data/encoding", "data/rawtext",
-                  "data/mini_muse", "data/muse"),
+                   "data/muse", "data/mini_tofu", "muse_models"),
+    "muse-spans": ("muse", "muse_models", "models", "constants", "data/rawtext", "data/mini_muse", "data/muse",
+                   "spans"),
+    "muse-eval": ("muse_metrics", "muse_models", "metrics", "scores", "models", "constants", "data/encoding",
+                  "data/rawtext", "data/mini_muse", "data/muse"),
 })
 CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluations (also in raw-text runs' eval_args)
     "rwku-benchmark": ("data/mini_rwku", "data/rwku"),

@@ -261,6 +261,19 @@ def random_mask_claim(table: pd.DataFrame, pairs: Iterable[tuple[str, str]] = (
     return Claim("09", finding, verdict, evidence + ("" if verdict != INCONCLUSIVE else " (within the seed spread)"))
 
 
+def muse_claim(table: pd.DataFrame, ours: str = "PALU", metric: str = "KnowMem-f") -> Claim:
+    """11: on MUSE, `ours` (with automatic spans) leaves the least forget-set knowledge (lowest KnowMem-forget)
+    among the methods whose selected point keeps 95% of the target's KnowMem-retain (MU95 = "yes")."""
+    finding = (f"{ours} (automatic spans) leaves the least forget-set knowledge (KnowMem-forget) among methods "
+               "keeping 95% of the target's KnowMem-retain")
+    rows = table[table["MU95"].isin(["yes", "no"])] if "MU95" in table else table
+    if rows.set_index("method").loc[ours, "MU95"] != "yes":
+        return Claim("11", finding, NOT_REPRODUCED, f"{ours} has no sweep point keeping 95% of KnowMem-retain")
+    qualified = list(rows[rows["MU95"] == "yes"]["method"])
+    verdict, evidence = best(rows, metric, ours, among=qualified, higher=False)
+    return Claim("11", finding, verdict, evidence)
+
+
 # ----------------------------------------------------------------------------------------- notebooks and the runner
 def show(claim: Claim) -> None:
     """Display the verdict (Markdown) with a machine-readable copy for `collect`."""

@@ -523,6 +523,7 @@ PLANS: dict[str, PlanFn | str] = {
     **{f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)},
     "09": "paperlib.localization:plan",
     "10": "paperlib.distill:plan",
+    "11": "paperlib.muse:plan",
     "12": "paperlib.rwku:plan",
 }
 _REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")

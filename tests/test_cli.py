@@ -154,6 +154,10 @@ CASES = {
                                               "--target", "Elvis", "--model", str(_model_dir(e)), "--out",
                                               str(e / "o")], c),
     "rwku-level-missing": lambda e, c: _raises(lambda: _rwku_load(_rwku(e, drop="forget_level2"), "Ann Lee")),
+    "muse-corpus": lambda e, c: _cli(["evaluate", "--benchmark", "muse", "--source", "wiki", "--model",
+                                      str(_model_dir(e)), "--out", str(e / "o")], c),
+    "muse-config-missing": lambda e, c: _cli(["evaluate", "--benchmark", "muse", "--source", str(_muse(e)),
+                                              "--model", str(_model_dir(e)), "--out", str(e / "o")], c),
     "text-block": lambda e, c: _raises(lambda: TextCorpus("c", ("a b",), (), 1)),
     "text-no-forget": lambda e, c: _raises(lambda: TextCorpus("c", (), ("r",), 8)),
     "text-evaluator-unknown": lambda e, c: _text("GA", evaluator="nope"),
@@ -163,6 +167,14 @@ CASES = {
     "spans-gap": lambda e, c: _cli(["spans", "--profile", "smoke", "--gap", "-1", "--out", str(e / "sp")], c),
     "unlearn-spans-missing": lambda e, c: _un(e, c, "--set", f"spans={e / 'no-such-spans'}"),
 }
+
+
+def _muse(env: Path) -> Path:
+    """A MUSE-layout folder lacking its knowmem/ config."""
+    d = env / "muse-partial"
+    for config in ("raw", "verbmem", "privleak"):
+        (d / config).mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def _text(method: str, evaluator: str = "cli-toy") -> str:

@@ -152,3 +152,32 @@ def test_evaluate_muse_schema(tmp_path, folder):
     assert log[mm.VERBMEM]["ci_low"] <= log[mm.VERBMEM]["agg_value"] <= log[mm.VERBMEM]["ci_high"]
     with pytest.raises(PaperlibError, match="no MUSE_EVAL.json"):
         mm.load_log(tmp_path / "nowhere")
+
+
+def test_muse_claim_on_hand_made_tables():
+    import pandas as pd
+
+    from paperlib import claims
+
+    def table(palu, palu_sd, other, other_sd, mu95="yes"):
+        return pd.DataFrame([
+            {"method": "Target", "KnowMem-f": 80.0, "MU95": None},
+            {"method": "PALU", "KnowMem-f": palu, "KnowMem-f sd": palu_sd, "MU95": mu95},
+            {"method": "GA", "KnowMem-f": other, "KnowMem-f sd": other_sd, "MU95": "yes"},
+            {"method": "NPO", "KnowMem-f": 1.0, "KnowMem-f sd": 0.0, "MU95": "no"}])  # lower, but not MU95
+
+    assert claims.muse_claim(table(10.0, 1.0, 20.0, 2.0)).verdict == claims.REPRODUCED
+    assert claims.muse_claim(table(20.0, 1.0, 10.0, 2.0)).verdict == claims.NOT_REPRODUCED
+    assert claims.muse_claim(table(10.0, 5.0, 12.0, 5.0)).verdict == claims.INCONCLUSIVE
+    assert claims.muse_claim(table(10.0, 1.0, 20.0, 2.0, mu95="no")).verdict == claims.NOT_REPRODUCED
+
+
+def test_paper_plan_lists_the_palu_papers_muse_rows():
+    from paperlib import muse as muse_lib
+    from paperlib import runner
+    from paperlib.config import get_profile
+
+    rows = muse_lib.plan(get_profile("paper"))
+    assert {r["model"] for r in rows} == {"muse-bench/MUSE-news_target", "muse-bench/MUSE-books_target"}
+    assert {r["method"] for r in rows} == set(muse_lib.METHODS) and len(rows) == 2 * len(muse_lib.METHODS)
+    assert runner.PLANS["11"] == "paperlib.muse:plan"
