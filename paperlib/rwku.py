@@ -238,14 +238,16 @@ def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.D
 
 def per_target(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Mean over seeds of every column per (method, target), the original model's rows first; `runs` = the
-    completed seed runs averaged (a target whose seeds all diverged: 0, and no numbers)."""
+    completed seed runs averaged; a target whose seeds all diverged has status "diverged (every seed)" and no
+    numbers (shown as a dash, left out of `results_table`'s means, which count the targets they average)."""
     seeds = tuned["seeds"]
     ok = seeds[seeds["status"] == "completed"]
     cols = [c for c in TABLE_COLUMNS if c in ok]
-    rows = [tuned["original"][["method", "target", *cols]].assign(runs=1)]
+    rows = [tuned["original"][["method", "target", *cols]].assign(runs=1, status="completed")]
     for (method, target), part in seeds.groupby(["method", "target"], sort=False):
         good = part[part["status"] == "completed"]
-        row = {"method": method, "target": target, "runs": len(good)}
+        row = {"method": method, "target": target, "runs": len(good),
+               "status": "completed" if len(good) else "diverged (every seed)"}
         if len(good):
             row.update({c: float(good[c].mean()) for c in cols})
         rows.append(pd.DataFrame([row]))

@@ -238,3 +238,28 @@ def test_palu_corpus_has_automatic_spans_on_the_target():
     assert plain.forget == spans.forget and plain.forget_spans is None and plain.retain == ()
     for text, doc in zip(spans.forget, spans.forget_spans):
         assert target in [text[s:e] for s, e in doc]  # the target's name is a sensitive span of every passage
+
+
+def test_tables_record_a_diverged_target_and_average_over_targets():
+    from paperlib import rwku as rk
+
+    cols = {c: 10.0 for c in rk.TABLE_COLUMNS}
+    original = pd.DataFrame([{"target": t, "method": "Original", **cols} for t in ("a", "b")])
+    seeds = pd.DataFrame([
+        {"target": "a", "method": "GA", "seed": 0, "status": "completed", **cols, "forget All": 2.0},
+        {"target": "a", "method": "GA", "seed": 1, "status": "completed", **cols, "forget All": 4.0},
+        {"target": "b", "method": "GA", "seed": 0, "status": "completed", **cols, "forget All": 9.0},
+        {"target": "b", "method": "GA", "seed": 1, "status": "completed", **cols, "forget All": 9.0},
+        {"target": "a", "method": "NPO", "seed": 0, "status": "completed", **cols, "forget All": 1.0},
+        {"target": "b", "method": "NPO", "seed": 0, "status": "diverged"}])
+    selected = pd.DataFrame([{"target": t, "method": m, "qualified": q} for t, m, q in
+                             (("a", "GA", True), ("b", "GA", False), ("a", "NPO", True), ("b", "NPO", True))])
+    tuned = {"original": original, "seeds": seeds, "selected": selected}
+    rows = rk.per_target(tuned).set_index(["method", "target"])
+    assert rows.loc[("GA", "a"), "forget All"] == 3.0 and rows.loc[("GA", "a"), "runs"] == 2
+    assert rows.loc[("NPO", "b"), "status"] == "diverged (every seed)" and rows.loc[("NPO", "b"), "runs"] == 0
+    table = rk.results_table(tuned).set_index("method")
+    assert table.loc["GA", "forget All"] == 6.0  # mean over targets of the per-target seed means (3, 9)
+    assert table.loc["GA", "forget All sd"] == pytest.approx(np.std([3.0, 9.0], ddof=1))
+    assert table.loc["GA", "MU95"] == "1/2" and table.loc["NPO", "targets"] == 1
+    assert table.loc["NPO", "forget All"] == 1.0 and table.loc["NPO", "forget All sd"] == 0.0
