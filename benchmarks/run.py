@@ -5,6 +5,7 @@ repeats. Writes benchmarks/results.json and benchmarks/results.md.
 1b loss_terms.py  PALU's forget term vs the full-vocabulary forget losses, V in {mini, 32000, 128256}
 3  loss_terms.py  PALU's term from hidden states vs from full logits
 1c evaluation.py  the full mini TOFU evaluation / one teacher-forced pass; where the time goes; generation
+12 mask_costs.py  mask generation time per attribution; a masked training step / an unmasked one
 
 PAPERLIB_BENCH_PROFILE=smoke runs the same on the smoke profile (a check that the scripts work);
 `python benchmarks/run.py --render` rewrites results.md from results.json.
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 from common import MEMORY_METHOD  # noqa: E402
 from evaluation import bench_evaluation  # noqa: E402
 from loss_terms import bench_forget_terms, bench_hidden  # noqa: E402
+from mask_costs import bench_masks, mask_markdown  # noqa: E402
 from steps import REFERENCE_METHODS, bench_steps  # noqa: E402
 
 from paperlib import pipeline  # noqa: E402
@@ -139,6 +141,7 @@ def markdown(r: dict) -> str:
             f"{gen['batched_tokens_per_s'] / gen['single_tokens_per_s']:.1f}x slower.", "",
             "## What bounds the missed targets", ""]
     out += r["notes"]
+    out += mask_markdown(r["masks"]) if "masks" in r else []
     return "\n".join(out) + "\n"
 
 
@@ -204,6 +207,8 @@ def main() -> None:
     r["loss_terms"] = bench_forget_terms([vocab, 32000, 128256])
     print("3 hidden-state PALU term", f"({time.perf_counter() - t0:.0f} s)", flush=True)
     r["hidden"] = bench_hidden((32000, 128256))
+    print("12 masks", f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    r["masks"] = bench_masks(profile)
     r["wall_s"] = time.perf_counter() - t0
     r["notes"] = notes(r)
     (HERE / "results.json").write_text(json.dumps(r, indent=1))
