@@ -92,10 +92,10 @@ def model_strengths(model, tokenizer, profile: Profile, forget: str = "forget10"
 
 def initial_point(profile: Profile, model_path: str, forget: str = "forget10") -> dict[str, float]:
     """Epoch 0 of every curve: FQ, MU (the cached evaluation) and FS, RS of the model runs start from."""
-    from paperlib import pipeline
+    from paperlib.experiments import evaluation  # quiet about the retain model's own evaluation
     from paperlib.models import load_model, load_tokenizer
 
-    _, summary = pipeline.evaluation(profile, model_path, forget)
+    _, summary = evaluation(profile, model_path, forget)
     point = strengths(summary)
     if np.isnan(point["RS"]):
         point = model_strengths(load_model(model_path), load_tokenizer(model_path), profile, forget)
