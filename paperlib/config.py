@@ -207,6 +207,10 @@ class Profile:
     base: TrainConfig  # stage 1 (tiny models): general knowledge (real-authors / world-facts analogues)
     finetune: TrainConfig  # stage 2: original = full, retain = retainYY, on top of the base stage
     eval: EvalConfig
+    # settings every unlearning run of the notebooks takes, as (key, value) pairs: TrainConfig fields for every
+    # method, a hyperparameter for the methods that have it (e.g. optimizer=adamw where no GPU runs the paper's
+    # paged AdamW; `paperlib.experiments`)
+    unlearn: tuple[tuple[str, Any], ...] = ()
 
 
 def _profiles() -> dict[str, Profile]:
@@ -313,8 +317,36 @@ def training_memory_gb(params_b: float, reference: bool = False) -> float:
     return params_b * (TRAIN_BYTES_PER_PARAM + (REFERENCE_BYTES_PER_PARAM if reference else 0))
 
 
+PROFILE_FILE_KEYS = ("base", "benchmark", "model", "eval", "unlearn")
+
+
+def profile_file(path: str) -> Profile:
+    """The profile a JSON file describes: {"base": a profile name, "benchmark": {field: value}, "model": {...},
+    "eval": {...}, "unlearn": {key: value}}, i.e. the base profile (its name, schedule and tuning grid) with
+    those fields replaced, e.g. the paper setting pointed at local stand-ins (`paperlib.standins.save_profile`)."""
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise PaperlibError(f"profile file {path} does not exist; allowed: a profile name "
+                            f"({', '.join(PROFILE_NAMES + PAPER_PROFILE_NAMES)}) or a .json profile file")
+    spec = json.loads(file.read_text())
+    unknown = sorted(set(spec) - set(PROFILE_FILE_KEYS))
+    if unknown or spec.get("base") not in PROFILE_NAMES + PAPER_PROFILE_NAMES:
+        names = ", ".join(PROFILE_NAMES + PAPER_PROFILE_NAMES)
+        raise PaperlibError(f"profile file {path}: base {spec.get('base')!r}, unknown keys {unknown}; allowed keys: "
+                            f"{', '.join(PROFILE_FILE_KEYS)}, base one of {names}")
+    base = get_profile(spec["base"])
+    parts = {k: replace(getattr(base, k), **spec[k]) for k in ("benchmark", "model", "eval") if k in spec}
+    return replace(base, **parts, unlearn=tuple(spec.get("unlearn", {}).items()))
+
+
 def get_profile(name: str) -> Profile:
-    """The named profile: smoke, mini, paper (Llama-2-7B-chat) or paper-<model> (`PAPER_PROFILE_NAMES`)."""
+    """The named profile: smoke, mini, paper (Llama-2-7B-chat) or paper-<model> (`PAPER_PROFILE_NAMES`), or the
+    one a .json profile file describes (`profile_file`)."""
+    if str(name).endswith(".json"):
+        return profile_file(name)
     if name in PAPER_PROFILE_NAMES:
         return paper_profile(name.removeprefix("paper-"))
     profiles = _profiles()

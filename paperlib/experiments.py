@@ -16,6 +16,7 @@ from paperlib import executors, methods, metrics, pipeline, tuning, unlearn
 from paperlib import losses as L
 from paperlib.config import Profile
 from paperlib.data import mini_tofu, tofu
+from paperlib.errors import PaperlibError
 from paperlib.models import load_tokenizer
 from paperlib.report import SPREAD
 
@@ -147,11 +148,27 @@ def target_runs(profile: Profile) -> list[Run]:
     return [Run(t, "PALU", {"target": t} if t != "global_mean" else {}) for t in TARGETS]
 
 
+def profile_settings(profile: Profile, method: str) -> dict:
+    """The settings of `profile.unlearn` that apply to `method`: TrainConfig (and reference) fields always, a
+    hyperparameter when the method has it; a key no method knows is refused."""
+    settings = dict(getattr(profile, "unlearn", ()))
+    known = {*unlearn.TRAIN_KEYS, *unlearn.REFERENCE_KEYS}
+    every_hparam = {name for m in methods.names(ablation=True) for name in methods.hparam_names(m)}
+    unknown = [k for k in settings if k.removeprefix("train.") not in known | every_hparam]
+    if unknown:
+        raise PaperlibError(f"profile unlearn settings {unknown}; allowed: TrainConfig fields "
+                            f"({', '.join(unlearn.TRAIN_KEYS)}) or a method's hyperparameter")
+    mine = {*known, *methods.hparam_names(method)}
+    return {k: v for k, v in settings.items() if k.removeprefix("train.") in mine}
+
+
 def _request(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
              every_epoch: bool = True) -> executors.Request:
-    """The unlearning run of `run` at `lr` and `seed` on the tuning grid's schedule (`paperlib.executors`)."""
+    """The unlearning run of `run` at `lr` and `seed` on the tuning grid's schedule (`paperlib.executors`), with
+    the profile's settings for every run (`profile_settings`) below the run's own."""
     g = tuning.grid(profile)
-    overrides = {**run.overrides, "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    overrides = {**profile_settings(profile, run.method), **run.overrides, "lr": lr, "epochs": g.epochs,
+                 "seed": seed, "stop_epoch": stop_epoch}
     return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False)
 
 

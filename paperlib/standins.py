@@ -11,13 +11,16 @@
   generation_config.json, tokenizer.json, tokenizer_config.json with the chat template, special tokens map);
   family "llama2" (`<s>`, `</s>`, `<unk>`, Llama-2-chat template) or "llama3" (`<|begin_of_text|>`,
   `<|eot_id|>`, header tokens, Llama-3 instruct template).
-- `write_standins(root, shared)` writes both and `standin_profile` points the paper profile at them, sizes small.
+- `write_standins(root, shared)` writes both and `standin_profile` points the paper profile at them, sizes small;
+  `save_profile` writes that setting as a profile file, the `profile` parameter of a notebook run on the
+  stand-ins (tests/test_standins_notebook.py: notebook 01 under papermill).
 
 Nothing here downloads anything; tests block sockets while using it (tests/test_paper_path.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import replace
@@ -218,10 +221,17 @@ def write_standins(root: str | Path, shared: str | Path, families: tuple[str, ..
     return paths
 
 
+# The settings every unlearning run of a notebook on the stand-ins takes (`Profile.unlearn`): plain AdamW (the
+# paper's paged 8-bit optimiser needs a GPU) and a PALU top-K that fits the stand-in vocabulary.
+STANDIN_UNLEARN = {"optimizer": "adamw", "k": 20}
+STANDIN_EVAL = EvalConfig(batch_size=64, max_new_tokens=8, max_length=256)
+
+
 def standin_profile(root: str | Path, shared: str | Path, family: str = "llama2", base: str = "paper",
-                    eval_cfg: EvalConfig | None = None) -> Profile:
+                    eval_cfg: EvalConfig | None = None, unlearn: dict | None = None) -> Profile:
     """The paper profile `base` pointed at the stand-ins under `root` (written by `write_standins`): local TOFU
-    copy, the real PALU span files, the stand-in checkpoints; evaluation sizes small."""
+    copy, the real PALU span files, the stand-in checkpoints; evaluation sizes small; `unlearn`: settings of
+    every notebook unlearning run (`Profile.unlearn`; default none)."""
     root = Path(root)
     profile = get_profile(base)
     ckpt = str(root / CHECKPOINTS[family].format("{retain}"))
@@ -230,7 +240,20 @@ def standin_profile(root: str | Path, shared: str | Path, family: str = "llama2"
                    benchmark=replace(profile.benchmark, source=str(root / "TOFU"),
                                      spans=str(Path(shared) / "tofu" / "spans")),
                    model=replace(profile.model, template=family, original=original, retain=ckpt),
-                   eval=eval_cfg or EvalConfig(batch_size=64, max_new_tokens=8, max_length=256))
+                   eval=eval_cfg or STANDIN_EVAL, unlearn=tuple((unlearn or {}).items()))
+
+
+def save_profile(root: str | Path, shared: str | Path, family: str = "llama2", base: str = "paper",
+                 unlearn: dict | None = None) -> Path:
+    """`root/profile-<family>.json`: `standin_profile(root, shared, family, base, unlearn=unlearn or
+    STANDIN_UNLEARN)` as a profile file (`config.profile_file`), which a notebook takes as its `profile`."""
+    profile = standin_profile(root, shared, family, base, unlearn=STANDIN_UNLEARN if unlearn is None else unlearn)
+    spec = {"base": base, "benchmark": {"source": profile.benchmark.source, "spans": profile.benchmark.spans},
+            "model": {k: getattr(profile.model, k) for k in ("template", "original", "retain")},
+            "eval": dataclasses.asdict(profile.eval), "unlearn": dict(profile.unlearn)}
+    path = Path(root) / f"profile-{family}.json"
+    path.write_text(json.dumps(spec, indent=1))
+    return path
 
 
 # The unlearning settings that make one stand-in run take seconds on a CPU: one epoch, plain AdamW (the paper's

@@ -13,7 +13,8 @@
 # (or `$PAPERLIB_CACHE`), shared with `make reproduce`.
 
 # %%
-profile = "mini"  # smoke, mini or paper
+profile = "mini"  # smoke, mini, paper, or a .json profile file (e.g. the paper setting on local stand-ins)
+methods = ""  # comma-separated subset of the table's methods (e.g. "PALU,NPO"); empty: every method
 forget = ""  # empty: the split of the profile (mini forget10, paper forget05)
 figures_dir = ""  # empty: the project's figures/
 tables_dir = ""  # empty: the project's tables/
@@ -33,9 +34,10 @@ from paperlib.config import get_profile
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
 print(tuning.describe(P))
-tuned = experiments.tune(P, experiments.main_runs(P), forget)
+runs = [r for r in experiments.main_runs(P) if not methods or r.method in methods.split(",")]
+tuned = experiments.tune(P, runs, forget)
 table = experiments.results_table(P, tuned, forget, with_references=True)
-shown = report.with_paper_numbers(table, profile, split=forget)
+shown = report.with_paper_numbers(table, P.name, split=forget)
 
 # %% [markdown]
 # ## Outputs
@@ -45,14 +47,14 @@ shown = report.with_paper_numbers(table, profile, split=forget)
 
 # %%
 caption = f"TOFU {forget}: forget quality, utility and truth ratios (mean ± sd over seeds); Fluency = n-gram entropy (bits)"
-report.save_table(shown, "01_tofu_main", tables_dir, caption=caption, profile=profile)
+report.save_table(shown, "01_tofu_main", tables_dir, caption=caption, profile=P.name)
 report.save_table(experiments.sweep_table(tuned), "01_tofu_sweep", tables_dir,
-                  caption="Every sweep point (lr x epoch, seed 0); selected = the reported point", profile=profile)
+                  caption="Every sweep point (lr x epoch, seed 0); selected = the reported point", profile=P.name)
 refs = experiments.reference_rows(P, forget)
 _ = report.save_figure(plots.fq_mu_scatter(tuned.seeds, refs), "01_fq_mu_scatter", figures_dir)
 _ = report.save_figure(plots.frontier(tuned.sweep, tuned.selected, experiments.original_mu(P, forget),
                                       tuning.MU_FRACTION), "01_frontier", figures_dir)
-report.show(shown, profile, caption=caption)
+report.show(shown, P.name, caption=caption)
 
 # %% [markdown]
 # ## What we see
