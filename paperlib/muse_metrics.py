@@ -84,6 +84,19 @@ def aggregate(per_item: dict[str, dict], field: str = "rougeL") -> dict:
     return {"agg_value": float(np.mean(vals)), "ci_low": low, "ci_high": high, "value_by_index": per_item}
 
 
+# MUSE's eval.py hard-codes the retrained models' Min-40% AUC (its orientation, AUC' = 1 - ours); paperlib uses
+# the retrained model's own log instead (open-unlearning's way; docs/departures.md); these reproduce MUSE's.
+MUSE_AUC_RETRAINED = {"news": 0.4772, "books": 0.5393}
+
+
+def muse_reference(corpus: str) -> dict:
+    """A reference log carrying MUSE's hard-coded retrained AUC of `corpus` (news / books), in our orientation,
+    to pass as `evaluate_muse(reference=...)` for MUSE's own PrivLeak numbers."""
+    if corpus not in MUSE_AUC_RETRAINED:
+        raise PaperlibError(f"MUSE corpus {corpus!r}; allowed: {', '.join(MUSE_AUC_RETRAINED)}")
+    return {MIA: {"agg_value": 1.0 - MUSE_AUC_RETRAINED[corpus]}}
+
+
 def privleak_from_aucs(auc: float, auc_ref: float | None) -> float:
     """PrivLeak (%) of a model's Min-K AUC against the retrained model's (open-unlearning orientation)."""
     if auc_ref is None:

@@ -137,3 +137,15 @@ def test_rwku_unscorable_prediction_is_noanswer():
     assert rwku_metrics.rouge_l_recall("...", "Portland") == 0.0
     assert rwku_metrics.rouge_l_recall("...", "NOANSWER") == 1.0  # scored exactly as the string "NOANSWER"
     assert rwku_metrics.rouge_l_recall("in Portland", "Portland") == 1.0  # scorable outputs: the package's number
+
+
+# ----------------------------------------------------------------------------------------- MUSE: PrivLeak's reference
+def test_muse_privleak_reference_from_the_retrained_log_or_muses_constants():
+    from paperlib import muse_metrics as mm
+
+    # ours: the retrained model's own AUC (here 0.5): a model at AUC 0.75 (forget told apart) gives -50
+    assert mm.privleak_from_aucs(0.75, 0.5) == pytest.approx(-50.0)
+    # MUSE's eval.py: (AUC' - 0.4772) / 0.4772 * 100 with AUC' = 1 - 0.75 = 0.25 -> -47.61...
+    ref = mm.muse_reference("news")[mm.MIA]["agg_value"]
+    assert mm.privleak_from_aucs(0.75, ref) == pytest.approx((0.25 - 0.4772) / 0.4772 * 100, rel=1e-6)
+    assert mm.muse_reference("books")[mm.MIA]["agg_value"] == pytest.approx(1 - 0.5393)
