@@ -297,7 +297,7 @@ def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataF
                    initial: dict[str, float]) -> pd.DataFrame:
     """Per arm: the selected lr and epoch, MU95 (qualified: yes / no), seeds completed / run; mean and sd over
     the seeds of AUES (`metrics.aues` of the initial point and every epoch of that seed's run at the selected
-    lr), MU95 FQ and MU95 FS (`mu95` of the same points against the initial model's MU); and "AUES all lrs":
+    lr), "MU95 FQ" and "MU95 FS" (`mu95` of the same points against the initial model's MU); "AUES all lrs":
     the seed-0 AUES pooled over every learning rate of the sweep (the upper envelope, `summarize`)."""
     from paperlib.report import SPREAD
 
@@ -318,7 +318,8 @@ def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataF
                "lr": chosen.loc[label, "lr"], "epoch": int(chosen.loc[label, "epoch"]),
                "MU95": "yes" if chosen.loc[label, "qualified"] else "no", "seeds": f"{len(ok)}/{len(per_seed)}"}
         for col in ("AUES", "MU95_FQ", "MU95_FS"):
-            row[col], row[f"{col}{SPREAD}"] = tuning.mean_std(ok[col]) if len(ok) else (np.nan, np.nan)
+            name = col.replace("_", " ")  # "MU95 FQ": the best FQ at MU >= 95% of the initial model's
+            row[name], row[f"{name}{SPREAD}"] = tuning.mean_std(ok[col]) if len(ok) else (np.nan, np.nan)
         row["AUES all lrs"] = float(pooled[label])
         rows.append(row)
     return pd.DataFrame(rows)

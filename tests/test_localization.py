@@ -74,7 +74,7 @@ def test_strength_table_by_hand():
     row = localization.strength_table(curves, selected, sweep, initial).iloc[0]
     assert row["AUES"] == pytest.approx(0.5725) and row["AUES sd"] == pytest.approx(0.055 / 2 ** 0.5)
     # MU >= 0.475: the initial point and epoch 1 of each seed qualify
-    assert row["MU95_FQ"] == pytest.approx(0.15) and row["MU95_FS"] == pytest.approx(0.55)
+    assert row["MU95 FQ"] == pytest.approx(0.15) and row["MU95 FS"] == pytest.approx(0.55)
     # seed 0 pooled over both lrs: envelope (.2, .8), (.8, .7), (1, .2): .16 + .45 + .09
     assert row["AUES all lrs"] == pytest.approx(0.70)
     assert (row["seeds"], row["MU95"], row["epoch"]) == ("2/2", "yes", 1)
