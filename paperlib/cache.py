@@ -63,8 +63,8 @@ CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluat
     "rwku-tokenizer": ("models", "constants", "data/mini_rwku", "data/rwku"),
     "rwku-model": ("rwku_base", "train", "pipeline", "models", "constants", "data/encoding", "data/rawtext",
                    "data/mini_rwku", "data/rwku"),
-    "rwku-eval": ("rwku", "rwku_metrics", "metrics", "scores", "losses", "models", "constants", "data/encoding",
-                  "data/rwku"),
+    "rwku-eval": ("rwku_metrics", "metrics", "scores", "losses", "models", "constants", "data/encoding", "data/rwku",
+                  "corpus"),
 })
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
 
