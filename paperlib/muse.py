@@ -172,6 +172,15 @@ def forget_score(summ: dict) -> float:
     return 1.0 - (summ[mm.VERBMEM] + summ[mm.KNOW_F]) / 2
 
 
+def describe(profile: Profile) -> str:
+    """The tuning protocol on MUSE in one paragraph (`tuning.describe` with MUSE's FQ and MU)."""
+    g = tuning.grid(profile)
+    return (f"{profile.name}: every method sweeps lr in {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} for {g.epochs} "
+            f"epochs, evaluated after each; MU = KnowMem-retain, FQ = 1 - mean(VerbMem, KnowMem-forget); reported "
+            f"point = highest FQ with MU >= {tuning.MU_FRACTION:.0%} of the target model's MU (else the highest MU, "
+            f"flagged MU95 = no); that lr and epoch re-run with seeds {list(g.seeds)}; tables show mean ± sd.")
+
+
 def _row(summ: dict | None) -> dict:
     if summ is None:
         return {}
@@ -217,8 +226,10 @@ def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Each method at its selected point with every seed of the grid (seed 0: the sweep's own checkpoint), with
-    the final evaluation's bootstrap CIs."""
+    """Each method at its selected point with every seed of the grid: one row per (method, seed) with the MUSE
+    columns and the bootstrap CIs of that run's final evaluation. Seed 0 is the sweep's run (re-trained up to
+    the selected epoch when that is not its last, so that its MUSE_EVAL.json is the selected point's; the
+    numbers equal the sweep's row: same seed, same schedule)."""
     g = tuning.grid(profile)
     spans = auto_spans(profile) if "PALU" in set(chosen["method"]) else None
     rows = []
@@ -226,22 +237,23 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
         for seed in g.seeds:
             base = {"method": c["method"], "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"]
                     else "no", "seed": seed}
-            if seed == 0:
-                hit = table[(table["method"] == c["method"]) & (table["lr"] == c["lr"])
-                            & (table["epoch"] == c["epoch"])]
-                rows.append({**base, "status": "completed", **hit.iloc[0][[*COLUMNS, "FQ", "MU"]].to_dict()})
-                continue
-            run = _run(profile, c["method"], c["lr"], seed, stop_epoch=int(c["epoch"]), every_epoch=False,
-                       spans=spans)
+            last = seed == 0 and int(c["epoch"]) == g.epochs
+            run = _run(profile, c["method"], c["lr"], seed, stop_epoch=0 if last else int(c["epoch"]),
+                       every_epoch=last, spans=spans)
             info = unlearn.read_run(run)
-            rows.append({**base, "status": info["status"]["status"], **_row(info["summary"])})
+            log = run / mm.EVAL_FILE
+            log = json.loads(log.read_text()) if info["summary"] is not None and log.is_file() else None
+            rows.append({**base, "status": info["status"]["status"], **_row(info["summary"]),
+                         **({k: v for k, v in _columns(info["summary"], log).items() if k.endswith(" CI")}
+                            if log else {})})
     return pd.DataFrame(rows)
 
 
 def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
-    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd")."""
+    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd") and the
+    bootstrap 95% CIs (over items) of its seed-0 run."""
     ref = sanity(profile)
-    rows = [{"method": r["model"], **{c: r[c] for c in COLUMNS}} for _, r in ref.iterrows()]
+    rows = [{"method": r["model"], **{c: r[c] for c in ref.columns if c != "model"}} for _, r in ref.iterrows()]
     for method, part in seeds.groupby("method", sort=False):
         ok = part[part["status"] == "completed"]
         row = {"method": method, "lr": part["lr"].iloc[0], "epoch": part["epoch"].iloc[0],
@@ -249,6 +261,8 @@ def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
         for col in COLUMNS:
             mean, sd = tuning.mean_std(ok[col]) if len(ok) else (float("nan"), float("nan"))
             row[col], row[f"{col} sd"] = mean, sd
+        first = part[part["seed"] == part["seed"].min()].iloc[0]
+        row.update({k: first[k] for k in part.columns if k.endswith(" CI")})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -53,7 +53,7 @@ SETTINGS = {
                           knowmem_new_tokens=8, max_length=256,
                           train=TrainConfig(lr=3e-3, epochs=4, batch_size=8, warmup_epochs=1.0, schedule="cosine",
                                             weight_decay=0.0),
-                          methods=("GA", "NPO", "PALU")),
+                          methods=("GA", "PALU")),
 }
 
 

@@ -181,3 +181,24 @@ def test_paper_plan_lists_the_palu_papers_muse_rows():
     assert {r["model"] for r in rows} == {"muse-bench/MUSE-news_target", "muse-bench/MUSE-books_target"}
     assert {r["method"] for r in rows} == set(muse_lib.METHODS) and len(rows) == 2 * len(muse_lib.METHODS)
     assert runner.PLANS["11"] == "paperlib.muse:plan"
+
+
+def test_cli_evaluate_muse_writes_the_logs(tmp_path, folder, capsys):
+    from paperlib import cli
+    from paperlib.config import TinyLlamaConfig
+    from paperlib.models import tiny_llama, train_tokenizer
+
+    tok = train_tokenizer([t for s in RECORDS["raw"].values() for t in s] * 3, 300)
+    torch.manual_seed(0)
+    model = tiny_llama(TinyLlamaConfig(vocab_size=300, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2), tok)
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    args = ["evaluate", "--benchmark", "muse", "--profile", "smoke", "--source", str(folder), "--model",
+            str(tmp_path / "model")]
+    with pytest.warns(UserWarning, match="privleak left out"):
+        cli.main([*args, "--out", str(tmp_path / "ref")])
+    cli.main([*args, "--retain-log", str(tmp_path / "ref" / mm.EVAL_FILE), "--out", str(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / mm.SUMMARY_FILE).read_text())
+    assert set(summary) == set(mm.SUMMARY_KEYS) and summary[mm.PRIVLEAK] == pytest.approx(0.0)
+    assert "wrote" in capsys.readouterr().out
