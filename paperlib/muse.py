@@ -41,8 +41,9 @@ COLUMNS = {"VerbMem": mm.VERBMEM, "KnowMem-f": mm.KNOW_F, "KnowMem-r": mm.KNOW_R
 
 def eval_settings(profile: Profile) -> dict:
     s = settings(profile)
+    # tiny models: byte-level BPE, the KnowMem prompt's final space left to the answer (muse_metrics.evaluate_muse)
     return {"verbmem_new_tokens": s.verbmem_new_tokens, "knowmem_new_tokens": s.knowmem_new_tokens,
-            "max_length": s.max_length, "batch_size": s.batch_size}
+            "max_length": s.max_length, "batch_size": s.batch_size, "answer_space": s.mini is not None}
 
 
 def evaluation_dir(profile: Profile, model_path: str, reference: str | None = "retrained",
@@ -360,6 +361,6 @@ def evaluate_cli(model: str, source: str | None, profile_name: str | None, retai
     tok, lm = load_tokenizer(model), load_model(model)
     s = settings(profile)
     _, summ = mm.evaluate_muse(lm, tok, data, s.verbmem_new_tokens, s.knowmem_new_tokens, s.max_length,
-                               s.batch_size, ref, out_dir=out)
+                               s.batch_size, ref, out_dir=out, answer_space=s.mini is not None)
     print(json.dumps(summ, indent=1))
     print(f"wrote {Path(out) / mm.EVAL_FILE} and {mm.SUMMARY_FILE}")

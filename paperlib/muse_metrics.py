@@ -150,9 +150,13 @@ def min_k_scores(model, tokenizer, texts: Sequence[str], max_length: int, batch_
 # ----------------------------------------------------------------------------------------- evaluation
 def evaluate_muse(model, tokenizer, data, verbmem_new_tokens: int = 128, knowmem_new_tokens: int = 32,
                   max_length: int = 2048, batch_size: int = 32, reference: dict | None = None,
-                  out_dir: str | Path | None = None) -> tuple[dict, dict]:
+                  out_dir: str | Path | None = None, answer_space: bool = False) -> tuple[dict, dict]:
     """(MUSE_EVAL, MUSE_SUMMARY) of `model` on `data` (a `paperlib.data.muse.MuseData`); `reference`: the
-    retrained model's MUSE_EVAL (its mia_min_k AUC is PrivLeak's reference; None: privleak left out, said)."""
+    retrained model's MUSE_EVAL (its mia_min_k AUC is PrivLeak's reference; None: privleak left out, said).
+    `answer_space`: the KnowMem prompt's final space is left for the model to generate (MUSE's prompt ends in
+    "Answer: "; a byte-level BPE such as the tiny models' attaches a word's leading space to the word, so a
+    prompt ending in a lone space token is one such a model never saw before an answer). The logged prompt
+    is MUSE's either way."""
     was_training = model.training
     model.eval()
     log: dict[str, dict] = {}
@@ -163,7 +167,8 @@ def evaluate_muse(model, tokenizer, data, verbmem_new_tokens: int = 128, knowmem
     for key, split in ((KNOW_F, "forget"), (KNOW_R, "retain")):
         qa, icl = data.knowmem[f"{split}_qa"], data.knowmem[f"{split}_qa_icl"]
         kprompts = [knowmem_prompt(icl, r["question"]) for r in qa]
-        answers = [cut_at_stop(g) for g in generate_raw(model, tokenizer, kprompts, knowmem_new_tokens,
+        fed = [p.removesuffix(" ") for p in kprompts] if answer_space else kprompts
+        answers = [cut_at_stop(g) for g in generate_raw(model, tokenizer, fed, knowmem_new_tokens,
                                                         batch_size, max_length)]
         log[key] = aggregate({str(i): {"question": r["question"], "gt": r["answer"], "response": a,
                                        **rouge(a, r["answer"])} for i, (r, a) in enumerate(zip(qa, answers))})

@@ -202,3 +202,23 @@ def test_cli_evaluate_muse_writes_the_logs(tmp_path, folder, capsys):
     summary = json.loads((tmp_path / "out" / mm.SUMMARY_FILE).read_text())
     assert set(summary) == set(mm.SUMMARY_KEYS) and summary[mm.PRIVLEAK] == pytest.approx(0.0)
     assert "wrote" in capsys.readouterr().out
+
+
+def test_answer_space_leaves_the_prompts_final_space_to_the_model(monkeypatch, folder):
+    seen = []
+
+    def fake_generate(model, tok, prompts, n, batch_size=32, max_length=None):
+        seen.append(list(prompts))
+        return [" Brastad\nQuestion: x"] * len(prompts)
+
+    monkeypatch.setattr(mm, "generate_raw", fake_generate)
+    monkeypatch.setattr(mm, "min_k_scores", lambda model, tok, texts, *a, **k: np.arange(len(texts), dtype=float))
+    model = torch.nn.Linear(1, 1)
+    data = muse.load_all(str(folder))
+    for space in (False, True):
+        seen.clear()
+        log, _ = mm.evaluate_muse(model, None, data, reference={mm.MIA: {"agg_value": 0.5}}, answer_space=space)
+        knowmem_prompt = seen[1][0]
+        assert knowmem_prompt.endswith("Answer:" if space else "Answer: ")
+        assert log[mm.KNOW_F]["value_by_index"]["0"]["response"] == "Brastad"  # cut at the stop string, stripped
+        assert log[mm.KNOW_F]["agg_value"] == 1.0
