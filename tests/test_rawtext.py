@@ -148,9 +148,7 @@ def test_unlearn_text_runs_and_caches(toy_eval, tmp_path):
     assert {"forget", "retain"} <= set(r["steps"][0])
     CALLS.clear()
     again = unlearn_text(profile, "GD", _corpus(), "toy-nll", args, model, **kw)
-    assert again == run and CALLS == []  # cached
-    other = unlearn_text(profile, "GD", _corpus(), "toy-nll", {"probe": FORGET[1]}, model, **kw)
-    assert other != run  # eval_args are part of the key
+    assert again == run and CALLS == []  # cached (eval_args in the key: tests/test_runspec.py)
 
 
 def test_unlearn_text_palu_with_spans_and_divergence_on_nan_summary(toy_eval):
