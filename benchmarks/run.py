@@ -6,6 +6,9 @@ repeats. Writes benchmarks/results.json and benchmarks/results.md.
 3  loss_terms.py  PALU's term from hidden states vs from full logits
 1c evaluation.py  the full mini TOFU evaluation / one teacher-forced pass; where the time goes; generation
 12 mask_costs.py  mask generation time per attribution; a masked training step / an unmasked one
+1d run_costs.py   a sweep run's 4 evaluations and a cached run's data read, per-process memos kept vs cleared;
+                  cold / warm `make reproduce` from benchmarks/reproduce.json (the runner's per-notebook seconds
+                  of a full run, copied there by hand: a reproduce does not fit in `make bench`)
 
 PAPERLIB_BENCH_PROFILE=smoke runs the same on the smoke profile (a check that the scripts work);
 `python benchmarks/run.py --render` rewrites results.md from results.json.
@@ -32,6 +35,7 @@ from common import MEMORY_METHOD  # noqa: E402
 from evaluation import bench_evaluation  # noqa: E402
 from loss_terms import bench_forget_terms, bench_hidden  # noqa: E402
 from mask_costs import bench_masks, mask_markdown  # noqa: E402
+from run_costs import bench_runs  # noqa: E402
 from steps import REFERENCE_METHODS, bench_steps  # noqa: E402
 
 from paperlib import pipeline  # noqa: E402
@@ -39,6 +43,8 @@ from paperlib.config import get_profile  # noqa: E402
 from paperlib.models import load_tokenizer  # noqa: E402
 
 STEP_TARGET, MEM_TARGET, EVAL_TARGET = 1.10, 1.10, 4.0
+COLD_TARGET_MIN, WARM_TARGET_MIN = 15.0, 1.0
+REPRODUCE = HERE / "reproduce.json"  # {"cold": {"wall_min", "workers", "notebooks": {name: s}}, "warm": {...}}
 
 
 def _mib(b: float) -> str:
@@ -80,6 +86,12 @@ def markdown(r: dict) -> str:
                    f"| {_ok(row.get('cache_mem_ratio'), MEM_TARGET)} |")
     out.append(f"| full mini TOFU evaluation <= {EVAL_TARGET:.0f}x one teacher-forced pass | {ev['ratio']:.2f}x "
                f"| {_ok(ev['ratio'], EVAL_TARGET)} |")
+    rp = r.get("reproduce") or {}
+    for kind, target in (("cold", COLD_TARGET_MIN), ("warm", WARM_TARGET_MIN)):
+        wall = (rp.get(kind) or {}).get("wall_min")
+        out.append(f"| {kind} `make reproduce` (mini) <= {target:g} min | "
+                   + ("not measured (benchmarks/reproduce.json) | – |" if wall is None
+                      else f"{wall:.1f} min | {_ok(wall, target)} |"))
     out += ["", "## 1a. Training step per method / plain fine-tuning step", "",
             f"Profile `{r['profile']}`, the original model, the first `batch` forget samples (padded to `T` tokens). "
             "plain = NLL fine-tuning (AdamW step included) over the same parts of the batch the method reads "
@@ -139,10 +151,42 @@ def markdown(r: dict) -> str:
             f"questions, batch {gen['batch_size']}) {gen['batched_tokens_per_s']:.0f} tokens/s; one question at a "
             f"time ({gen['questions_single']} questions) {gen['single_tokens_per_s']:.0f} tokens/s = "
             f"{gen['batched_tokens_per_s'] / gen['single_tokens_per_s']:.1f}x slower.", "",
-            "## What bounds the missed targets", ""]
+            *_runs_section(r), "## What bounds the missed targets", ""]
     out += r["notes"]
     out += mask_markdown(r["masks"]) if "masks" in r else []
     return "\n".join(out) + "\n"
+
+
+def _runs_section(r: dict) -> list[str]:
+    """1d: per-run work (measured here) and `make reproduce` per notebook (benchmarks/reproduce.json)."""
+    ru, rp = r.get("runs"), r.get("reproduce") or {}
+    out = ["## 1d. Per-run work and `make reproduce`", ""]
+    if ru:
+        ev, da = ru["evaluations"], ru["data"]
+        out += ["Per-process memos (split files, span folders, encodings; `paperlib.data.tofu`, `paperlib.evaluate`) "
+                "kept vs cleared (before them), same process, interleaved, medians of "
+                f"{ru['repeats']}; bit-identical results. Wall and CPU seconds of the process (CPU time is less "
+                "disturbed by other processes).", "",
+                "| work | before wall s | now wall s | now / before | before CPU s | now CPU s | now / before |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for label, x in (("a sweep run's 4 evaluations (one tokenizer)", ev),
+                         ("a cached run's forget rows (split + spans + join)", da)):
+            out.append(f"| {label} | {x['wall_before_s']:.3f} | {x['wall_after_s']:.3f} | {x['wall_ratio']:.3f} | "
+                       f"{x['cpu_before_s']:.3f} | {x['cpu_after_s']:.3f} | {x['cpu_ratio']:.3f} |")
+        out.append("")
+    names = sorted({n for k in ("cold", "warm") for n in (rp.get(k) or {}).get("notebooks", {})})
+    if names:
+        out += ["Per notebook (s, the runner's execution time; from benchmarks/reproduce.json):", "",
+                "| notebook | cold s | warm s |", "|---|---:|---:|"]
+        for n in names:
+            cells = [(rp.get(k) or {}).get("notebooks", {}).get(n) for k in ("cold", "warm")]
+            out.append(f"| {n} | " + " | ".join("–" if c is None else f"{c:.1f}" for c in cells) + " |")
+        out.append("")
+    else:
+        out += ["Cold / warm `make reproduce`: not in this file yet; copy the runner's per-notebook seconds and the "
+                "wall time of a full run into benchmarks/reproduce.json, then `python benchmarks/run.py --render`.",
+                ""]
+    return out
 
 
 def notes(r: dict) -> list[str]:
@@ -161,7 +205,9 @@ def notes(r: dict) -> list[str]:
             f"{g:.2f}x (one token per forward step, KV cache). Reaching 4x needs reading fewer tokens: sharing each "
             f"question's prompt (KV cache) across its answer, paraphrase and perturbed answers would save the "
             f"prompt tokens (about a quarter of each sequence here), or fewer perturbed answers (a change of the "
-            f"metric, not made).")
+            f"metric, not made). Batch size is not a lever here: batches of 128 / 512 instead of 64 changed "
+            f"per-sample numbers (other padding, other float rounding) and were not faster; generation in batches "
+            f"of 32 to 300 gave the same texts at the same CPU time (measured under load, 1 thread).")
     over = [n for n in REFERENCE_METHODS if rows[n].get("cache_ratio", 0) > STEP_TARGET]
     if over:
         out.append(
@@ -181,12 +227,29 @@ def notes(r: dict) -> list[str]:
         out.append("- Peak memory over 1.10x (" + ", ".join(f"{n} {rows[n]['cache_mem_ratio']:.2f}x" for n in mem_over)
                    + "): the [B, T, V] reference log-probs re-assembled from the cache and the loss's V-sized "
                    "intermediates, against a plain step whose own activations are small on the tiny model.")
+    rp = r.get("reproduce") or {}
+    cold, warm = ((rp.get(k) or {}).get("wall_min") for k in ("cold", "warm"))
+    if cold is not None and cold > COLD_TARGET_MIN:
+        out.append(f"- Cold reproduce {cold:.1f} min > {COLD_TARGET_MIN:g} min: the unlearning runs' compute; a mini "
+                   "sweep run is ~75 % evaluation (4 evaluations, one per epoch, each bound by its teacher-forced "
+                   "tokens and greedy generation, see 1c) and ~25 % training (1a); 1d's memos remove the per-run "
+                   "reading and encoding around them.")
+    if warm is not None and warm > WARM_TARGET_MIN:
+        out.append(f"- Warm reproduce {warm:.1f} min > {WARM_TARGET_MIN:g} min: one kernel start per notebook and, per "
+                   "cached run, its cache entry checks (paperlib.cache: the base / original / retain models' and "
+                   "the benchmark's manifests re-verified, small files re-hashed, on every `unlearn` call) besides "
+                   "the data read of 1d.")
     return out or ["- none: every target is met."]
+
+
+def _reproduce() -> dict:
+    return json.loads(REPRODUCE.read_text()) if REPRODUCE.is_file() else {}
 
 
 def main() -> None:
     if "--render" in sys.argv:  # rewrite results.md from results.json (no measurement)
         r = json.loads((HERE / "results.json").read_text())
+        r["reproduce"] = _reproduce()
         r["notes"] = notes(r)
         (HERE / "results.md").write_text(markdown(r))
         return
@@ -209,6 +272,9 @@ def main() -> None:
     r["hidden"] = bench_hidden((32000, 128256))
     print("12 masks", f"({time.perf_counter() - t0:.0f} s)", flush=True)
     r["masks"] = bench_masks(profile)
+    print("1d per-run work", f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    r["runs"] = bench_runs(profile)
+    r["reproduce"] = _reproduce()
     r["wall_s"] = time.perf_counter() - t0
     r["notes"] = notes(r)
     (HERE / "results.json").write_text(json.dumps(r, indent=1))
