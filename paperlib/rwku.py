@@ -166,6 +166,18 @@ def corpus(profile: Profile, target: str, spans: bool = False) -> TextCorpus:
 
 
 # ----------------------------------------------------------------------------------------- notebook 12
+def describe(profile: Profile) -> str:
+    """Notebook 12's protocol in one paragraph (printed before any result)."""
+    g, s = tuning.grid(profile), settings(profile)
+    lrs = ", ".join(f"{lr:g}" for lr in g.lrs)
+    return (f"{profile.name}: {s.n_targets} target(s), each unlearned on its own from its passages ({s.block}-token "
+            f"blocks, no retain term); every method sweeps lr in {{{lrs}}} for {g.epochs} epochs, evaluated after "
+            f"{'each' if g.every_epoch else 'the last'}; reported point per target = highest FQ = 100 - forget All "
+            f"with MU = neighbour All >= {tuning.MU_FRACTION:.0%} of the original model's (else the highest MU, "
+            f"flagged); that point re-run with seeds {list(g.seeds)} (the seed changes the data order); tables: "
+            "mean over seeds per target, then mean ± sd over targets.")
+
+
 def scores(row: dict) -> dict[str, float]:
     """The tuning rule's two numbers from an RWKU row: FQ = 100 - forget All, MU = neighbour All."""
     return {"FQ": 100.0 - row["forget All"], "MU": row["neighbor All"]}

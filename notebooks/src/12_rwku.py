@@ -29,11 +29,11 @@ tables_dir = ""  # empty: the project's tables/
 # that point is re-run with the grid's seeds. Every method runs without a retain term (RWKU's setting).
 
 # %%
-from paperlib import claims, report, rwku, tuning
+from paperlib import claims, report, rwku
 from paperlib.config import get_profile
 
 P = get_profile(profile)
-print(tuning.describe(P))
+print(rwku.describe(P))
 print("targets:", rwku.target_names(P))
 tuned = rwku.tune(P)
 rows = rwku.per_target(tuned)
