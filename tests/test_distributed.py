@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -104,7 +103,11 @@ def _launch(args: list[str], timeout: float = 180) -> str:
     try:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        import psutil  # torchrun starts its workers in sessions of their own: kill the whole tree
+
+        for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+            p.kill()
+        proc.wait(timeout=30)
         pytest.fail(f"the 2-process run did not finish in {timeout} s: a process was left behind (hang)")
     assert proc.returncode == 0, log[-3000:]
     return log
