@@ -292,7 +292,8 @@ def tradeoff_figure(table: pd.DataFrame):
         sd_f, sd_r = r.get("KnowMem-f sd", 0.0), r.get("KnowMem-r sd", 0.0)
         ax.errorbar(r["KnowMem-r"], r["KnowMem-f"], xerr=np.nan_to_num(sd_r), yerr=np.nan_to_num(sd_f),
                     fmt=markers[r["method"]], color=palette[r["method"]], label=r["method"], markersize=5, capsize=2)
-    ax.set(xlabel="KnowMem on retain (utility, x100)", ylabel="KnowMem on forget (x100)", title="MUSE trade-off")
+    ax.set(xlabel="KnowMem on retain (utility, x100)", ylabel="KnowMem on forget (x100)", title="MUSE trade-off",
+           xlim=(-3, 103), ylim=(-3, 103))  # ROUGE x 100: the whole 0..100 range, so runs compare across profiles
     ax.legend(fontsize=6, ncol=2, loc="best", frameon=False)
     sd = np.nan_to_num(table.get("VerbMem sd", pd.Series(0.0, index=table.index)).to_numpy(dtype=float))
     bx.barh(names, table["VerbMem"], xerr=sd, color=[palette[n] for n in names], capsize=2)
