@@ -211,6 +211,7 @@ class Profile:
     # method, a hyperparameter for the methods that have it (e.g. optimizer=adamw where no GPU runs the paper's
     # paged AdamW; `paperlib.experiments`)
     unlearn: tuple[tuple[str, Any], ...] = ()
+    tuning: tuple[tuple[str, Any], ...] = ()  # changes to the tuning grid (`paperlib.tuning.Grid` fields: lrs, seeds)
 
 
 def _profiles() -> dict[str, Profile]:
@@ -317,13 +318,15 @@ def training_memory_gb(params_b: float, reference: bool = False) -> float:
     return params_b * (TRAIN_BYTES_PER_PARAM + (REFERENCE_BYTES_PER_PARAM if reference else 0))
 
 
-PROFILE_FILE_KEYS = ("base", "benchmark", "model", "eval", "unlearn")
+PROFILE_FILE_KEYS = ("base", "benchmark", "model", "eval", "unlearn", "tuning")
+GRID_KEYS = ("lrs", "epochs", "seeds", "every_epoch")  # paperlib.tuning.Grid's fields
 
 
 def profile_file(path: str) -> Profile:
     """The profile a JSON file describes: {"base": a profile name, "benchmark": {field: value}, "model": {...},
-    "eval": {...}, "unlearn": {key: value}}, i.e. the base profile (its name, schedule and tuning grid) with
-    those fields replaced, e.g. the paper setting pointed at local stand-ins (`paperlib.standins.save_profile`)."""
+    "eval": {...}, "unlearn": {key: value}, "tuning": {lrs | epochs | seeds | every_epoch: value}}, i.e. the
+    base profile (its name, schedule and tuning grid) with those fields replaced, e.g. the paper setting
+    pointed at local stand-ins (`paperlib.standins.save_profile`)."""
     import json
     from pathlib import Path
 
@@ -337,9 +340,13 @@ def profile_file(path: str) -> Profile:
         names = ", ".join(PROFILE_NAMES + PAPER_PROFILE_NAMES)
         raise PaperlibError(f"profile file {path}: base {spec.get('base')!r}, unknown keys {unknown}; allowed keys: "
                             f"{', '.join(PROFILE_FILE_KEYS)}, base one of {names}")
+    bad_tuning = sorted(set(spec.get("tuning", {})) - set(GRID_KEYS))
+    if bad_tuning:
+        raise PaperlibError(f"profile file {path}: tuning {bad_tuning}; allowed: {', '.join(GRID_KEYS)}")
     base = get_profile(spec["base"])
     parts = {k: replace(getattr(base, k), **spec[k]) for k in ("benchmark", "model", "eval") if k in spec}
-    return replace(base, **parts, unlearn=tuple(spec.get("unlearn", {}).items()))
+    return replace(base, **parts, unlearn=tuple(spec.get("unlearn", {}).items()),
+                   tuning=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.get("tuning", {}).items()))
 
 
 def get_profile(name: str) -> Profile:

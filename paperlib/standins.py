@@ -228,10 +228,12 @@ STANDIN_EVAL = EvalConfig(batch_size=64, max_new_tokens=8, max_length=256)
 
 
 def standin_profile(root: str | Path, shared: str | Path, family: str = "llama2", base: str = "paper",
-                    eval_cfg: EvalConfig | None = None, unlearn: dict | None = None) -> Profile:
+                    eval_cfg: EvalConfig | None = None, unlearn: dict | None = None,
+                    tuning: dict | None = None) -> Profile:
     """The paper profile `base` pointed at the stand-ins under `root` (written by `write_standins`): local TOFU
     copy, the real PALU span files, the stand-in checkpoints; evaluation sizes small; `unlearn`: settings of
-    every notebook unlearning run (`Profile.unlearn`; default none)."""
+    every notebook unlearning run (`Profile.unlearn`; default none); `tuning`: changes to the tuning grid
+    (`Profile.tuning`, e.g. {"seeds": (0,)}; default none)."""
     root = Path(root)
     profile = get_profile(base)
     ckpt = str(root / CHECKPOINTS[family].format("{retain}"))
@@ -240,17 +242,20 @@ def standin_profile(root: str | Path, shared: str | Path, family: str = "llama2"
                    benchmark=replace(profile.benchmark, source=str(root / "TOFU"),
                                      spans=str(Path(shared) / "tofu" / "spans")),
                    model=replace(profile.model, template=family, original=original, retain=ckpt),
-                   eval=eval_cfg or STANDIN_EVAL, unlearn=tuple((unlearn or {}).items()))
+                   eval=eval_cfg or STANDIN_EVAL, unlearn=tuple((unlearn or {}).items()),
+                   tuning=tuple((k, tuple(v)) if isinstance(v, list) else (k, v) for k, v in (tuning or {}).items()))
 
 
 def save_profile(root: str | Path, shared: str | Path, family: str = "llama2", base: str = "paper",
-                 unlearn: dict | None = None) -> Path:
+                 unlearn: dict | None = None, tuning: dict | None = None) -> Path:
     """`root/profile-<family>.json`: `standin_profile(root, shared, family, base, unlearn=unlearn or
-    STANDIN_UNLEARN)` as a profile file (`config.profile_file`), which a notebook takes as its `profile`."""
-    profile = standin_profile(root, shared, family, base, unlearn=STANDIN_UNLEARN if unlearn is None else unlearn)
+    STANDIN_UNLEARN, tuning=tuning)` as a profile file (`config.profile_file`), which a notebook takes as its
+    `profile`."""
+    profile = standin_profile(root, shared, family, base, unlearn=STANDIN_UNLEARN if unlearn is None else unlearn,
+                              tuning=tuning)
     spec = {"base": base, "benchmark": {"source": profile.benchmark.source, "spans": profile.benchmark.spans},
             "model": {k: getattr(profile.model, k) for k in ("template", "original", "retain")},
-            "eval": dataclasses.asdict(profile.eval), "unlearn": dict(profile.unlearn)}
+            "eval": dataclasses.asdict(profile.eval), "unlearn": dict(profile.unlearn), "tuning": dict(profile.tuning)}
     path = Path(root) / f"profile-{family}.json"
     path.write_text(json.dumps(spec, indent=1))
     return path

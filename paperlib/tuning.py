@@ -61,11 +61,13 @@ GRIDS: dict[str, Grid] = {
 
 
 def grid(profile: Any) -> Grid:
-    """The tuning grid of `profile` (a Profile or its name)."""
+    """The tuning grid of `profile` (a Profile or its name), with a Profile's own `tuning` changes (a profile
+    file's, e.g. one seed for a test of the paper path on stand-ins)."""
     name = getattr(profile, "name", profile)
     if name not in GRIDS:
         raise ValueError(f"profile {name!r} has no tuning grid; allowed: {', '.join(GRIDS)}")
-    return GRIDS[name]
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in getattr(profile, "tuning", ())}
+    return replace(GRIDS[name], **changes) if changes else GRIDS[name]
 
 
 def train_config(profile: Any, method: str) -> TrainConfig:

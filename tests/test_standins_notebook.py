@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from paperlib import claims, experiments, standins
+from paperlib import claims, experiments, standins, tuning
 from paperlib.config import get_profile
 from paperlib.errors import PaperlibError
 
@@ -31,9 +31,11 @@ pathlib.Path(__file__).with_suffix(".loaded").write_text("yes")
 
 
 def test_profile_file_round_trip_and_errors(tmp_path, shared_data):
-    path = standins.save_profile(tmp_path, shared_data)
+    path = standins.save_profile(tmp_path, shared_data, tuning={"seeds": (0, 4)})
     profile = get_profile(str(path))
-    assert profile == standins.standin_profile(tmp_path, shared_data, unlearn=standins.STANDIN_UNLEARN)
+    assert profile == standins.standin_profile(tmp_path, shared_data, unlearn=standins.STANDIN_UNLEARN,
+                                               tuning={"seeds": (0, 4)})
+    assert tuning.grid(profile) == dataclasses.replace(tuning.GRIDS["paper"], seeds=(0, 4))
     assert profile.name == "paper" and profile.model.original.endswith("tofu_Llama-2-7b-chat-hf_full")
     assert experiments.profile_settings(profile, "PALU") == {"optimizer": "adamw", "k": 20}
     assert experiments.profile_settings(profile, "NPO") == {"optimizer": "adamw"}  # K is PALU's only
@@ -43,6 +45,9 @@ def test_profile_file_round_trip_and_errors(tmp_path, shared_data):
         get_profile(str(tmp_path / "none.json"))
     (tmp_path / "bad.json").write_text(json.dumps({"base": "huge", "model": {}}))
     with pytest.raises(PaperlibError, match="base 'huge'"):
+        get_profile(str(tmp_path / "bad.json"))
+    (tmp_path / "bad.json").write_text(json.dumps({"base": "paper", "tuning": {"seed": [0]}}))
+    with pytest.raises(PaperlibError, match=r"tuning \['seed'\]; allowed: lrs, epochs, seeds, every_epoch"):
         get_profile(str(tmp_path / "bad.json"))
 
 
@@ -58,7 +63,7 @@ def test_notebook_01_on_the_standin_paper_profile(tmp_path, monkeypatch, shared_
                        "TQDM_DISABLE": "1"}.items():
         monkeypatch.setenv(var, value)  # inherited by the kernel
     standins.write_standins(tmp_path / "hub", shared_data, families=("llama2",))
-    profile = standins.save_profile(tmp_path / "hub", shared_data)
+    profile = standins.save_profile(tmp_path / "hub", shared_data, tuning={"seeds": [0]})  # the sweep run only
     params = {"profile": str(profile), "methods": "PALU", "figures_dir": str(tmp_path / "figures"),
               "tables_dir": str(tmp_path / "tables")}
     out = tmp_path / "01_main_results.ipynb"
@@ -67,7 +72,7 @@ def test_notebook_01_on_the_standin_paper_profile(tmp_path, monkeypatch, shared_
     assert startup.with_suffix(".loaded").read_text() == "yes"  # the kernel ran with the network refused
     table = pd.read_csv(tmp_path / "tables" / "01_tofu_main.csv")
     assert list(table["method"]) == ["Original", "Retain", "PALU"]
-    assert table["FQ"].notna().all() and (table["seeds"].dropna() == "3/3").all()  # the paper setting's 3 seeds
+    assert table["FQ"].notna().all() and (table["seeds"].dropna() == "1/1").all()  # the profile file's one seed
     assert "FQ (paper)" in table.columns  # the paper profile puts the published numbers beside ours
     for name in ("01_fq_mu_scatter", "01_frontier"):
         assert (tmp_path / "figures" / f"{name}.png").is_file()
