@@ -228,8 +228,17 @@ def cached_run(kind: str, config: Any, build: Callable[[Path], None], force: boo
 
     `build` writes its files into the folder it is given; the config (`run_config.json`), the manifest and
     the marker are written after it returns, then the folder is renamed into place atomically. A complete
-    folder that fails `check_entry` is reported (CacheWarning) and rebuilt.
+    folder that fails `check_entry` is reported (CacheWarning) and rebuilt. Under `accelerate launch` with
+    several processes every process builds or none does (see `_cached_run_together`).
     """
+    group = _process_group()
+    if group is not None:
+        return _cached_run_together(kind, config, build, force, root, group)
+    return _cached_run_locked(kind, config, build, force, root)
+
+
+def _cached_run_locked(kind: str, config: Any, build: Callable[[Path], None], force: bool,
+                       root: str | Path | None) -> Path:
     final = run_dir(kind, config, root)
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(final.parent / f".{final.name}.lock", "w") as lock:
@@ -258,6 +267,41 @@ def cached_run(kind: str, config: Any, build: Callable[[Path], None], force: boo
             tmp.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _process_group() -> int | None:
+    """This process's rank under `accelerate launch` / torchrun with several processes (the process group is
+    set up here if it is not yet: ACCELERATE_USE_CPU=1 for CPU processes), else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    return state.process_index if state.num_processes > 1 else None
+
+
+def _cached_run_together(kind: str, config: Any, build: Callable[[Path], None], force: bool,
+                         root: str | Path | None, rank: int) -> Path:
+    """`cached_run` under several processes. A build may train, and the one training loop all-reduces across
+    the processes, so every process builds or none does: the main process decides (is the entry complete and
+    sound?) and builds into the cache under the lock, the others build the same into a scratch folder, and
+    all meet at the end (a process waiting on the lock while the main one trains would deadlock it)."""
+    import tempfile
+
+    import torch.distributed as dist
+
+    final = run_dir(kind, config, root)
+    decision = [bool(force or not final.exists() or check_entry(final, kind, config))] if rank == 0 else [None]
+    dist.broadcast_object_list(decision, src=0)
+    if decision[0]:
+        if rank == 0:
+            _cached_run_locked(kind, config, build, True, root)
+        else:
+            with tempfile.TemporaryDirectory() as scratch:
+                build(Path(scratch))
+    dist.barrier()
     return final
 
 

@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -43,7 +42,7 @@ from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
 from paperlib import checks, evaluate, methods, pipeline
-from paperlib.cache import cache_root, cached_run, is_complete, read_manifest, run_dir
+from paperlib.cache import cache_root, cached_run, read_manifest, run_dir
 from paperlib.config import Profile, RunSpec, TrainConfig
 from paperlib.corpus import TextCorpus
 from paperlib.data import encoding, rawtext, tofu
@@ -459,17 +458,7 @@ def _state() -> PartialState:
 
 def _cached(config: dict, build: Callable[[Path], None], force: bool) -> Path:
     """`cached_run`, also under `accelerate launch`: every process trains, the main one owns the folder."""
-    state = _state()
-    if state.num_processes == 1:
-        return cached_run(KIND, config, build, force=force)
-    final = run_dir(KIND, config)
-    if state.is_main_process:
-        cached_run(KIND, config, build, force=force)
-    elif force or not is_complete(final):
-        with tempfile.TemporaryDirectory() as scratch:
-            build(Path(scratch))
-    state.wait_for_everyone()
-    return final
+    return cached_run(KIND, config, build, force=force)  # several processes: cache._cached_run_together
 
 
 def _build(spec: RunSpec, profile: Profile, texts: tuple[list[dict], list[dict], list[str] | None],

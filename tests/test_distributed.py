@@ -144,16 +144,23 @@ def test_two_processes_equal_one_process_with_the_whole_batch(launched):
         assert max(abs(a - b) for a, b in zip(values, two["weights"][name], strict=True)) < 1e-6, name
 
 
-def test_unlearn_command_under_two_processes(tmp_path):
-    """`paperlib unlearn` itself launched on 2 processes (smoke GA): completes, every process returns only after
-    the main one copied the run to --out (the command line then reads it), the schedule ends at lr 0."""
+def test_unlearn_command_under_two_processes(tmp_path, monkeypatch):
+    """`paperlib unlearn` itself launched on 2 processes (smoke GA) on an empty cache: the models it needs are
+    built by both processes together (the main one into the cache), the run completes, every process returns
+    only after the main one copied it to --out (the command line then reads it), the schedule ends at lr 0."""
     out = tmp_path / "run"
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "cache"))
     log = _launch(["-m", "paperlib.cli", "unlearn", "--profile", "smoke", "--method", "GA", "--forget", "forget10",
                    "--set", "batch_size=4", "--set", "lr=2e-3", "--out", str(out)], timeout=300)
     assert log.count(f"copied to {out}") == 2  # both processes read the copy
     status = json.loads((out / "status.json").read_text())
     steps = json.loads((out / "train_log.json").read_text())
     assert status["status"] == "completed" and steps[-1]["lr"] == 0.0 and (out / "model").is_dir()
+    from paperlib.cache import verify_cache
+
+    built = sorted(p.parent.parent.name for p in (tmp_path / "cache").glob("*/*/COMPLETE"))
+    assert built.count("model") == 3 and "unlearn" in built  # base, original, retain; the run
+    assert verify_cache(tmp_path / "cache") == {}
 
 
 def test_nan_loss_on_one_process_stops_both_at_the_same_step(launched):
