@@ -39,7 +39,9 @@ class MuseSettings:
     max_length: int = 2048  # tokens of a privleak text / prompt the model reads
     batch_size: int = 32  # evaluation batch
     context: int = 256  # tiny models' max_position_embeddings
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-3, epochs=40, batch_size=16,
+    # tiny models: about as many steps as mini-TOFU's original model (~1000); 40 epochs at batch 16 (360 steps)
+    # gave VerbMem 0.86 but KnowMem-forget 0 (the key-fact answers not memorised)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=3e-3, epochs=60, batch_size=8,
                                                                     warmup_epochs=1.0, schedule="cosine",
                                                                     weight_decay=0.0))
     methods: tuple[str, ...] = METHODS
