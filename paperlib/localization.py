@@ -176,7 +176,7 @@ SCALES: dict[str, Scale] = {
     "paper": Scale(ORACLE_METHODS, COMPARED_MASKS, COMPARED_MASKS, ORACLE_METHODS),
     # mini: 4 lrs x (5 masks + oracle + complement) = 28 runs, plus 2 seeds x 4 arms = 8 runs, ~17 s each
     "mini": Scale(("NPO",), COMPARED_MASKS, ("random", "wagle"), ("NPO",)),
-    "smoke": Scale(("NPO",), ("random", "wagle"), ("random", "wagle"), ("NPO",)),
+    "smoke": Scale(("NPO",), ("random", "activation"), (), ("NPO",)),  # a test: 2 + 2 x 2 runs of the smoke grid
 }
 
 

@@ -197,7 +197,7 @@ def strength_curves(curves: pd.DataFrame, title: str = "") -> plt.Figure:
             agg = m.groupby("epoch")[["FS", "RS"]].agg(["mean", "std"]).fillna(0.0)
             ax.errorbar(agg[("FS", "mean")], agg[("RS", "mean")], xerr=agg[("FS", "std")], yerr=agg[("RS", "std")],
                         marker="o", markersize=3, linewidth=1, capsize=2, elinewidth=0.7, color=palette[mask],
-                        label=f"{mask} ({m['seed'].nunique()} seeds)")
+                        label=f"{mask} ({m['seed'].nunique()} seed{'s' if m['seed'].nunique() > 1 else ''})")
         ax.set(title=loss, xlabel="Forget Strength (1 - forget ES)", xlim=(-0.03, 1.03), ylim=(-0.03, 1.03),
                xticks=[0, 0.25, 0.5, 0.75, 1], yticks=[0, 0.25, 0.5, 0.75, 1])
     axes[0][0].set_ylabel("Retain Strength (retain ES)")
