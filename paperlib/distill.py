@@ -254,6 +254,20 @@ def figure5(profile: Profile, forget: str, ckpts: pd.DataFrame) -> Figure5:
     return Figure5(pd.DataFrame(rows, columns=columns), model_kls(profile, forget), undial_kls(profile, forget))
 
 
+def sweep_table(tuned: experiments.Tuned) -> pd.DataFrame:
+    """`experiments.sweep_table` (every grid point, the selected one marked) with the scatter's two scores."""
+    table = experiments.sweep_table(tuned)
+    for col in (FORGET_SCORE, RETAIN_SCORE):
+        table.insert(4, col, tuned.sweep[col] if col in tuned.sweep else np.nan)
+    return table
+
+
+def reference_summaries(profile: Profile, forget: str) -> dict[str, dict]:
+    """{"Original": TOFU summary, "Retain": TOFU summary}: the scatter's fixed markers."""
+    return {name: experiments.evaluation(profile, path, forget)[1]
+            for name, path in experiments.reference_models(profile, forget).items()}
+
+
 # ----------------------------------------------------------------------------------------- figures
 def _ok(sweep: pd.DataFrame) -> pd.DataFrame:
     return sweep[(sweep["status"] == experiments.STATUS_OK) & sweep[FORGET_SCORE].notna()]
@@ -305,17 +319,19 @@ def figure5_plot(fig5: Figure5) -> plt.Figure:
     report.set_paper_style()
     a, b, c = fig5.target_table(), fig5.epoch_table(), fig5.output_table()
     palette = report.method_palette([*c["method"], *a["method"]])
-    fig, axes = plt.subplots(1, 3, figsize=(report.TEXT_WIDTH, 2.5))
-    for ax, table, col, title in ((axes[0], a, TARGET_KL, "(a) soft targets vs retain model"),
-                                  (axes[2], c[c["method"] != BASELINE], OUTPUT_KL, "(c) final model vs retain model")):
+    fig, axes = plt.subplots(1, 3, figsize=(report.TEXT_WIDTH, 2.7))
+    for ax, table, col, title, ylabel in (
+            (axes[0], a, TARGET_KL, "(a) soft target vs retain", "KL(retain ‖ target), nats / token"),
+            (axes[2], c[c["method"] != BASELINE], OUTPUT_KL, "(c) final model vs retain", "KL(retain ‖ model)")):
         x = np.arange(len(table))
         ax.bar(x, table[col], yerr=table[f"{col}{SPREAD}"], color=[palette[m] for m in table["method"]],
                capsize=2, error_kw={"linewidth": 0.8})
         ax.set_xticks(x, table["method"], rotation=35, ha="right", fontsize=6)
-        ax.set(title=title, ylabel="KL(retain ‖ ·), nats / token")
-    axes[2].axhline(fig5.original[OUTPUT_KL], color=palette[BASELINE], linestyle="--", linewidth=0.8,
-                    label="original model (start)")
-    axes[2].legend(fontsize=6, frameon=False)
+        ax.set_title(title, fontsize=7)
+        ax.set_ylabel(ylabel, fontsize=6)
+        ax.tick_params(axis="y", labelsize=6)
+    axes[2].axhline(fig5.original[OUTPUT_KL], color=palette[BASELINE], linestyle="--", linewidth=0.8)
+    axes[2].set_title("(c) final model vs retain\n(dashed: the original model, the start)", fontsize=7)
     ax = axes[1]
     for method, part in b.groupby("method", sort=False):
         mean, sd = part[TARGET_KL].to_numpy(), part[f"{TARGET_KL}{SPREAD}"].to_numpy()
@@ -323,11 +339,13 @@ def figure5_plot(fig5: Figure5) -> plt.Figure:
         ax.plot(part["epoch"], mean, style, color=palette[method], marker="o" if method == "Unilogit" else None,
                 markersize=3, linewidth=1.0, label=method)
         ax.fill_between(part["epoch"], mean - sd, mean + sd, color=palette[method], alpha=0.2, linewidth=0)
-    ax.set(title="(b) soft targets over the epochs", xlabel="epoch (0 = original model)",
-           ylabel="KL(retain ‖ target), nats / token")
+    ax.set_title("(b) soft target over the epochs", fontsize=7)
+    ax.set_xlabel("epoch (0 = original model)", fontsize=6)
+    ax.set_ylabel("KL(retain ‖ target)", fontsize=6)
+    ax.tick_params(labelsize=6)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=6, frameon=False)
-    fig.tight_layout()
+    ax.legend(fontsize=5, frameon=False)
+    fig.tight_layout(w_pad=1.5)
     return fig
 
 
