@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -322,12 +323,26 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
     return f"{head}{begin}\n{body}{end}{tail}"
 
 
+def _merged(found: list[Claim], profile: str, path: Path) -> list[Claim]:
+    """`found` plus the claims of other notebooks already in `path` for the same profile (a partial reproduce,
+    e.g. `--only 12`, updates its own rows and keeps the rest), in notebook order."""
+    if not path.is_file() or f"({profile} profile)" not in path.read_text().split("\n", 1)[0]:
+        return found
+    have = {c.notebook for c in found}
+    kept = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"\d\d", cells[0]) and cells[0] not in have:
+            kept.append(Claim(notebook=cells[0], finding=cells[1], verdict=cells[2].strip("*"), evidence=cells[3]))
+    return sorted(found + kept, key=lambda c: c.notebook)
+
+
 def write_markdown(found: list[Claim], profile: str, tables_dir: str | Path, readme: str | Path | None = None
                    ) -> Path:
     """Write `<tables_dir>/claims.md`; with `readme`, put it between the README's claims markers, and each
     table of README_TABLES (its regenerated Markdown) between that table's markers."""
-    text = to_markdown(found, profile)
     out = Path(tables_dir) / "claims.md"
+    text = to_markdown(_merged(found, profile, out), profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     if readme is not None and Path(readme).is_file():

@@ -145,6 +145,21 @@ def test_claims_round_trip_through_an_executed_notebook(tmp_path):
     assert "old" not in text and "| 04 | a finding | **inconclusive** | numbers |" in text and text.endswith("bottom\n")
 
 
+def test_partial_reproduce_keeps_the_other_notebooks_claims(tmp_path):
+    """`reproduce --only 12` updates row 12 and keeps rows 00 and 04 of the same profile, in notebook order; a
+    table of another profile is replaced, not merged."""
+    old = [claims.Claim("00", "f0", claims.REPRODUCED, "e0"), claims.Claim("12", "f12", claims.INCONCLUSIVE, "x"),
+           claims.Claim("04", "f4", claims.NOT_REPRODUCED, "a / b")]
+    claims.write_markdown(old, "mini", tmp_path)
+    claims.write_markdown([claims.Claim("12", "f12", claims.REPRODUCED, "y")], "mini", tmp_path)
+    rows = [line for line in (tmp_path / "claims.md").read_text().splitlines() if line.startswith("| 0") or
+            line.startswith("| 1")]
+    assert rows == ["| 00 | f0 | **reproduced** | e0 |", "| 04 | f4 | **not reproduced** | a / b |",
+                    "| 12 | f12 | **reproduced** | y |"]
+    claims.write_markdown([claims.Claim("12", "f12", claims.REPRODUCED, "y")], "smoke", tmp_path)
+    assert "| 00 |" not in (tmp_path / "claims.md").read_text()
+
+
 def test_same_seed_same_selection_and_numbers(tmp_path, monkeypatch):
     """The protocol end to end in the smoke profile, twice from an empty unlearning cache: the same sweep,
     the same selected points and the same seed numbers."""
