@@ -55,16 +55,16 @@ CODE.update({  # MUSE (paperlib.muse): its benchmark folder, target / retrained 
                    "data/muse", "data/mini_tofu", "muse_models"),
     "muse-spans": ("muse", "muse_models", "models", "constants", "data/rawtext", "data/mini_muse", "data/muse",
                    "spans"),
-    "muse-eval": ("muse_metrics", "muse_models", "metrics", "scores", "models", "constants", "data/encoding",
-                  "data/rawtext", "data/mini_muse", "data/muse"),
+    "muse-eval": ("muse_metrics", "evaluate", "muse_models", "metrics", "scores", "models", "constants",
+                  "data/encoding", "data/rawtext", "data/mini_muse", "data/muse"),
 })
 CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluations (also in raw-text runs' eval_args)
     "rwku-benchmark": ("data/mini_rwku", "data/rwku"),
     "rwku-tokenizer": ("models", "constants", "data/mini_rwku", "data/rwku"),
     "rwku-model": ("rwku_base", "train", "pipeline", "models", "constants", "data/encoding", "data/rawtext",
                    "data/mini_rwku", "data/rwku"),
-    "rwku-eval": ("rwku_metrics", "metrics", "scores", "losses", "models", "constants", "data/encoding", "data/rwku",
-                  "corpus"),
+    "rwku-eval": ("rwku_metrics", "evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding",
+                  "data/rwku", "corpus"),
 })
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
 

@@ -127,8 +127,17 @@ def generate(model, tokenizer, template: str, questions: Sequence[str], max_new_
              batch_size: int = 32, desc: str = "") -> list[str]:
     """Greedy answers (left padding, KV cache, batched; batches group prompts of similar length), cut at EOS
     and stripped, in the order of `questions`."""
-    device = next(model.parameters()).device
     prompts = [encoding.encode_prompt(tokenizer, template, q) for q in questions]
+    return [t.strip() for t in generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, desc)]
+
+
+@torch.no_grad()
+def generate_ids(model, tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int = 32,
+                 desc: str = "", eos_token_id: int | list[int] | None = None) -> list[str]:
+    """Greedy continuations of token-id prompts (left padding, KV cache, batched; batches group prompts of
+    similar length), stopped at `eos_token_id` (default the tokenizer's EOS), decoded without special tokens,
+    in the order of `prompts`."""
+    device = next(model.parameters()).device
     order = _order([len(p) for p in prompts])
     texts: list[str] = [""] * len(prompts)
     for i in progress_bar(range(0, len(prompts), batch_size), desc or "generate", bool(desc), leave=False):
@@ -137,10 +146,10 @@ def generate(model, tokenizer, template: str, questions: Sequence[str], max_new_
         mask = encoding.pad([[1] * len(p) for p in chunk], 0, left=True).to(device)
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              use_cache=True, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
+                             eos_token_id=tokenizer.eos_token_id if eos_token_id is None else eos_token_id)
         decoded = tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
         for j, t in zip(order[i:i + batch_size], decoded):
-            texts[j] = t.strip()
+            texts[j] = t
     return texts
 
 

@@ -28,7 +28,8 @@ import torch
 from rouge_score import rouge_scorer
 from scipy import stats
 
-from paperlib import metrics, scores
+from paperlib import evaluate, metrics, scores
+from paperlib.constants import IGNORE
 from paperlib.data import encoding, rawtext
 from paperlib.errors import PaperlibError
 
@@ -111,23 +112,10 @@ def generate_raw(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, 
     """Greedy continuations of raw-text prompts (no template, BOS first as `rawtext.tokenize`; left padding),
     decoded without special tokens.
     A prompt longer than `max_length - max_new_tokens` tokens keeps its last tokens."""
-    device = next(model.parameters()).device
     ids_all = [rawtext.tokenize(tokenizer, p)[0] for p in prompts]
     if max_length:
         ids_all = [ids[-(max_length - max_new_tokens):] for ids in ids_all]
-    order = sorted(range(len(ids_all)), key=lambda i: len(ids_all[i]))
-    out = [""] * len(ids_all)
-    for i in range(0, len(order), batch_size):
-        chunk = [ids_all[j] for j in order[i:i + batch_size]]
-        ids = encoding.pad(chunk, tokenizer.pad_token_id, left=True).to(device)
-        mask = encoding.pad([[1] * len(c) for c in chunk], 0, left=True).to(device)
-        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             use_cache=True, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-        for j, t in zip(order[i:i + batch_size], tokenizer.batch_decode(gen[:, ids.shape[1]:],
-                                                                         skip_special_tokens=True)):
-            out[j] = t
-    return out
+    return evaluate.generate_ids(model, tokenizer, ids_all, max_new_tokens, batch_size)
 
 
 @torch.no_grad()
@@ -141,7 +129,7 @@ def min_k_scores(model, tokenizer, texts: Sequence[str], max_length: int, batch_
         ids = [rawtext.tokenize(tokenizer, t)[0][:max_length] for t in texts[i:i + batch_size]]
         batch = encoding.pad(ids, tokenizer.pad_token_id).to(device)
         mask = encoding.pad([[1] * len(x) for x in ids], 0).to(device)
-        labels = encoding.pad(ids, -100).to(device)
+        labels = encoding.pad(ids, IGNORE).to(device)
         logits = model(input_ids=batch, attention_mask=mask).logits[:, :-1]
         out.append(scores.min_k(logits, labels[:, 1:], k).cpu().double())
     return torch.cat(out).numpy()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from rouge import Rouge
 
-from paperlib import metrics, scores
+from paperlib import evaluate, metrics, scores
 from paperlib.constants import IGNORE
 from paperlib.corpus import register_evaluator
 from paperlib.data import encoding
@@ -127,20 +127,9 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batc
     """Greedy continuations of rendered `prompts` (left padding), stopped at EOS / end-of-turn and (with
     `cut_newline`) cut at the first newline, stripped. Cutting afterwards equals stopping there: greedy tokens
     before a newline do not depend on what follows."""
-    device = next(model.parameters()).device
     enc = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
-    out = [""] * len(enc)
-    for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
-        chunk = [enc[j] for j in idx]
-        ids = encoding.pad(chunk, tokenizer.pad_token_id, left=True).to(device)
-        mask = encoding.pad([[1] * len(c) for c in chunk], 0, left=True).to(device)
-        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             use_cache=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=_stop_ids(tokenizer))
-        for j, text in zip(idx, tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)):
-            out[j] = (text.split("\n", 1)[0] if cut_newline else text).strip()
-    return out
+    texts = evaluate.generate_ids(model, tokenizer, enc, max_new_tokens, batch_size, eos_token_id=_stop_ids(tokenizer))
+    return [(text.split("\n", 1)[0] if cut_newline else text).strip() for text in texts]
 
 
 def letter_ids(tokenizer) -> list[int]:
