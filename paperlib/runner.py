@@ -264,7 +264,7 @@ def _worker(device: str, env: Mapping[str, str], inbox: Any, results: Any) -> No
     """Worker process: fix its GPU and environment, then execute tasks until it receives None."""
     os.environ.update(env)
     os.environ["CUDA_VISIBLE_DEVICES"] = device
-    threads.configure()  # the thread variables in `env` (cores // workers) also bind this process's torch
+    threads.configure(environ=env)  # the thread variables in `env` (cores // workers) bind this process's torch
     for slot, task in iter(inbox.get, None):
         results.put((slot, _execute(task, device, _echo)))
 

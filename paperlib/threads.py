@@ -41,11 +41,13 @@ def env(workers: int = 1, environ: Mapping[str, str] | None = None) -> dict[str,
     return {k: environ.get(k) or n for k in ENV_VARS}
 
 
-def configure(workers: int = 1) -> int:
+def configure(workers: int = 1, environ: Mapping[str, str] | None = None) -> int:
     """Export the thread variables for one of `workers` parallel processes and, when torch is already
     imported, set its intra-op threads to match (a later `import torch` reads OMP_NUM_THREADS itself);
-    returns the thread count. An exported OMP_NUM_THREADS decides it."""
-    values = env(workers)
+    returns the thread count. An exported OMP_NUM_THREADS decides it; `environ`: the values to keep instead of
+    the user's (a worker process passes the budget its parent gave it: its own USER_ENV was captured from the
+    parent's environment, which may hold the parent's all-cores value)."""
+    values = env(workers, environ)
     os.environ.update(values)
     try:
         n = max(1, int(values["OMP_NUM_THREADS"]))

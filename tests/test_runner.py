@@ -16,14 +16,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from paperlib import cli, runner
+from paperlib import cli, runner, threads
 
 WRITE = '''import json, os, pathlib
 name = "{name}"
 folder = pathlib.Path(out)
 folder.mkdir(parents=True, exist_ok=True)
 (folder / f"{{name}}.txt").write_text(f"{{name}} profile={{profile}}\\n")
-env = {{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "PAPERLIB_CACHE", "PAPERLIB_EXECUTOR")}}
+keys = ("CUDA_VISIBLE_DEVICES", "PAPERLIB_CACHE", "PAPERLIB_EXECUTOR", "OMP_NUM_THREADS")
+env = {{k: os.environ.get(k) for k in keys}}
 (folder / f"{{name}}.env.json").write_text(json.dumps({{**env, "cwd": os.getcwd()}}))
 print("wrote", name)'''
 
@@ -85,7 +86,10 @@ def test_serial_run_writes_files_and_executed_copies(ok_notebooks: Path, serial_
     assert any(line.startswith("[2/2] 02_beta: ok in") for line in lines)
 
 
-def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run) -> None:
+def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run, monkeypatch) -> None:
+    # this process has given itself every core (as reproduce does for notebook 00 before the workers start);
+    # the workers and their kernels must still get cores // 2 threads each
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads.cores()))
     results = runner.reproduce("smoke", only=["01", "02"], gpus=[0, 1], out_dir=ok_notebooks / "executed-par",
                                notebooks_dir=ok_notebooks / "notebooks",
                                parameters={"out": str(ok_notebooks / "parallel")}, echo=lambda _: None)
@@ -94,6 +98,8 @@ def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run) -
     par, ser = ok_notebooks / "parallel", ok_notebooks / "serial"
     devices = {json.loads(p.read_text())["CUDA_VISIBLE_DEVICES"] for p in par.glob("*.env.json")}
     assert devices == {"0", "1"}  # each kernel saw its own worker's device
+    assert {json.loads(p.read_text())["OMP_NUM_THREADS"] for p in par.glob("*.env.json")} == {
+        str(threads.per_worker(2))}
     assert sorted(p.name for p in par.glob("*.txt")) == sorted(p.name for p in ser.glob("*.txt"))
     for path in ser.glob("*.txt"):
         assert (par / path.name).read_bytes() == path.read_bytes()
