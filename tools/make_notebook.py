@@ -74,8 +74,9 @@ def notebook(text: str) -> nbformat.NotebookNode:
     return nb
 
 
-def main(src: str, dst: str) -> None:
-    nbformat.write(notebook(Path(src).read_text()), dst)
+def main(src: str, dst: str | None = None) -> None:
+    """Write the notebook of the percent source `src` to `dst` (default: notebooks/<its stem>.ipynb)."""
+    nbformat.write(notebook(Path(src).read_text()), dst or str(ROOT / "notebooks" / f"{Path(src).stem}.ipynb"))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ figures_dir = ""  # empty: the project's figures/
 tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
-# ## The benchmark and its two models
+# ## Computation
+#
+# ### The benchmark and its two models
 # mini-MUSE: news articles about fictitious events (forget / retain1 / retain2 / holdout). The target model
 # reads forget + retain, the retrained model retain only. The check: the target's VerbMem and KnowMem-forget
 # clearly above the retrained model's, and PrivLeak of the target (vs the retrained model) strongly negative.
@@ -33,7 +35,7 @@ report.save_table(sanity, "11_muse_models", tables_dir, caption="MUSE target vs 
 report.show(sanity, profile, caption="MUSE target vs retrained model (ROUGE x 100, 95% bootstrap CI)")
 
 # %% [markdown]
-# ## Unlearning on MUSE
+# ### Unlearning on MUSE
 # Every method that applies to raw text, PALU with automatic spans (target vs retrained log-probs,
 # `paperlib.spans`' fixed rule). Tuning protocol (`paperlib.tuning`, the same as every other table): the lr
 # grid evaluated after every epoch; utility MU = KnowMem-retain (MUSE's utility metric), forgetting FQ =
