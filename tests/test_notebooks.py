@@ -73,6 +73,7 @@ def test_paper_dry_run_needs_no_hub(monkeypatch):
     planned = runner.plan("paper")
     runs = [r for rs in planned.values() for r in rs]
     assert {r.method for r in planned["01_main_results"]} >= {"PALU", "NPO", "GA", "TPO"}
-    hub = ("open-unlearning/", "allenai/", "meta-llama/")  # TOFU checkpoints, or the base a stage fine-tunes
+    # TOFU checkpoints, the base a stage fine-tunes, or MUSE's published targets
+    hub = ("open-unlearning/", "allenai/", "meta-llama/", "muse-bench/")
     assert all(r.model.startswith(hub) and r.gpu_hours > 0 for r in runs if r.epochs)
     assert "total:" in runner.format_plan(planned)
