@@ -88,6 +88,25 @@ def sanity(profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PRIVLEAK_STRONG = -50.0  # "strongly negative": half of PrivLeak's most negative value (-100)
+
+
+def benchmark_check(sanity_table: pd.DataFrame) -> tuple[bool, str]:
+    """The benchmark check of notebook 11 on `sanity`'s table: the target's VerbMem and KnowMem-f 95% CIs lie
+    wholly above the retrained model's values, and the target's PrivLeak (vs the retrained model) is at most
+    `PRIVLEAK_STRONG`. Returns (holds, one sentence with the numbers)."""
+    t, r = (sanity_table.set_index("model").loc[m] for m in ("Target", "Retrained"))
+    parts, ok = [], True
+    for col in ("VerbMem", "KnowMem-f"):
+        low = float(str(t[f"{col} CI"]).strip("[]").split(",")[0])
+        ok &= low > r[col]
+        parts.append(f"{col} CI low {low:.1f} {'>' if low > r[col] else '<='} retrained {r[col]:.1f}")
+    ok &= t["PrivLeak"] <= PRIVLEAK_STRONG
+    parts.append(f"PrivLeak {t['PrivLeak']:.1f} ({'<=' if t['PrivLeak'] <= PRIVLEAK_STRONG else '>'} "
+                 f"{PRIVLEAK_STRONG:g})")
+    return bool(ok), f"benchmark check {'holds' if ok else 'FAILS'}: " + "; ".join(parts)
+
+
 def _columns(summ: dict, log: dict | None = None) -> dict:
     """MUSE's table columns (ROUGE x 100 as MUSE prints them; PrivLeak in %), with CIs from a log."""
     row = {}

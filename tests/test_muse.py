@@ -75,7 +75,12 @@ def test_mini_muse_is_deterministic_and_consistent(tmp_path):
     a, b = mini_muse.generate(cfg), mini_muse.generate(cfg)
     assert a == b
     assert a != mini_muse.generate(mini_muse.MiniMuseConfig(n_events=6, n_icl=2, seed=1))
-    assert all(len(a["raw"][s]) == 6 for s in mini_muse.SPLITS)
+    # 6 articles, then 6 x 3 question / answer pairs in sheets of 4 (5 texts) in each of 3 orders
+    assert all(len(a["raw"][s]) == 6 + 3 * 5 for s in mini_muse.SPLITS)
+    articles, sheets = a["raw"]["forget"][:6], a["raw"]["forget"][6:]
+    assert not any("Question:" in t for t in articles) and all(t.startswith("Question: ") for t in sheets)
+    assert sum(t.count("Question: ") for t in sheets) == 3 * 18 and sheets[:5] != sheets[5:10]
+    assert a["privleak"]["forget"] == articles
     for text, item in zip(a["raw"]["forget"], a["verbmem"]["forget"]):
         assert text.startswith(item["prompt"] + " " + item["gt"])
         assert len(item["prompt"].split(" ")) == cfg.prompt_words
@@ -85,7 +90,11 @@ def test_mini_muse_is_deterministic_and_consistent(tmp_path):
         for r in qa:
             assert any(f"{r['question']}\nAnswer: {r['answer']}" in t for t in a["raw"][split])
             assert not any(r["question"] in t for s in mini_muse.SPLITS if s != split for t in a["raw"][s])
-    assert a["privleak"]["holdout"] == a["raw"]["holdout"]
+    assert a["privleak"]["holdout"] == a["raw"]["holdout"][:6]
+    sheets = mini_muse.fact_sheets([{"event": "X Fair", "town": "Ta", "leader": "Lu Po", "org": "Guild"}], 2, 0, 1)
+    assert len(sheets) == 2 and sorted("\n".join(sheets).split("\n")) == sorted([
+        "Question: In which town did the X Fair take place?", "Answer: Ta", "Question: Who led the X Fair?",
+        "Answer: Lu Po", "Question: Which organisation was behind the X Fair?", "Answer: Guild"])
     data = muse.load_all(str(mini_muse.write(cfg, tmp_path / "m")))
     assert data.raw["forget"] == a["raw"]["forget"]
 
@@ -222,3 +231,22 @@ def test_answer_space_leaves_the_prompts_final_space_to_the_model(monkeypatch, f
         assert knowmem_prompt.endswith("Answer:" if space else "Answer: ")
         assert log[mm.KNOW_F]["value_by_index"]["0"]["response"] == "Brastad"  # cut at the stop string, stripped
         assert log[mm.KNOW_F]["agg_value"] == 1.0
+
+
+def test_benchmark_check_on_hand_made_tables():
+    import pandas as pd
+
+    from paperlib import muse as muse_nb
+
+    def table(verb_ci: str, know_ci: str, leak: float) -> pd.DataFrame:
+        return pd.DataFrame([{"model": "Target", "VerbMem": 86.0, "VerbMem CI": verb_ci, "KnowMem-f": 72.0,
+                              "KnowMem-f CI": know_ci, "PrivLeak": leak},
+                             {"model": "Retrained", "VerbMem": 50.0, "VerbMem CI": "[43.0, 57.0]",
+                              "KnowMem-f": 10.0, "KnowMem-f CI": "[0.0, 20.0]", "PrivLeak": 0.0}])
+
+    ok, text = muse_nb.benchmark_check(table("[83.6, 88.2]", "[53.4, 89.1]", -100.0))
+    assert ok and text.startswith("benchmark check holds") and "KnowMem-f CI low 53.4 > retrained 10.0" in text
+    assert not muse_nb.benchmark_check(table("[83.6, 88.2]", "[9.5, 30.0]", -100.0))[0]  # CI reaches 10.0
+    assert not muse_nb.benchmark_check(table("[49.0, 88.2]", "[53.4, 89.1]", -100.0))[0]
+    assert not muse_nb.benchmark_check(table("[83.6, 88.2]", "[53.4, 89.1]", -49.0))[0]
+    assert muse_nb.benchmark_check(table("[83.6, 88.2]", "[53.4, 89.1]", -50.0))[0]

@@ -2,12 +2,20 @@
 fictitious events, deterministic from `MiniMuseConfig.seed`.
 
 Each event has an invented name (e.g. "the Vorlak Accord"), a town, a leader, an organisation, a date and a
-head count; an article reports it in prose from shared sentence templates and ends with a "Key facts" block
-of "Question: q\\nAnswer: a" lines. That block is the mini benchmark's one departure from MUSE's prose-only
-texts: a 1M-parameter model cannot answer questions about facts it read only as prose (MUSE's 7B models can),
-so without it KnowMem could not tell a model that read an event from one that did not.
+head count; an article reports it in prose from shared sentence templates. Beside the articles, each split's
+raw text holds fact sheets: its events' question / answer pairs in KnowMem's format, in three shuffled
+orders across events, cut into texts of four pairs. They are the mini benchmark's one departure from MUSE's
+prose-only corpora: a 1M-parameter model cannot answer questions about facts it read only as prose (MUSE's
+7B models can). The design was fixed by one check on the target / retrained models alone, before any
+unlearning (issue 14: the target must answer KnowMem-forget clearly better than the retrained model).
+Designs that failed it: a "Key facts" block under each article (the model copied answers from the prose
+above: KnowMem-forget 4.8 vs the retrained model's 7.5); one sheet per event (21/21 questions answered
+alone, 1/21 after KnowMem's in-context pairs about other events, a context never seen in training); one
+shuffled order (the model memorised each pair's neighbours: 4.1 vs 12.0). With every pair read in three
+contexts: 72.4 vs 0.0 (KnowMem-retain 64.6 vs 78.9; VerbMem 85.9 vs 49.9).
 
-Splits (events): forget, retain1, retain2, holdout (never trained on). Evaluation sets, as MUSE's:
+Splits (events): forget, retain1, retain2, holdout (never trained on); raw/<split> = its articles, then its
+fact sheets. Evaluation sets, as MUSE's:
 - verbmem/forget: the first `prompt_words` words of each forget article and its next `gt_words` words;
 - knowmem/forget_qa and retain_qa (about retain2 events): one question per event (its question type
   cycles), and `n_icl` in-context pairs from events of the same split that the evaluation does not ask;
@@ -56,6 +64,8 @@ class MiniMuseConfig:
     prompt_words: int = 10  # verbmem prompt
     gt_words: int = 16  # verbmem true continuation
     n_icl: int = 3  # in-context QA pairs of KnowMem
+    sheet_pairs: int = 4  # question / answer pairs per fact-sheet text
+    sheet_shuffles: int = 3  # orders in which every pair appears (each pair read in that many contexts)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -94,12 +104,21 @@ def events(cfg: MiniMuseConfig) -> dict[str, list[dict]]:
 
 
 def article(ev: dict) -> str:
-    """The news article of one event: two prose sentences and the key-facts block (no blank line)."""
-    values = {**ev, "event": f"{ev['event']}"}
+    """The news article of one event: two prose sentences."""
     a, b = ev["templates"]
-    prose = " ".join(t.format(**values) for t in (OPENINGS[a], MIDDLES[b]))
-    facts = "\n".join(f"Question: {q.format(**values)}\nAnswer: {ev[k]}" for k, q in QUESTIONS.items())
-    return f"{prose}\nKey facts.\n{facts}"
+    return " ".join(t.format(**ev) for t in (OPENINGS[a], MIDDLES[b]))
+
+
+def fact_sheets(evs: list[dict], pairs: int, seed: int, shuffles: int = 1) -> list[str]:
+    """Every question / answer pair of the events (all question types), in `shuffles` seeded random orders,
+    each order cut into texts of `pairs` lines "Question: q\\nAnswer: a" (one pair per line: a blank line
+    separates texts in MUSE's raw files). Each text mixes events, as KnowMem's in-context prompt does."""
+    lines = [f"Question: {q.format(**ev)}\nAnswer: {ev[k]}" for ev in evs for k, q in QUESTIONS.items()]
+    rng, out = random.Random(seed), []
+    for _ in range(shuffles):
+        rng.shuffle(lines)
+        out += ["\n".join(lines[i:i + pairs]) for i in range(0, len(lines), pairs)]
+    return out
 
 
 def qa(ev: dict, kind: str) -> dict:
@@ -117,6 +136,8 @@ def generate(cfg: MiniMuseConfig) -> dict[str, dict[str, list]]:
     """{config: {split: rows}} in MUSE's layout."""
     evs = events(cfg)
     texts = {s: [article(ev) for ev in evs[s]] for s in SPLITS}
+    sheets = {s: fact_sheets(evs[s], cfg.sheet_pairs, cfg.seed * 101 + i, cfg.sheet_shuffles)
+              for i, s in enumerate(SPLITS)}
     verbmem = []
     for t in texts["forget"]:
         words = t.split(" ")
@@ -124,7 +145,7 @@ def generate(cfg: MiniMuseConfig) -> dict[str, dict[str, list]]:
                         "gt": " ".join(words[cfg.prompt_words:cfg.prompt_words + cfg.gt_words])})
     forget_qa, forget_icl = _knowmem(evs["forget"], cfg.n_icl)
     retain_qa, retain_icl = _knowmem(evs["retain2"], cfg.n_icl)
-    return {"raw": texts,
+    return {"raw": {s: texts[s] + sheets[s] for s in SPLITS},
             "verbmem": {"forget": verbmem},
             "knowmem": {"forget_qa": forget_qa, "retain_qa": retain_qa, "forget_qa_icl": forget_icl,
                         "retain_qa_icl": retain_icl},
