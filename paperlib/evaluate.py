@@ -19,7 +19,7 @@ import torch
 from paperlib import metrics, scores
 from paperlib.config import EvalConfig
 from paperlib.constants import IGNORE
-from paperlib.data import encoding, tofu
+from paperlib.data import encoding, rawtext, tofu
 from paperlib.progress import bar as progress_bar
 
 MIA_ATTACKS = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")
@@ -93,6 +93,26 @@ def score_encoded(model, enc: Sequence[dict], pad_id: int, eos_id: int, batch_si
     back = torch.empty(len(order), dtype=torch.long)
     back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
     return {k: torch.cat(v).double()[back].numpy() for k, v in out.items()}
+
+
+@torch.no_grad()
+def score_texts(model, tokenizer, texts: Sequence[str], max_length: int, score_fn, batch_size: int = 32
+                ) -> dict[str, np.ndarray]:
+    """Per-text scores of raw texts (MUSE, RWKU): each text read as `rawtext.tokenize` (BOS first), its first
+    `max_length` tokens, every token after the first a target; `score_fn(logits, labels, texts)` maps one
+    batch's shifted logits [B, T, V] and labels [B, T] (IGNORE = padding) to {name: [B] tensor}."""
+    device = next(model.parameters()).device
+    cols: dict[str, list] = {}
+    for i in range(0, len(texts), batch_size):
+        chunk = texts[i:i + batch_size]
+        ids = [rawtext.tokenize(tokenizer, t)[0][:max_length] for t in chunk]
+        batch = encoding.pad(ids, tokenizer.pad_token_id).to(device)
+        mask = encoding.pad([[1] * len(x) for x in ids], 0).to(device)
+        labels = encoding.pad(ids, IGNORE).to(device)[:, 1:]
+        logits = model(input_ids=batch, attention_mask=mask).logits[:, :-1]
+        for k, v in score_fn(logits, labels, chunk).items():
+            cols.setdefault(k, []).append(v.double().cpu())
+    return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
 
 _ENCODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -29,8 +29,7 @@ from rouge_score import rouge_scorer
 from scipy import stats
 
 from paperlib import evaluate, metrics, scores
-from paperlib.constants import IGNORE
-from paperlib.data import encoding, rawtext
+from paperlib.data import rawtext
 from paperlib.errors import PaperlibError
 
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")  # MUSE's KnowMem stop strings
@@ -118,21 +117,12 @@ def generate_raw(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, 
     return evaluate.generate_ids(model, tokenizer, ids_all, max_new_tokens, batch_size)
 
 
-@torch.no_grad()
 def min_k_scores(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 32,
                  k: float = MIN_K) -> np.ndarray:
-    """Min-K% score of each raw text (BOS + its tokens as `rawtext.tokenize`, the first `max_length`; every
-    token after the first scored)."""
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(texts), batch_size):
-        ids = [rawtext.tokenize(tokenizer, t)[0][:max_length] for t in texts[i:i + batch_size]]
-        batch = encoding.pad(ids, tokenizer.pad_token_id).to(device)
-        mask = encoding.pad([[1] * len(x) for x in ids], 0).to(device)
-        labels = encoding.pad(ids, IGNORE).to(device)
-        logits = model(input_ids=batch, attention_mask=mask).logits[:, :-1]
-        out.append(scores.min_k(logits, labels[:, 1:], k).cpu().double())
-    return torch.cat(out).numpy()
+    """Min-K% score of each raw text (`evaluate.score_texts`: BOS first, the first `max_length` tokens)."""
+    return evaluate.score_texts(model, tokenizer, texts, max_length,
+                                lambda logits, labels, _: {"min_k": scores.min_k(logits, labels, k)},
+                                batch_size)["min_k"]
 
 
 # ----------------------------------------------------------------------------------------- evaluation

@@ -30,7 +30,6 @@ import torch
 from rouge import Rouge
 
 from paperlib import evaluate, metrics, scores
-from paperlib.constants import IGNORE
 from paperlib.corpus import register_evaluator
 from paperlib.data import encoding
 from paperlib.data import rwku as rwku_data
@@ -152,24 +151,11 @@ def letter_logits(model, tokenizer, prompts: Sequence[str], batch_size: int = 16
     return torch.cat(rows).numpy() if rows else np.zeros((0, 4))
 
 
-@torch.no_grad()
 def mia_scores(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 16
                ) -> dict[str, np.ndarray]:
-    """Per-text MIA scores (`mia_text_scores`) of raw texts (BOS first when the tokenizer has one, truncated
-    to `max_length` tokens; every token after the first is a target)."""
-    device = next(model.parameters()).device
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    enc = [(bos + tokenizer(t, add_special_tokens=False)["input_ids"])[:max_length] for t in texts]
-    cols: dict[str, list] = {}
-    for i in range(0, len(enc), batch_size):
-        chunk = enc[i:i + batch_size]
-        ids = encoding.pad(chunk, tokenizer.pad_token_id).to(device)
-        mask = encoding.pad([[1] * len(c) for c in chunk], 0).to(device)
-        labels = encoding.pad([c[1:] for c in chunk], IGNORE).to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][:, :labels.shape[1]]
-        for k, v in mia_text_scores(logits, labels, texts[i:i + batch_size]).items():
-            cols.setdefault(k, []).append(v.double().cpu())
-    return {k: torch.cat(v).numpy() for k, v in cols.items()}
+    """Per-text MIA scores (`mia_text_scores`) of raw texts (`evaluate.score_texts`: BOS first when the
+    tokenizer has one, the first `max_length` tokens; every token after the first is a target)."""
+    return evaluate.score_texts(model, tokenizer, texts, max_length, mia_text_scores, batch_size)
 
 
 # ----------------------------------------------------------------------------------------- one target

@@ -33,6 +33,28 @@ def test_batched_equals_single(smoke):
     assert gens == [evaluate.generate(model, tok, "tiny", [q], max_new_tokens=8)[0] for q in qs]
 
 
+def test_score_texts_batched_equals_a_plain_pass_per_text(smoke):
+    import torch
+
+    from paperlib.data import rawtext
+
+    _, path, _, tok = smoke
+    model = load_model(path).double()
+    texts = ["The Vorlak Accord began in May.", "Hi", "A longer text about a town and its leader, " * 3]
+
+    def nll(logits, labels, chunk):
+        return {"nll": torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none",
+                                                         ignore_index=-100).sum(-1), "n": (labels != -100).sum(-1)}
+
+    got = evaluate.score_texts(model, tok, texts, 12, nll, batch_size=2)
+    for i, text in enumerate(texts):
+        ids = torch.tensor([rawtext.tokenize(tok, text)[0][:12]])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, :-1]
+        want = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum").item()
+        assert got["n"][i] == min(12, ids.shape[1]) - 1 and got["nll"][i] == pytest.approx(want, rel=1e-9)
+
+
 def test_cli_writes_open_unlearning_logs(smoke, tmp_path):
     _, path, _, _ = smoke
     main(["evaluate", "--model", path, "--profile", "smoke", "--forget", "forget10", "--out", str(tmp_path)])
