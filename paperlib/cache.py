@@ -12,6 +12,15 @@ config is compared with the key's config and the files with the manifest (sizes 
 to `SMALL_FILE` bytes, larger files, i.e. weights, again by their stored digest when their size or mtime
 changed). An entry that fails is reported (a `CacheWarning` naming the folder and what differs) and
 rebuilt, never served. `verify_cache` / `prune_cache` (`paperlib cache verify|prune`) check a whole cache.
+
+A notebook reads the same entries many times (every `unlearn()` call checks the benchmark, tokenizer and
+model entries it builds on): a check that passed is remembered for the rest of the process, keyed by the
+entry's path, kind, config and code fingerprint, together with the stat of every file in the folder
+(name, size, mtime, ctime, inode). A later check whose stat matches skips the re-hash; any change on disk
+(a write, even one that restores the mtime, changes the ctime; a replaced file has a new inode; an added
+or removed file changes the listing) makes it verify in full again. Like git's "racily clean" rule, a check
+is remembered only when every file's timestamps are `RACY_NS` older than the check's start, so a write in
+the same clock tick as the check cannot go unnoticed. `deep` checks are never skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -66,6 +76,9 @@ CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluat
     "rwku-eval": ("rwku_metrics", "evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding",
                   "data/rwku", "corpus"),
 })
+CODE["loss-timing"] = ("losses", "experiments")  # notebook 07's loss timing (experiments.cached_loss_timing)
+RACY_NS = 2_000_000_000  # a check is remembered only if every file's mtime and ctime are this much older
+_VERIFIED: dict[tuple, tuple] = {}  # memo key of a passed check -> stat signature of the folder then
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
 
 
@@ -179,11 +192,64 @@ def _diff(a: Any, b: Any, where: str = "") -> list[str]:
     return []
 
 
+def _signature(path: Path) -> tuple:
+    """Stat of everything in the folder, subfolders included (name, type, size, mtime, ctime, inode), in name
+    order (os.scandir: several times faster than Path.rglob, and a check can run thousands of times)."""
+    out = []
+
+    def walk(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as it:
+            for entry in it:
+                st = entry.stat(follow_symlinks=False)
+                out.append((prefix + entry.name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, f"{prefix}{entry.name}/")
+
+    walk(str(path), "")
+    return tuple(sorted(out))
+
+
+def _memo_key(path: Path, kind: str, config: Any) -> tuple:
+    blob = None if config is None else json.dumps(to_jsonable(config), sort_keys=True)
+    return str(path.resolve()), kind, code_fingerprint(kind), CACHE_VERSION, SMALL_FILE, blob
+
+
+def forget_verified() -> None:
+    """Drop every remembered check (the next check of each entry re-hashes its files)."""
+    _VERIFIED.clear()
+
+
 def check_entry(path: str | Path, kind: str | None = None, config: Any = None, deep: bool = False) -> list[str]:
     """What is wrong with the cache folder `path` ([] = nothing): marker, manifest, stored config (against
     `config` when given, else against the folder name), and every file against the manifest. `deep`
-    re-hashes every file (else only files up to SMALL_FILE and files whose size or mtime changed)."""
+    re-hashes every file (else only files up to SMALL_FILE and files whose size or mtime changed).
+    With `kind` given and not `deep`, a check that passed earlier in this process is not repeated while
+    nothing in the folder changed (see the module docstring)."""
     path = Path(path)
+    if deep or kind is None:
+        return _check_entry(path, kind, config, deep)
+    key = _memo_key(path, kind, config)
+    try:
+        before = _signature(path)
+    except OSError:
+        before = None
+    if before is not None and _VERIFIED.get(key) == before:
+        return []
+    _VERIFIED.pop(key, None)
+    start = time.time_ns()
+    problems = _check_entry(path, kind, config, deep)
+    if not problems and before:
+        try:
+            after = _signature(path)
+        except OSError:
+            after = None
+        newest = max((max(s[3], s[4]) for s in before), default=start)
+        if after == before and newest < start - RACY_NS:
+            _VERIFIED[key] = before
+    return problems
+
+
+def _check_entry(path: Path, kind: str | None, config: Any, deep: bool) -> list[str]:
     if not is_complete(path):
         return [f"no {MARKER} marker (an interrupted build)"]
     manifest = read_manifest(path)

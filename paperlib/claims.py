@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 
 from paperlib.report import SPREAD
@@ -288,6 +287,8 @@ def show(claim: Claim) -> None:
 
 def collect(executed: Iterable[str | Path]) -> list[Claim]:
     """The claims shown in executed notebooks (in notebook order)."""
+    import nbformat  # here, not at the top: its JSON-schema validator costs ~0.9 s per notebook kernel to import
+
     found = []
     for path in sorted(Path(p) for p in executed):
         nb = nbformat.read(path, as_version=4)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -186,3 +188,86 @@ def test_leftover_temporaries_of_a_key_are_removed_on_the_next_build(tmp_path):
     orphan.mkdir()
     _entry(tmp_path)
     assert not orphan.exists()
+
+
+# ----------------------------------------------------------------------------------------- remembered checks (issue 15)
+def _count_digests(monkeypatch) -> list:
+    calls = []
+    real = cache.file_digest
+
+    def counting(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cache, "file_digest", counting)
+    return calls
+
+
+def _settled(monkeypatch):
+    """Remember checks of entries as soon as their files are older than the check (no 2 s wait); the sleeps
+    put a few clock ticks between build, check and edit."""
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    time.sleep(0.05)
+
+
+def test_a_passed_check_is_remembered_but_a_tampered_entry_is_still_refused(tmp_path, monkeypatch):
+    path = _entry(tmp_path)
+    _settled(monkeypatch)
+    digests = _count_digests(monkeypatch)
+    assert cache.check_entry(path, "kind", Cfg()) == [] and digests  # first check: hashes the files
+    digests.clear()
+    assert cache.check_entry(path, "kind", Cfg()) == [] and not digests  # unchanged: remembered
+    time.sleep(0.05)
+    result = path / "result.json"
+    st = result.stat()
+    result.write_text('{"fq": 0.9}')  # same size, and the mtime put back: only the ctime tells
+    os.utime(result, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert result.stat().st_mtime_ns == st.st_mtime_ns and result.stat().st_size == st.st_size
+    assert cache.check_entry(path, "kind", Cfg()) == ["result.json content differs from its recorded sha256"]
+    assert cache.check_entry(path, "kind", Cfg()) == ["result.json content differs from its recorded sha256"]
+    with pytest.warns(CacheWarning, match="result.json content differs"):
+        cache.cached_run("kind", Cfg(), _weights_build, root=tmp_path)
+    assert cache.check_entry(path, "kind", Cfg()) == []
+
+
+def test_a_remembered_check_notices_added_removed_and_replaced_files(tmp_path, monkeypatch):
+    path = _entry(tmp_path)
+    _settled(monkeypatch)
+    assert cache.check_entry(path, "kind", Cfg()) == []
+    (path / "extra.txt").write_text("x")
+    assert "extra.txt is not in the manifest (added after completion)" in cache.check_entry(path, "kind", Cfg())
+    (path / "extra.txt").unlink()
+    time.sleep(0.05)
+    assert cache.check_entry(path, "kind", Cfg()) == []
+    weights = path / "model.safetensors"
+    st = weights.stat()
+    spare = path.parent / "spare"
+    spare.write_bytes(b"x" * 4096)
+    os.utime(spare, ns=(st.st_atime_ns, st.st_mtime_ns))
+    spare.replace(weights)  # same name, size and mtime: another file (inode)
+    assert cache.check_entry(path, "kind", Cfg()) == ["model.safetensors content differs from its recorded sha256"]
+    (path / "result.json").unlink()
+    assert cache.check_entry(path, "kind", Cfg())[0] == "model.safetensors content differs from its recorded sha256"
+
+
+def test_a_remembered_check_is_per_config_and_never_replaces_a_deep_one(tmp_path, monkeypatch):
+    path = _entry(tmp_path)
+    _settled(monkeypatch)
+    assert cache.check_entry(path, "kind", Cfg()) == []
+    assert any("name" in p for p in cache.check_entry(path, "kind", Cfg(name="b")))  # another config: checked
+    digests = _count_digests(monkeypatch)
+    assert cache.check_entry(path, "kind", Cfg(), deep=True) == [] and digests  # deep: always re-hashed
+    digests.clear()
+    assert cache.check_entry(path, "kind", Cfg()) == [] and not digests
+    cache.forget_verified()
+    assert cache.check_entry(path, "kind", Cfg()) == [] and digests
+
+
+def test_a_fresh_entry_is_not_remembered(tmp_path, monkeypatch):
+    """Files written less than RACY_NS before a check could change again within the same clock tick: such a
+    check is not remembered (the next one hashes again)."""
+    path = _entry(tmp_path)
+    digests = _count_digests(monkeypatch)
+    assert cache.check_entry(path, "kind", Cfg()) == [] and digests
+    digests.clear()
+    assert cache.check_entry(path, "kind", Cfg()) == [] and digests
