@@ -3,7 +3,9 @@
 Oracle experiment (methods.md, loc-unlearn): start from the retain model (it never saw the forget authors),
 inject the forget set through a random `ratio` (10%) mask of the MLP down_proj weights
 (`paperlib.injection.injected_model`: NLL on the forget answers + `retain_weight` x NLL on a paired, seeded
-random retain sample as the retain regulariser, re-exported here), then unlearn the injected model with that
+random retain sample as the retain regulariser, re-exported here; its training budget is the smallest of a
+fixed grid whose injected model reaches the original model's forget-set FS at MU >= 95% of the retain
+model's, else the largest, flagged: `paperlib.injection.select_budget`), then unlearn the injected model with that
 same mask ("oracle") vs its random complement ("complement": as many down_proj weights, disjoint from it,
 same seed), under NPO, WGA, DPO (IdK) and RMU (`oracle_runs`).
 The finding to reproduce: the oracle mask does no better than the complement.
@@ -34,7 +36,16 @@ import torch
 from paperlib import masks, metrics, tuning
 from paperlib.config import Profile
 from paperlib.errors import PaperlibError
-from paperlib.injection import inject_train_config, injected_model, oracle_mask, oracle_mask_config  # noqa: F401
+from paperlib.injection import (  # noqa: F401
+    budgets,
+    describe_selection,
+    inject_selection,
+    inject_train_config,
+    injected_model,
+    oracle_mask,
+    oracle_mask_config,
+    select_budget,
+)
 
 ORACLE_METHODS = ("NPO", "WGA", "DPO", "RMU")
 ORACLE_MASKS = ("oracle", "complement")
@@ -195,7 +206,13 @@ def describe_scale(profile: Profile, forget: str) -> str:
             f"{list(g.seeds)} for {', '.join(s.seed_masks)}, seed 0 for the others; oracle: "
             f"{', '.join(ORACLE_MASKS)} under {', '.join(s.oracle_losses)}, every seed; each (loss, mask) tuned "
             f"by the project's rule over lr {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} x {g.epochs} epochs, "
-            "with MU >= 95% of the initial model's MU (the original model, or the injected one for the oracle).")
+            "with MU >= 95% of the initial model's MU (the original model, or the injected one for the oracle). "
+            f"Injection budget (fixed before any unlearning result): the first of {len(budgets(profile))} "
+            "schedules (smallest first: "
+            + "; ".join(", ".join(f"{k} {v:g}" for k, v in c.items()) or "fine-tuning schedule"
+                        for c in budgets(profile))
+            + ") whose injected model has FS <= the original model's FS on the forget set at MU >= 95% of the "
+            "retain model's MU; if none, the largest (flagged).")
 
 
 @dataclass(frozen=True)
@@ -352,7 +369,8 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
             "epochs": profile.finetune.epochs} for stage in ("original", retain)
            if not (profile.model.original if stage == "original" else profile.model.retain)]
     out.append({"model": _planned_model(profile, retain), "method": "inject", "n_examples": n, "passes": 2,
-                "hyperparameters": {"mask": f"random_down {s.ratio}"}, "epochs": profile.finetune.epochs})
+                "hyperparameters": {"mask": f"random_down {s.ratio}", "budgets": len(budgets(profile))},
+                "epochs": profile.finetune.epochs})
     injected = f"{_planned_model(profile, retain)} + forget set in {s.ratio:.0%} of down_proj"
     arms_ = [(_planned_model(profile, "original"), loss, m, m in s.seed_masks) for loss in s.losses for m in s.masks]
     arms_ += [(injected, loss, m, True) for loss in s.oracle_losses for m in ORACLE_MASKS]

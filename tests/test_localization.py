@@ -50,6 +50,28 @@ def test_oracle_injection_and_runs():
     # the injection is fingerprinted: an edit of paperlib/injection.py (or masks, train, ...) rebuilds it
     assert "injection" in cache.CODE["inject"] and "masks" in cache.CODE["inject"]
     assert cache.read_manifest(Path(injected))["code"] == cache.code_fingerprint("inject")
+    # the budget chosen by the rule: its record, and the model it names is the one the oracle unlearns
+    sel = localization.inject_selection(profile)
+    assert sel["chosen"] == sel["candidates"][sel["index"]]["changes"]
+    assert injected == localization.injected_model(profile, train_changes=sel["chosen"])
+    assert 0 <= sel["FS_injected"] <= 1 and sel["FS_original"] <= sel["FS_retain"]
+    assert "injected model: FS" in localization.describe_selection(sel)
+
+
+def test_select_budget_by_hand():
+    import pytest
+
+    from paperlib.errors import PaperlibError
+
+    # original FS 0.1, retain MU 0.8: a candidate qualifies with FS <= 0.1 and MU >= 0.76
+    c = [{"FS": 0.7, "MU": 0.8}, {"FS": 0.1, "MU": 0.75}, {"FS": 0.1, "MU": 0.76}, {"FS": 0.0, "MU": 0.8}]
+    assert localization.select_budget(c, 0.1, 0.8) == (2, False)  # the smallest budget that qualifies
+    assert localization.select_budget(c[:2], 0.1, 0.8) == (1, True)  # none: the largest, flagged
+    assert localization.select_budget(c, 0.0, 0.8) == (3, False)
+    assert localization.select_budget(c, 0.0, 0.9) == (3, True)  # MU below 95% of the retain model's
+    assert localization.select_budget(c[1:], 0.1, 0.8, mu_fraction=0.9) == (0, False)
+    with pytest.raises(PaperlibError):
+        localization.select_budget([], 0.1, 0.8)
 
 
 # ----------------------------------------------------------------------------------------- notebook 09

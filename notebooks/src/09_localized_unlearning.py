@@ -35,7 +35,12 @@ tables_dir = ""  # empty: the project's tables/
 # runs of every learning rate. MU95 FQ / FS = the highest FQ / FS among those points with MU >= 95% of the
 # initial model's. Oracle: the retain model, fine-tuned on the forget set through a random 10% down_proj
 # mask (NLL + the NLL of a paired retain sample as the regulariser), unlearned through that mask
-# ("oracle") or its random complement of equal size ("complement").
+# ("oracle") or its random complement of equal size ("complement"). The injection's training budget is
+# fixed by a rule stated in advance that looks only at the injected model (`paperlib.injection`): from a
+# small grid of learning rates and epochs, smallest first, the first whose injected model knows the forget
+# set at least as well as the original model (FS_injected <= FS_original) with MU >= 95% of the retain
+# model's; if none does, the largest, flagged. The line printed below gives the choice and the FS of the
+# injected, original and retain models.
 
 # %%
 from paperlib import claims, localization, plots, report
@@ -46,6 +51,7 @@ forget = forget or P.benchmark.forget
 print(localization.describe_scale(P, forget))
 mask_study = localization.study(P, forget, "masks")
 oracle_study = localization.study(P, forget, "oracle")
+print(localization.describe_selection(localization.inject_selection(P, forget, localization.scale(P).ratio)))
 table = localization.combined_table(mask_study, oracle_study)
 
 # %% [markdown]
