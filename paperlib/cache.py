@@ -76,6 +76,8 @@ CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluat
     "rwku-eval": ("rwku_metrics", "evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding",
                   "data/rwku", "corpus"),
 })
+# the injection budget's choice reads the injected models' evaluations (paperlib.injection.inject_selection)
+CODE["inject-selection"] = tuple(dict.fromkeys(CODE["inject"] + CODE["eval"]))
 CODE["loss-timing"] = ("losses", "experiments")  # notebook 07's loss timing (experiments.cached_loss_timing)
 RACY_NS = 2_000_000_000  # a check is remembered only if every file's mtime and ctime are this much older
 _VERIFIED: dict[tuple, tuple] = {}  # memo key of a passed check -> stat signature of the folder then

@@ -13,7 +13,7 @@ rate and epochs of the injection schedule) are tried in order, and the first who
 forget set at least as well as the original model (forget-set extraction strength ES >= the original's, i.e.
 FS_injected <= FS_original, FS = 1 - mean ES) while keeping MU >= `tuning.MU_FRACTION` (95%) of the retain
 model's MU is used (`select_budget`). When none does, the largest is used and the choice is flagged. The
-selection (`inject_selection`, a kind "inject" cache entry of its own holding `selection.json`) records every
+selection (`inject_selection`, a kind "inject-selection" cache entry holding `selection.json`) records every
 tried candidate (schedule, FS, MU, seconds), the chosen one, and FS of the original and retain models;
 `describe_selection` is the line notebook 09 prints. The mask stays the paper's: 10% of down_proj.
 """
@@ -92,7 +92,7 @@ def select_budget(candidates: Sequence[dict[str, float]], fs_original: float, mu
 
 def inject_selection(profile: Profile, forget: str = "forget10", ratio: float = 0.1, seed: int = 0,
                      retain_weight: float = 1.0, force: bool = False) -> dict[str, Any]:
-    """The injection budget chosen by the module's rule (cached, kind "inject", `selection.json`): chosen
+    """The injection budget chosen by the module's rule (cached, kind "inject-selection", `selection.json`): chosen
     (its `train_changes`), index, flagged, FS_original, FS_retain, MU_retain, and per tried candidate its
     changes, FS, MU, seconds (injection training, as measured when it was built) and whether it qualifies.
     Candidates are tried smallest first and the search stops at the first that qualifies."""
@@ -129,7 +129,7 @@ def inject_selection(profile: Profile, forget: str = "forget10", ratio: float = 
              "MU_retain": mu_retain, "candidates": [{k: v for k, v in c.items() if k != "path"} for c in tried]},
             indent=1))
 
-    folder = cached_run("inject", config, build, force=force)
+    folder = cached_run("inject-selection", config, build, force=force)
     return json.loads((folder / "selection.json").read_text())
 
 
