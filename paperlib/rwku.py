@@ -65,14 +65,41 @@ class RwkuSettings:
                                                                   schedule="cosine", weight_decay=0.0))
     batch_size: int = 0  # unlearning batch size (0: the profile's); mini corpora are a few blocks
     blocks_estimate: int = 16  # dry run: forget blocks per target (an estimate; RWKU's passages vary)
+    forget_corpus: str = "passages"  # "passages" (passage.json) or "generated" (the base model's own texts)
+    gen_texts: int = 8  # "generated": sampled texts per target
+    gen_tokens: int = 64  # "generated": new tokens per text
+    gen_seed: int = 0  # "generated": torch seed of the sampling
+    gen_temperature: float = 1.0  # "generated": sampling temperature (top-k / top-p off)
+
+    def __post_init__(self) -> None:
+        check_forget_corpus(self.forget_corpus)
+        for name in ("gen_texts", "gen_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise PaperlibError(f"RwkuSettings {name}={getattr(self, name)!r}; allowed: an integer >= 1")
+        if not self.gen_temperature > 0:
+            raise PaperlibError(f"RwkuSettings gen_temperature={self.gen_temperature!r}; allowed: a number > 0")
+
+
+FORGET_CORPORA = ("passages", "generated")
+# "generated": the user turn that asks the base model about the target (RWKU's instruction style; zero-shot,
+# only the target's name is given). Its continuations, prompt excluded, are the forget corpus.
+GENERATION_PROMPT = "Please write a short passage about {target}.\n"
+
+
+def check_forget_corpus(value: Any) -> str:
+    """`value` if it names a forget corpus, else one PaperlibError naming it and the allowed values."""
+    if value not in FORGET_CORPORA:
+        raise PaperlibError(f"RWKU forget_corpus={value!r}; allowed: {', '.join(map(repr, FORGET_CORPORA))}")
+    return value
 
 
 SETTINGS: dict[str, RwkuSettings] = {
     "mini": RwkuSettings(mini=mini_rwku.MiniRwkuConfig(), n_targets=3, max_new_tokens=16, fluency_tokens=40,
-                         shots=2, block=32, batch_size=4, blocks_estimate=8),
+                         shots=2, block=32, batch_size=4, blocks_estimate=8, gen_texts=8, gen_tokens=48),
     "smoke": RwkuSettings(mini=mini_rwku.MiniRwkuConfig(n_targets=2, n_background=4, n_general=12, n_fluency=2,
                                                         n_retain_mia=2),
                           n_targets=1, max_new_tokens=8, fluency_tokens=12, shots=1, block=32, batch_size=4,
+                          gen_texts=8, gen_tokens=16,
                           base=TrainConfig(lr=3e-3, epochs=3, batch_size=32, schedule="cosine", weight_decay=0.0)),
     "paper": RwkuSettings(mini=None, n_targets=100),  # RWKU's 100 targets, each unlearned on its own
 }
@@ -146,13 +173,70 @@ def evaluate_model(profile: Profile, target: str, model_path: str, out_dir: str 
     return json.loads((Path(run) / "SUMMARY.json").read_text())
 
 
-def corpus(profile: Profile, target: str, spans: bool = False) -> TextCorpus:
-    """The unlearning corpus of `target`: its passages (RWKU's passage.json), no retain documents; with
-    `spans`, each passage's sensitive spans from the model-free annotator `paperlib.spans.capitalised_spans`
-    (names, places, titles, numbers: raw passages have no span files and RWKU's zero-shot setting no retain
-    model, so the log-prob annotator does not apply)."""
-    data = json.loads(_target_data(benchmark_source(profile), target))
-    texts = tuple(r["text"] for r in data["passage"])
+def generate_texts(model, tokenizer, template: str, target: str, n_texts: int, max_new_tokens: int, seed: int,
+                   temperature: float = 1.0) -> list[dict]:
+    """RWKU's generated forget corpus of `target`: `n_texts` samples (seeded with `seed`, so deterministic on
+    one machine) from `model` prompted with GENERATION_PROMPT as a chat user turn; rows {"text": ...} (RWKU's
+    training-text schema), each only what the model produced (prompt left out, special tokens dropped,
+    stripped); empty samples are left out. No text at all: a PaperlibError."""
+    import torch
+
+    from paperlib.data.rwku import chat_prompt
+
+    prompt = chat_prompt(template, tokenizer, GENERATION_PROMPT.format(target=target))
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    device = next(model.parameters()).device
+    ids = ids.to(device).repeat(n_texts, 1)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=True, temperature=temperature, top_k=0, top_p=1.0, use_cache=True,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    texts = [t.strip() for t in tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)]
+    rows = [{"text": t} for t in texts if t]
+    if not rows:
+        raise PaperlibError(f"the model generated only empty texts about RWKU target {target!r} "
+                            f"({n_texts} samples, seed {seed}); allowed: a model that writes about the target")
+    return rows
+
+
+def generated_corpus(profile: Profile, target: str, force: bool = False) -> list[dict]:
+    """The base model's own texts about `target` (`generate_texts` with the profile's settings), cached per
+    model identity, template, target, prompt and generation settings."""
+    from paperlib.cache import file_digest
+    from paperlib.pipeline import model_identity
+
+    s, path = settings(profile), base_model(profile)
+    config = {"model": model_identity(path), "template": profile.model.template, "target": target,
+              "prompt": GENERATION_PROMPT, "n_texts": s.gen_texts, "tokens": s.gen_tokens, "seed": s.gen_seed,
+              "temperature": s.gen_temperature, "code": file_digest(Path(__file__)),
+              "eval_code": code_fingerprint("rwku-eval")}
+
+    def build(out: Path) -> None:
+        tok, model = load_tokenizer(path), load_model(path)
+        rows = generate_texts(model.eval(), tok, profile.model.template, target, s.gen_texts, s.gen_tokens,
+                              s.gen_seed, s.gen_temperature)
+        (out / "generated.json").write_text(json.dumps(rows, indent=1))
+
+    run = cached_run("rwku-generated", config, build, force=force)
+    return json.loads((Path(run) / "generated.json").read_text())
+
+
+def corpus(profile: Profile, target: str, spans: bool = False, forget_corpus: str | None = None) -> TextCorpus:
+    """The unlearning corpus of `target`: its passages (RWKU's passage.json) or, with `forget_corpus`
+    "generated" (default: the profile's setting), the base model's own texts about it (`generated_corpus`,
+    RWKU's zero-shot corpus); no retain documents; the choice is in the corpus name and texts, so in every
+    run's cache key. With `spans`, each text's sensitive spans from the model-free annotator
+    `paperlib.spans.capitalised_spans` (names, places, titles, numbers: raw passages have no span files and
+    RWKU's zero-shot setting no retain model, so the log-prob annotator does not apply)."""
+    kind = check_forget_corpus(settings(profile).forget_corpus if forget_corpus is None else forget_corpus)
+    if kind == "generated":
+        texts = tuple(r["text"] for r in generated_corpus(profile, target))
+        name = f"rwku:{target}:generated"
+    else:
+        data = json.loads(_target_data(benchmark_source(profile), target))
+        texts = tuple(r["text"] for r in data["passage"])
+        name = f"rwku:{target}"
     if not texts:
         raise PaperlibError(f"RWKU target {target!r} has no passages (passage.json); allowed: a target with its "
                             "forget corpus")
@@ -161,7 +245,7 @@ def corpus(profile: Profile, target: str, spans: bool = False) -> TextCorpus:
         from paperlib.spans import capitalised_spans
 
         found = tuple(tuple(capitalised_spans(t)) for t in texts)
-    return TextCorpus(name=f"rwku:{target}", forget=texts, retain=(), block=settings(profile).block,
+    return TextCorpus(name=name, forget=texts, retain=(), block=settings(profile).block,
                       forget_spans=found)
 
 
@@ -192,10 +276,10 @@ def _overrides(profile: Profile, method: str, lr: float, seed: int, stop_epoch: 
 
 
 def _run(profile: Profile, target: str, method: str, lr: float, seed: int = 0, stop_epoch: int = 0,
-         every_epoch: bool = True) -> dict:
+         every_epoch: bool = True, forget_corpus: str | None = None) -> dict:
     from paperlib import unlearn
 
-    text = corpus(profile, target, spans=method in SPAN_METHODS)
+    text = corpus(profile, target, spans=method in SPAN_METHODS, forget_corpus=forget_corpus)
     path = unlearn.unlearn_text(profile, method, text, EVALUATOR, eval_args(profile, target), base_model(profile),
                                 _overrides(profile, method, lr, seed, stop_epoch), eval_every_epoch=every_epoch,
                                 save_model=False, progress=False)
@@ -285,6 +369,66 @@ def results_table(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rec["targets"] = int(np.isfinite(part[cols[0]].to_numpy(dtype=float)).sum())
         out.append(rec)
     return pd.DataFrame(out)
+
+
+CORPUS_COLUMNS = ("forget All", "neighbor All", "MIA FM")
+
+
+def compare_corpora(profile: Profile, tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each method at its already selected (lr, epoch) per target (no new sweep), seed 0, trained on either
+    forget corpus ("passages": the tuning run's row; "generated": one run on the base model's own texts);
+    rows per (corpus, method, target) with `CORPUS_COLUMNS` (NaN where the run did not complete, or for PALU
+    when the annotator finds no sensitive span in the corpus: status "no sensitive spans")."""
+    seeds = tuned["seeds"]
+    rows = []
+    for sel in progress_bar(tuned["selected"].to_dict("records"), "rwku forget corpora"):
+        base = {"method": sel["method"], "target": sel["target"]}
+        mine = seeds[(seeds["method"] == sel["method"]) & (seeds["target"] == sel["target"]) & (seeds["seed"] == 0)]
+        for kind in FORGET_CORPORA:
+            spans = sel["method"] in SPAN_METHODS
+            if kind == settings(profile).forget_corpus and len(mine):
+                rec = mine.iloc[0].to_dict()
+            elif spans and not any(corpus(profile, sel["target"], spans=True, forget_corpus=kind).forget_spans):
+                rec = {"status": "no sensitive spans"}  # PALU cannot train: the annotator found no span
+            else:
+                info = _run(profile, sel["target"], sel["method"], float(sel["lr"]), 0, stop_epoch=int(sel["epoch"]),
+                            every_epoch=False, forget_corpus=kind)
+                got = [r for r in _rows(info, base) if r["epoch"] == int(sel["epoch"]) or r["status"] != "completed"]
+                rec = got[0] if got else {"status": "missing"}
+            ok = rec.get("status") == "completed"
+            rows.append({"corpus": kind, **base, "status": rec.get("status"),
+                         **{c: float(rec[c]) if ok else float("nan") for c in CORPUS_COLUMNS}})
+    return pd.DataFrame(rows)
+
+
+def corpus_table(compared: pd.DataFrame) -> pd.DataFrame:
+    """`compare_corpora`'s rows as mean ± sd over targets per (corpus, method); `targets` = completed runs."""
+    out = []
+    for (kind, method), part in compared.groupby(["corpus", "method"], sort=False):
+        rec: dict[str, Any] = {"corpus": kind, "method": method}
+        for c in CORPUS_COLUMNS:
+            v = part[c].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            rec[c] = float(v.mean()) if len(v) else float("nan")
+            rec[f"{c} sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        rec["targets"] = int(np.isfinite(part[CORPUS_COLUMNS[0]].to_numpy(dtype=float)).sum())
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def corpus_sentence(table: pd.DataFrame) -> str:
+    """One sentence from the numbers: per method, forget All on generated minus on passages (negative: the
+    generated corpus forgets more), and the mean change of neighbour All."""
+    wide = table.pivot(index="method", columns="corpus", values=["forget All", "neighbor All"])
+    d_forget = (wide["forget All"]["generated"] - wide["forget All"]["passages"]).dropna()
+    d_neigh = (wide["neighbor All"]["generated"] - wide["neighbor All"]["passages"]).dropna()
+    if d_forget.empty:
+        return "No method has both corpora's runs completed; nothing to compare."
+    lower = int((d_forget < 0).sum())
+    per = ", ".join(f"{m} {v:+.1f}" for m, v in d_forget.items())
+    return (f"Trained on the base model's own texts instead of the passages, forget All changes by {per} "
+            f"(lower, i.e. more forgetting, for {lower}/{len(d_forget)} methods) and neighbour All by "
+            f"{d_neigh.mean():+.1f} on average over methods.")
 
 
 def spread_figure(rows: pd.DataFrame):

@@ -40,9 +40,25 @@ rows = rwku.per_target(tuned)
 table = rwku.results_table(tuned)
 
 # %% [markdown]
+# **Forget corpus: passages vs the model's own texts.** The real RWKU trains on text the original model
+# generated about the target (zero-shot: only its name is given). `rwku.generated_corpus` samples
+# `gen_texts` texts of `gen_tokens` tokens per target from the base model (prompt `rwku.GENERATION_PROMPT`,
+# fixed seed, cached). Each method is re-run on that corpus at the learning rate and epoch it selected on the
+# passages (seed 0, no new sweep) and compared with its seed-0 passages run.
+
+# %%
+S = rwku.settings(P)
+print(f"generated corpus: {S.gen_texts} texts x {S.gen_tokens} tokens per target, seed {S.gen_seed}, "
+      f"prompt {rwku.GENERATION_PROMPT!r}")
+print("first generated text of", rwku.target_names(P)[0], ":", rwku.generated_corpus(P, rwku.target_names(P)[0])[0])
+compared = rwku.compare_corpora(P, tuned)
+corpora = rwku.corpus_table(compared)
+
+# %% [markdown]
 # ## Outputs
 # `tables/12_rwku` (RWKU's layout, x 100, mean ± sd over targets), `tables/12_rwku_targets` (every target) and
-# `figures/12_rwku` (one dot per target).
+# `figures/12_rwku` (one dot per target); `tables/12_forget_corpus` (forget All, neighbour All, MIA FM per
+# forget corpus and method at the selected point, seed 0, mean ± sd over targets).
 
 # %%
 caption = "Mini RWKU: forget (lower better), neighbour (higher better), MIA, utility; mean ± sd over targets"
@@ -51,11 +67,16 @@ report.save_table(rows, "12_rwku_targets", tables_dir, caption="Mini RWKU per ta
                   profile=profile)
 _ = report.save_figure(rwku.spread_figure(rows), "12_rwku", figures_dir)
 report.show(table, profile, caption=caption)
+corpus_caption = "Mini RWKU: passages vs the base model's generated texts as forget corpus (seed 0, mean ± sd)"
+report.save_table(corpora, "12_forget_corpus", tables_dir, caption=corpus_caption, profile=profile)
+report.show(corpora, profile, caption=corpus_caption)
 
 # %% [markdown]
 # ## What we see
 # The verdict comes from `paperlib.claims.rwku_claim`: Unilogit must lower forget All below the original
-# model's and below UnDIAL's, each beyond the spread over targets.
+# model's and below UnDIAL's, each beyond the spread over targets. The sentence after it compares the two
+# forget corpora from `tables/12_forget_corpus` (`rwku.corpus_sentence`).
 
 # %%
 claims.show(claims.rwku_claim(table))
+print(rwku.corpus_sentence(corpora))
