@@ -73,6 +73,7 @@ CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluat
     "rwku-tokenizer": ("models", "constants", "data/mini_rwku", "data/rwku"),
     "rwku-model": ("rwku_base", "train", "pipeline", "models", "constants", "data/encoding", "data/rawtext",
                    "data/mini_rwku", "data/rwku"),
+    "rwku-generated": ("rwku", "models", "constants", "data/rwku"),  # the zero-shot forget texts
     "rwku-eval": ("rwku_metrics", "evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding",
                   "data/rwku", "corpus"),
 })

@@ -202,15 +202,13 @@ def generate_texts(model, tokenizer, template: str, target: str, n_texts: int, m
 
 def generated_corpus(profile: Profile, target: str, force: bool = False) -> list[dict]:
     """The base model's own texts about `target` (`generate_texts` with the profile's settings), cached per
-    model identity, template, target, prompt and generation settings."""
-    from paperlib.cache import file_digest
+    model identity, template, target, prompt and generation settings (code: `cache.CODE["rwku-generated"]`)."""
     from paperlib.pipeline import model_identity
 
     s, path = settings(profile), base_model(profile)
     config = {"model": model_identity(path), "template": profile.model.template, "target": target,
               "prompt": GENERATION_PROMPT, "n_texts": s.gen_texts, "tokens": s.gen_tokens, "seed": s.gen_seed,
-              "temperature": s.gen_temperature, "code": file_digest(Path(__file__)),
-              "eval_code": code_fingerprint("rwku-eval")}
+              "temperature": s.gen_temperature}
 
     def build(out: Path) -> None:
         tok, model = load_tokenizer(path), load_model(path)
