@@ -233,12 +233,16 @@ def notes(r: dict) -> list[str]:
         out.append(f"- Cold reproduce {cold:.1f} min > {COLD_TARGET_MIN:g} min: the unlearning runs' compute; a mini "
                    "sweep run is ~75 % evaluation (4 evaluations, one per epoch, each bound by its teacher-forced "
                    "tokens and greedy generation, see 1c) and ~25 % training (1a); 1d's memos remove the per-run "
-                   "reading and encoding around them.")
+                   "reading and encoding around them. About 400 runs (TOFU notebooks 01-10, MUSE, RWKU) on 2 cores, "
+                   "one thread per worker: the longest notebooks (01, 11: ~16 min each) bound the wall time, and the "
+                   "last one (11) runs while the other core idles.")
     if warm is not None and warm > WARM_TARGET_MIN:
-        out.append(f"- Warm reproduce {warm:.1f} min > {WARM_TARGET_MIN:g} min: one kernel start per notebook and, per "
-                   "cached run, its cache entry checks (paperlib.cache: the base / original / retain models' and "
-                   "the benchmark's manifests re-verified, small files re-hashed, on every `unlearn` call) besides "
-                   "the data read of 1d.")
+        out.append(f"- Warm reproduce {warm:.1f} min > {WARM_TARGET_MIN:g} min: a fresh kernel per notebook (13), "
+                   "each ~5 s of kernel start and imports (torch, transformers, seaborn; profiled in the smoke "
+                   "profile: 0.6 s start, 5.0-5.5 s imports) before any work, notebook 00 alone first, then ~8-12 s "
+                   "per notebook on 2 workers: a floor of about 45 s before reading a run. A cached run's read is "
+                   "small (its cache checks are remembered per process while the entry's files are unchanged, "
+                   "paperlib.cache); notebook 10 recomputes its soft-target KL analysis (~20 s) and 09 its curves.")
     return out or ["- none: every target is met."]
 
 
