@@ -16,6 +16,7 @@ two forget-set memorisation scores, turned so that higher = more forgotten).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -211,9 +212,13 @@ def _run(profile: Profile, method: str, lr: float, seed: int = 0, stop_epoch: in
          every_epoch: bool = True, spans: tuple | None = None) -> Path:
     g = tuning.grid(profile)
     overrides = {"lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
-    return unlearn.unlearn_text(profile, method, corpus(profile, spans if method == "PALU" else None), EVALUATOR,
-                                engine_eval_args(profile), target_model(profile), overrides,
-                                eval_every_epoch=every_epoch, save_model=False, progress=False)
+    start = time.perf_counter()
+    run = unlearn.unlearn_text(profile, method, corpus(profile, spans if method == "PALU" else None), EVALUATOR,
+                               engine_eval_args(profile), target_model(profile), overrides,
+                               eval_every_epoch=every_epoch, save_model=False, progress=False)
+    print(f"MUSE run done: {method} lr={lr:g} seed={seed} stop_epoch={stop_epoch} "
+          f"({time.perf_counter() - start:.1f} s)", flush=True)  # a notebook's progress line
+    return run
 
 
 def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
