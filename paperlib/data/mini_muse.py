@@ -7,12 +7,14 @@ raw text holds fact sheets: its events' question / answer pairs in KnowMem's for
 orders across events, cut into texts of four pairs. They are the mini benchmark's one departure from MUSE's
 prose-only corpora: a 1M-parameter model cannot answer questions about facts it read only as prose (MUSE's
 7B models can). The design was fixed by one check on the target / retrained models alone, before any
-unlearning (issue 14: the target must answer KnowMem-forget clearly better than the retrained model).
-Designs that failed it: a "Key facts" block under each article (the model copied answers from the prose
-above: KnowMem-forget 4.8 vs the retrained model's 7.5); one sheet per event (21/21 questions answered
-alone, 1/21 after KnowMem's in-context pairs about other events, a context never seen in training); one
-shuffled order (the model memorised each pair's neighbours: 4.1 vs 12.0). With every pair read in three
-contexts: 72.4 vs 0.0 (KnowMem-retain 64.6 vs 78.9; VerbMem 85.9 vs 49.9).
+unlearning (issue 14: the target must answer KnowMem-forget clearly better than the retrained model;
+`paperlib.muse.benchmark_check`). Designs that failed it (design-time numbers, models trained with 2 torch
+threads): a "Key facts" block under each article (the model copied answers from the prose above:
+KnowMem-forget 4.8 vs the retrained model's 7.5); one sheet per event (21/21 questions answered alone, 1/21
+after KnowMem's in-context pairs about other events, a context never seen in training); one shuffled order
+(the model memorised each pair's neighbours: 4.1 vs 12.0). With every pair read in three contexts the check
+holds (2 threads: 72.4 vs 0.0; `make reproduce` trains them with 1 thread per worker, which gives other
+float rounding and other tiny models: its numbers are in tables/11_muse_models).
 
 Splits (events): forget, retain1, retain2, holdout (never trained on); raw/<split> = its articles, then its
 fact sheets. Evaluation sets, as MUSE's:
