@@ -8,8 +8,9 @@ TORCH_SPEC ?= torch==2.13.0
 # Exact versions of every other package (pip-compile from pyproject.toml; `make lock` regenerates it).
 LOCK    := requirements/lock.txt
 PROFILE ?= mini
-# parallel notebook workers (2 cores: one thread each; GPU nodes: paperlib reproduce --gpus 0,1,...)
-WORKERS ?= 2
+# parallel notebook workers: empty = one per core, each computing with one thread (GPU nodes: paperlib
+# reproduce --gpus 0,1,...)
+WORKERS ?=
 
 .PHONY: venv test lint reproduce bench clean-cache lock
 
@@ -32,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check paperlib tests benchmarks
 
 reproduce: $(STAMP)
-	$(BIN)/paperlib reproduce --profile $(PROFILE) --workers $(WORKERS)
+	$(BIN)/paperlib reproduce --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

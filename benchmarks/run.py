@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from paperlib import threads  # noqa: E402
 
-threads.configure()  # before torch loads: cores // 1 threads, or an exported OMP_NUM_THREADS
+threads.configure()  # before torch loads: PAPERLIB_THREADS (default 1), as every paperlib process
 
 import torch  # noqa: E402
 from common import MEMORY_METHOD  # noqa: E402

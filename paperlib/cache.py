@@ -1,17 +1,21 @@
 """Run cache: every expensive result lives in `<root>/<kind>/<key>/`.
 
 The key hashes the run's config together with a fingerprint of the source code that computes that kind of
-result (`CODE`), so a changed loss or metric recomputes without a manual version bump, while an edit to a
-module that cannot change the result (e.g. report.py) invalidates nothing.
+result and with the numerics it was computed under (`paperlib.numerics.signature`: torch version, device, CPU
+kernels, threads). The code is that of the modules `CODE` names for the kind and of every paperlib module they
+import, directly or not (`code_modules`), except the `INERT` ones that cannot change a result (progress bars,
+paths, this cache): a changed loss, metric or data recipe recomputes without a manual version bump, wherever
+in the import graph it sits, while an edit to an inert module (e.g. report.py) invalidates nothing.
 
 A folder is complete only when it holds the marker `COMPLETE`; it is built in a temporary sibling and
 renamed into place at the end, so a killed run never leaves a folder that looks complete. A file lock
 stops two processes from building the same run at once. At completion a manifest (`cache_manifest.json`:
-kind, key, code fingerprint, and every file's size, sha256 and mtime) is written; on every load the stored
-config is compared with the key's config and the files with the manifest (sizes always, sha256 of files up
-to `SMALL_FILE` bytes, larger files, i.e. weights, again by their stored digest when their size or mtime
-changed). An entry that fails is reported (a `CacheWarning` naming the folder and what differs) and
-rebuilt, never served. `verify_cache` / `prune_cache` (`paperlib cache verify|prune`) check a whole cache.
+kind, key, code fingerprint, numerics signature, every file's size, sha256 and mtime) is written; on every
+load the stored config is compared with the key's config and the files with the manifest (sizes always,
+sha256 of files up to `SMALL_FILE` bytes, larger files, i.e. weights, again by their stored digest when their
+size or mtime changed). Every build runs at `paperlib.threads.count()` intra-op threads (`threads.pinned`).
+An entry that fails is reported (a `CacheWarning` naming the folder and what differs) and rebuilt, never
+served. `verify_cache` / `prune_cache` (`paperlib cache verify|prune`) check a whole cache.
 
 A notebook reads the same entries many times (every `unlearn()` call checks the benchmark, tokenizer and
 model entries it builds on): a check that passed is remembered for the rest of the process, keyed by the
@@ -25,6 +29,7 @@ the same clock tick as the check cannot go unnoticed. `deep` checks are never sk
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import fcntl
 import hashlib
@@ -39,47 +44,42 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from paperlib import provenance
+from paperlib import numerics, provenance, threads
 from paperlib.errors import CacheWarning
 
 MARKER = "COMPLETE"
 RUN_CONFIG = "run_config.json"
 MANIFEST = "cache_manifest.json"
-CACHE_VERSION = 3  # bump only for a change the code fingerprint cannot see (e.g. a library upgrade)
+CACHE_VERSION = 4  # bump only for a change the code fingerprint cannot see (e.g. a library upgrade)
 SMALL_FILE = 8 << 20  # files up to this size are re-hashed on every load
 PACKAGE = Path(__file__).resolve().parent
-# kind -> the paperlib modules (files, or packages = all their .py files) whose source computes that result
+# kind -> the module(s) whose functions build that result; the fingerprint covers them and every paperlib module
+# they import (`code_modules`), so a root is enough (a test checks that each `cached_run` call site is covered)
 CODE: dict[str, tuple[str, ...]] = {
-    "benchmark": ("data/mini_tofu",),
-    "tokenizer": ("models", "constants", "data/mini_tofu", "data/tofu"),
-    "model": ("train", "pipeline", "models", "constants", "data/encoding", "data/mini_tofu", "data/tofu"),
-    "eval": ("evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding", "data/tofu"),
-    "inject": ("injection", "masks", "train", "pipeline", "models", "constants", "data/encoding", "data/tofu"),
-    "unlearn": ("losses", "methods", "reference", "unlearn", "train", "evaluate", "metrics", "scores", "models",
-                "constants", "data/encoding", "data/tofu", "data/rawtext", "corpus"),
-    "spans": ("spans", "models", "losses", "constants", "data/encoding", "data/rawtext", "data/mini_tofu", "data/tofu"),
+    "benchmark": ("pipeline", "data/mini_tofu"),
+    "tokenizer": ("pipeline",),
+    "model": ("pipeline",),
+    "eval": ("pipeline",),
+    "inject": ("injection",),
+    "inject-selection": ("injection",),  # the budget's choice reads the injected models' evaluations
+    "unlearn": ("unlearn",),
+    "spans": ("spans",),
+    "loss-timing": ("experiments",),  # notebook 07's loss timing (experiments.cached_loss_timing)
+    # MUSE (paperlib.muse): its benchmark folder, target / retrained models, automatic spans and evaluations
+    "muse-benchmark": ("muse_models", "data/mini_muse"),
+    "muse-model": ("muse_models",),
+    "muse-spans": ("muse",),
+    "muse-eval": ("muse",),
+    # RWKU (paperlib.rwku): benchmark, tokenizer, base model, the zero-shot forget texts, evaluations
+    "rwku-benchmark": ("rwku", "data/mini_rwku"),
+    "rwku-tokenizer": ("rwku_base",),
+    "rwku-model": ("rwku_base",),
+    "rwku-generated": ("rwku",),
+    "rwku-eval": ("rwku",),
 }
-CODE.update({  # MUSE (paperlib.muse): its benchmark folder, target / retrained models and evaluations
-    "muse-benchmark": ("data/mini_muse", "data/muse"),
-    "muse-model": ("train", "pipeline", "models", "constants", "data/encoding", "data/rawtext", "data/mini_muse",
-                   "data/muse", "data/mini_tofu", "muse_models"),
-    "muse-spans": ("muse", "muse_models", "models", "constants", "data/rawtext", "data/mini_muse", "data/muse",
-                   "spans"),
-    "muse-eval": ("muse_metrics", "evaluate", "muse_models", "metrics", "scores", "models", "constants",
-                  "data/encoding", "data/rawtext", "data/mini_muse", "data/muse"),
-})
-CODE.update({  # RWKU (paperlib.rwku): benchmark, tokenizer, base model, evaluations (also in raw-text runs' eval_args)
-    "rwku-benchmark": ("data/mini_rwku", "data/rwku"),
-    "rwku-tokenizer": ("models", "constants", "data/mini_rwku", "data/rwku"),
-    "rwku-model": ("rwku_base", "train", "pipeline", "models", "constants", "data/encoding", "data/rawtext",
-                   "data/mini_rwku", "data/rwku"),
-    "rwku-generated": ("rwku", "models", "constants", "data/rwku"),  # the zero-shot forget texts
-    "rwku-eval": ("rwku_metrics", "evaluate", "metrics", "scores", "losses", "models", "constants", "data/encoding",
-                  "data/rwku", "corpus"),
-})
-# the injection budget's choice reads the injected models' evaluations (paperlib.injection.inject_selection)
-CODE["inject-selection"] = tuple(dict.fromkeys(CODE["inject"] + CODE["eval"]))
-CODE["loss-timing"] = ("losses", "experiments")  # notebook 07's loss timing (experiments.cached_loss_timing)
+# modules that cannot change a cached result (their imports are not followed either): no fingerprint covers them
+INERT = frozenset({"cache", "provenance", "progress", "paths", "errors", "report", "plots", "runner", "cli",
+                   "executors", "threads", "numerics", "checks", "claims", "standins"})
 RACY_NS = 2_000_000_000  # a check is remembered only if every file's mtime and ctime are this much older
 _VERIFIED: dict[tuple, tuple] = {}  # memo key of a passed check -> stat signature of the folder then
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
@@ -114,6 +114,49 @@ def _module_files(name: str) -> list[Path]:
     return []
 
 
+def _imports(name: str) -> set[str]:
+    """The paperlib modules (CODE-style names, e.g. "data/tofu") that module `name` imports anywhere in its
+    source, function bodies included."""
+    found: set[str] = set()
+    for f in _module_files(name):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("paperlib"):
+                base = node.module.removeprefix("paperlib").lstrip(".").replace(".", "/")
+                for alias in node.names:
+                    sub = f"{base}/{alias.name}".lstrip("/")
+                    found.add(sub if _module_files(sub) else base)
+            elif isinstance(node, ast.Import):
+                found |= {a.name.removeprefix("paperlib.").replace(".", "/") for a in node.names
+                          if a.name.startswith("paperlib.")}
+    return {m for m in found if m and _module_files(m)}
+
+
+@cache
+def _closure(modules: tuple[str, ...], stamp: tuple) -> tuple[str, ...]:
+    seen: set[str] = set()
+    todo = [m for m in modules if m not in INERT]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [m for m in _imports(name) if m not in INERT and m not in seen]
+    return tuple(sorted(seen))
+
+
+def _package_stamp() -> tuple:
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(PACKAGE.rglob("*.py")))
+
+
+def closure(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """`modules` and every paperlib module they import, directly or not, less the `INERT` ones."""
+    return _closure(tuple(modules), _package_stamp())
+
+
+def code_modules(kind: str) -> tuple[str, ...]:
+    """The modules whose source makes the code fingerprint of `kind`: the closure of `CODE[kind]`."""
+    return closure(CODE.get(kind, ()))
+
+
 @cache
 def _source_digest(modules: tuple[str, ...], stamp: tuple) -> str:
     h = hashlib.sha256()
@@ -127,18 +170,20 @@ def _source_digest(modules: tuple[str, ...], stamp: tuple) -> str:
 
 
 def code_fingerprint(kind: str) -> str:
-    """Digest of the source of the modules that compute results of `kind` (`CODE`; other kinds: none)."""
-    modules = CODE.get(kind, ())
+    """Digest of the source of the modules that compute results of `kind` (`code_modules`; other kinds: none)."""
+    modules = code_modules(kind)
     stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for m in modules for f in _module_files(m))
     return _source_digest(modules, stamp)
 
 
-def config_hash(config: Any, kind: str | None = None) -> str:
-    """Stable 16-hex-digit hash of a config (dataclass, dict or JSON value); with `kind`, of the config and
-    the code fingerprint of that kind (the cache key)."""
+def config_hash(config: Any, kind: str | None = None, signature: dict | None = None) -> str:
+    """Stable 16-hex-digit hash of a config (dataclass, dict or JSON value); with `kind`, of the config, the
+    code fingerprint of that kind and the numerics (`signature`, default this process's
+    `numerics.signature()`): the cache key."""
     blob = {"v": CACHE_VERSION, "config": to_jsonable(config)}
     if kind is not None:
         blob["code"] = code_fingerprint(kind)
+        blob["numerics"] = numerics.signature() if signature is None else signature
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -172,8 +217,8 @@ def write_manifest(folder: Path, kind: str, key: str) -> dict:
         st = p.stat()
         files[p.relative_to(folder).as_posix()] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                                     "sha256": file_digest(p)}
-    manifest = {"kind": kind, "key": key, "code": code_fingerprint(kind), "version": CACHE_VERSION,
-                "files": files}
+    manifest = {"kind": kind, "key": key, "code": code_fingerprint(kind), "numerics": numerics.signature(),
+                "version": CACHE_VERSION, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
@@ -267,7 +312,7 @@ def _check_entry(path: Path, kind: str | None, config: Any, deep: bool) -> list[
     if config is not None:
         problems += [f"{RUN_CONFIG} differs from the key's config: {d}"
                      for d in _diff(stored, json.loads(json.dumps(to_jsonable(config))))[:5]]
-    elif config_hash(stored, kind) != path.name:
+    elif config_hash(stored, kind, manifest.get("numerics") or {}) != path.name:
         if manifest.get("code") != code_fingerprint(kind):
             problems.append(f"stale: built by other code (fingerprint {manifest.get('code')} vs current "
                             f"{code_fingerprint(kind)})")
@@ -324,7 +369,8 @@ def _cached_run_locked(kind: str, config: Any, build: Callable[[Path], None], fo
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
-            build(tmp)
+            with threads.pinned():  # PAPERLIB_THREADS intra-op threads, whatever the caller set (in the key)
+                build(tmp)
             (tmp / RUN_CONFIG).write_text(json.dumps(to_jsonable(config), indent=1, sort_keys=True))
             provenance.write(tmp, to_jsonable(config))  # package versions, torch build, device, seeds
             write_manifest(tmp, kind, final.name)

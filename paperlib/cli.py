@@ -68,6 +68,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {Path(args.out) / 'TOFU_EVAL.json'} and TOFU_SUMMARY.json")
 
 
+def _default_workers() -> int:
+    """Notebook workers when none are asked for: one per core on a CPU machine (`threads.default_workers`);
+    on a GPU machine one (the notebooks share the visible GPUs; `--gpus` gives one worker per GPU)."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else threads.default_workers()
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     """Execute the notebooks with papermill (executed copies under --out/<profile>), or list their runs."""
     from paperlib import runner
@@ -80,8 +88,9 @@ def _reproduce(args: argparse.Namespace) -> None:
         return
     if args.gpus is not None and args.workers is not None:
         raise PaperlibError("give --gpus or --workers, not both")
+    workers = args.workers if args.workers is not None else _default_workers()
     devices = items(args.gpus) if args.gpus is not None else (
-        None if not args.workers or args.workers < 2 else [str(i) for i in range(args.workers)])
+        None if workers < 2 else [str(i) for i in range(workers)])
     env = None
     if args.executor:
         from paperlib import executors
@@ -267,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated device ids, one worker process each (CUDA_VISIBLE_DEVICES), e.g. 0,1; "
                          "default: one notebook at a time in this process")
     rp.add_argument("--workers", type=int, default=None,
-                    help="N parallel worker processes (device ids 0..N-1; on a CPU machine each gets cores // N "
-                         "threads); the notebooks every other one waits for (00) run first with all cores")
+                    help="N parallel worker processes (device ids 0..N-1), each computing with PAPERLIB_THREADS "
+                         "(default 1) threads; default: one per core on a CPU machine, 1 on a GPU machine; "
+                         "notebook 00, which every other one waits for, runs first")
     rp.add_argument("--executor", default=None,
                     help="where each notebook's unlearning runs execute (paperlib.executors): inprocess (default), "
                          "gpus:0,1 (a worker per GPU), slurm (submitit array jobs), local (submitit's local "
@@ -313,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    threads.configure()  # torch/BLAS threads = cores, before torch loads (an exported OMP_NUM_THREADS wins)
     try:
+        threads.configure()  # PAPERLIB_THREADS (default 1) intra-op threads: results independent of the machine
         args.func(args)
     except (PaperlibError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
         if args.debug:

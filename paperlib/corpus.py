@@ -96,18 +96,19 @@ def register_evaluator(name: str, code: tuple[str, ...] = ()) -> Callable[[Evalu
 
 
 def evaluator_code(name: str) -> str:
-    """sha256 (16 hex digits) of the source of evaluator `name`: the file defining it and its `code` modules."""
-    from paperlib.cache import _module_files
+    """sha256 (16 hex digits) of the source of evaluator `name`: the file defining it and its `code` modules,
+    and (for paperlib's own files) every paperlib module they import (`paperlib.cache.closure`)."""
+    from paperlib.cache import PACKAGE, _module_files, closure
 
     fn = get_evaluator(name)
-    files = [Path(inspect.getsourcefile(fn) or "")]
+    source = Path(inspect.getsourcefile(fn) or "").resolve()
     for module in EVALUATOR_CODE.get(name, ()):
-        found = _module_files(module)
-        if not found:
+        if not _module_files(module):
             raise ValueError(f"evaluator {name!r}: code module {module!r} not found in paperlib")
-        files += found
+    own = (source.relative_to(PACKAGE).with_suffix("").as_posix(),) if source.is_relative_to(PACKAGE) else ()
+    files = [source] + [f for m in closure(own + tuple(EVALUATOR_CODE.get(name, ()))) for f in _module_files(m)]
     h = hashlib.sha256()
-    for f in files:
+    for f in dict.fromkeys(files):
         h.update(f"{f.name}\n".encode())
         h.update(f.read_bytes() if f.is_file() else b"")
     return h.hexdigest()[:16]

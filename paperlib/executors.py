@@ -126,7 +126,7 @@ class GpuPool:
             queue.put(str(device))
         start = time.perf_counter()
         with ProcessPoolExecutor(len(self.devices), mp_context=ctx, initializer=_claim_device,
-                                 initargs=(queue, threads.env(len(self.devices)))) as pool:
+                                 initargs=(queue, threads.env())) as pool:
             futures = [pool.submit(run_request, r) for r in requests]
             out = []
             for i, (request, future) in enumerate(zip(requests, futures), 1):

@@ -1,9 +1,12 @@
 """What produced a run folder, recorded beside its config: `provenance.json` with the Python and package
-versions, the torch build (version, CUDA / cuDNN, git revision), the device and the seed(s) of the config.
+versions, the torch build (version, CUDA / cuDNN, git revision), the device, the numerics (CPU model and the
+instruction-set flags that select kernels, the kernels torch and MKL ran, threads: `paperlib.numerics.record`)
+and the seed(s) of the config.
 
 `paperlib.cache.cached_run` writes it into every folder it completes (before the manifest, so the manifest
-covers it). It is a record, not part of the cache key: a run built under other package versions is still
-served (bump `cache.CACHE_VERSION` for a library change that alters results), and the record says which.
+covers it). It is a record, not the cache key: a run built under other package versions is still served (bump
+`cache.CACHE_VERSION` for a library change that alters results), and the record says which; what decides
+the bytes on one software stack (torch version, device, CPU kernels, threads) is also in the key.
 """
 
 from __future__ import annotations
@@ -77,8 +80,10 @@ def seeds(config: Any) -> dict[str, Any]:
 
 def record(config: Any = None) -> dict[str, Any]:
     """The provenance of a run with this config (a JSON value, e.g. `cache.to_jsonable(config)`)."""
+    from paperlib import numerics
+
     return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch_build(),
-            "device": device(), "seeds": seeds(config), "packages": packages()}
+            "device": device(), "numerics": numerics.record(), "seeds": seeds(config), "packages": packages()}
 
 
 def write(folder: str | Path, config: Any = None) -> Path:

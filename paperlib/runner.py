@@ -4,7 +4,7 @@
   with `profile` (and any extra parameters) injected by papermill. Executed copies, outputs included,
   go to `<out_dir>/<profile>/NN_name.ipynb`, also when a notebook fails.
 - The one dependency: notebook `FIRST` (00: the benchmark and the models every other notebook uses) runs
-  first, in this process with all cores; if it fails, the others are skipped. The others are independent:
+  first, in this process; if it fails, the others are skipped. The others are independent:
   a failure is reported (notebook, cell, error, executed copy) and the rest still run.
 - With `gpus=[0, 1, ...]` one worker process per entry runs the other notebooks in parallel, each with its
   own CUDA_VISIBLE_DEVICES (the kernels papermill starts inherit the worker's environment). This works on
@@ -264,7 +264,7 @@ def _worker(device: str, env: Mapping[str, str], inbox: Any, results: Any) -> No
     """Worker process: fix its GPU and environment, then execute tasks until it receives None."""
     os.environ.update(env)
     os.environ["CUDA_VISIBLE_DEVICES"] = device
-    threads.configure(environ=env)  # the thread variables in `env` (cores // workers) bind this process's torch
+    threads.configure()  # PAPERLIB_THREADS intra-op threads (default 1) for this process and its kernels
     for slot, task in iter(inbox.get, None):
         results.put((slot, _execute(task, device, _echo)))
 
@@ -414,14 +414,14 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
                 echo(f"{position[prefix]} {task.notebook}: running")
                 finished(prefix, _execute(task, None, echo))
         else:
-            _run_parallel(rest, devices, kernel_env | threads.env(len(devices)), position, echo, finished)
+            _run_parallel(rest, devices, kernel_env | threads.env(), position, echo, finished)
     write_claims(profile, out, params.get("tables_dir") or "", echo)
     return [results[p] for p in tasks]
 
 
 def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mapping[str, str],
                   position: Mapping[str, str], echo: Echo, finished: Callable[[str, Result], None]) -> None:
-    """The tasks on one worker process per device (cores // workers threads each, `paperlib.threads`),
+    """The tasks on one worker process per device (PAPERLIB_THREADS intra-op threads each, `paperlib.threads`),
     in number order as workers become free."""
     prefix_of = {task.notebook: p for p, task in tasks.items()}
     pending, running = list(tasks), 0

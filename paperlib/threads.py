@@ -1,22 +1,28 @@
-"""CPU thread budget: parallel torch processes must not oversubscribe the cores.
+"""Threads: a fixed intra-op thread count per process, parallelism across processes.
 
-Two torch processes that each start one thread per core slow each other down by an order of magnitude on a
-2-core machine (every BLAS / OpenMP kernel spins its threads against the other process's). `configure(workers)`
-gives this process `max(1, cores // workers)` torch intra-op threads and exports the same number as
-OMP_NUM_THREADS / MKL_NUM_THREADS / OPENBLAS_NUM_THREADS for the kernels and child processes started after it
-(papermill kernels inherit the environment). A value the user already exported wins.
+A reduction split over n threads adds its terms in another order for another n, so the same training run
+gives other bytes at another thread count (measured here: the mini base model differs at 1 and 2 threads on
+an AVX-512 machine). paperlib's results must not depend on the core count or on OMP_NUM_THREADS, so every
+process that imports paperlib computes with `count()` torch intra-op threads: 1, unless `PAPERLIB_THREADS`
+says otherwise (a deliberate choice of speed over portability; the cache key records it, see
+`paperlib.numerics.signature`). The runner and the executors scale across processes instead, one per core by
+default (`default_workers`). `configure()` exports the count as OMP_NUM_THREADS / MKL_NUM_THREADS /
+OPENBLAS_NUM_THREADS (for kernels and child processes) and sets an already imported torch; `pinned()` holds it
+around one computation whatever the caller set since.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator
 
+from paperlib.errors import PaperlibError
+
+VAR = "PAPERLIB_THREADS"  # torch intra-op threads of every paperlib process (default 1: bit-reproducible)
+DEFAULT = 1
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# What the user exported before paperlib set anything: `configure` writes os.environ, and a later call for
-# several workers must not take this process's own value for the user's.
-USER_ENV = {k: v for k in ENV_VARS if (v := os.environ.get(k))}
 
 
 def cores() -> int:
@@ -27,33 +33,49 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def per_worker(workers: int = 1) -> int:
-    """Threads for each of `workers` parallel processes: max(1, cores // workers)."""
-    return max(1, cores() // max(1, int(workers)))
+def count() -> int:
+    """Intra-op threads of every computation: `$PAPERLIB_THREADS`, default 1."""
+    text = os.environ.get(VAR, "").strip() or str(DEFAULT)
+    if not text.isdigit() or int(text) < 1:
+        raise PaperlibError(f"{VAR}={text!r}; allowed: a whole number >= 1 (default {DEFAULT}: results that "
+                            "are the same bytes on every machine)")
+    return int(text)
 
 
-def env(workers: int = 1, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The thread variables for one of `workers` processes; values set in `environ` (default: what the user
-    exported before paperlib changed anything, USER_ENV) are kept, and an exported OMP_NUM_THREADS is also
-    the default of the other two."""
-    environ = USER_ENV if environ is None else environ
-    n = environ.get("OMP_NUM_THREADS") or str(per_worker(workers))  # an exported OMP_NUM_THREADS sets the rest
-    return {k: environ.get(k) or n for k in ENV_VARS}
+def default_workers() -> int:
+    """Parallel worker processes that fill the machine: cores // threads per process (at least 1)."""
+    return max(1, cores() // count())
 
 
-def configure(workers: int = 1, environ: Mapping[str, str] | None = None) -> int:
-    """Export the thread variables for one of `workers` parallel processes and, when torch is already
-    imported, set its intra-op threads to match (a later `import torch` reads OMP_NUM_THREADS itself);
-    returns the thread count. An exported OMP_NUM_THREADS decides it; `environ`: the values to keep instead of
-    the user's (a worker process passes the budget its parent gave it: its own USER_ENV was captured from the
-    parent's environment, which may hold the parent's all-cores value)."""
-    values = env(workers, environ)
-    os.environ.update(values)
-    try:
-        n = max(1, int(values["OMP_NUM_THREADS"]))
-    except ValueError:
-        n = per_worker(workers)
+def env() -> dict[str, str]:
+    """The thread variables every paperlib process and its children get."""
+    n = str(count())
+    return {VAR: n, **{k: n for k in ENV_VARS}}
+
+
+def _set_torch(n: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def configure() -> int:
+    """Export the thread variables (`env`) and, when torch is already imported, set its intra-op threads
+    (a later `import torch` reads OMP_NUM_THREADS itself); returns the thread count."""
+    os.environ.update(env())
+    n = count()
+    _set_torch(n)
     return n
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[int]:
+    """torch at `count()` intra-op threads inside the block (a cached build), as before it afterwards."""
+    import torch
+
+    before, n = torch.get_num_threads(), count()
+    _set_torch(n)
+    try:
+        yield n
+    finally:
+        _set_torch(before)

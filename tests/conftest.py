@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Tests share the project's run cache, so `make test` and `make reproduce` reuse each other's models.
-os.environ.setdefault("PAPERLIB_CACHE", str(ROOT / "runs"))
+# The tests' own run cache (kept between sessions, ignored by git), never the project's runs/: a test may build
+# entries `make reproduce` never would (toy methods, patched settings), and what the committed tables come from
+# must not depend on whether `make test` ran first. PAPERLIB_TEST_CACHE moves it (an exported PAPERLIB_CACHE does not).
+TEST_CACHE = Path(os.environ.get("PAPERLIB_TEST_CACHE") or ROOT / ".test-runs")
+os.environ["PAPERLIB_CACHE"] = str(TEST_CACHE)
 SHARED = Path(os.environ.get("PAPERLIB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

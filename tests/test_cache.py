@@ -271,3 +271,39 @@ def test_a_fresh_entry_is_not_remembered(tmp_path, monkeypatch):
     assert cache.check_entry(path, "kind", Cfg()) == [] and digests
     digests.clear()
     assert cache.check_entry(path, "kind", Cfg()) == [] and digests
+
+
+def test_the_suite_never_writes_into_the_project_run_cache():
+    """The tests' cache is their own (tests/conftest.py): `make test` before `make reproduce` changes nothing of
+    what the committed tables are computed from."""
+    from paperlib import paths
+
+    assert cache.cache_root().resolve() != paths.runs_dir().resolve()
+    assert not cache.cache_root().resolve().is_relative_to(paths.runs_dir().resolve())
+
+
+def test_every_cached_run_call_site_is_in_its_kinds_fingerprint():
+    """The module that builds an entry (where `cached_run(kind, ...)` is called) is covered by that kind's code
+    fingerprint, so an edit to the build itself re-keys it (the tokenizer's corpus, assembled in pipeline.py,
+    once was not)."""
+    import ast
+    import importlib
+
+    sites = []
+    for f in sorted(cache.PACKAGE.rglob("*.py")):
+        module = f.relative_to(cache.PACKAGE).with_suffix("").as_posix()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "cached_run" and node.args:
+                arg = node.args[0]
+                kind = arg.value if isinstance(arg, ast.Constant) else getattr(
+                    importlib.import_module("paperlib." + module.replace("/", ".")), arg.id)
+                sites.append((module, kind))
+    assert len(sites) >= 15 and {k for _, k in sites} <= set(cache.CODE)
+    assert [(m, k) for m, k in sites if m not in cache.code_modules(k)] == []
+
+
+def test_fingerprint_follows_imports_but_not_inert_modules():
+    mods = cache.code_modules("model")
+    assert {"pipeline", "train", "models", "data/mini_tofu", "data/encoding"} <= set(mods)
+    assert not set(mods) & cache.INERT
+    assert "report" not in cache.code_modules("unlearn")  # editing a figure re-keys no training run

@@ -48,7 +48,7 @@ def test_oracle_injection_and_runs():
     injected = localization.injected_model(profile)
     _changed_only_inside(pipeline.retain_model(profile, "forget10"), injected, oracle)
     # the injection is fingerprinted: an edit of paperlib/injection.py (or masks, train, ...) rebuilds it
-    assert "injection" in cache.CODE["inject"] and "masks" in cache.CODE["inject"]
+    assert {"injection", "masks"} <= set(cache.code_modules("inject"))
     assert cache.read_manifest(Path(injected))["code"] == cache.code_fingerprint("inject")
     # the budget chosen by the rule: its record, and the model it names is the one the oracle unlearns
     sel = localization.inject_selection(profile)

@@ -87,9 +87,8 @@ def test_serial_run_writes_files_and_executed_copies(ok_notebooks: Path, serial_
 
 
 def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run, monkeypatch) -> None:
-    # this process has given itself every core (as reproduce does for notebook 00 before the workers start);
-    # the workers and their kernels must still get cores // 2 threads each
-    monkeypatch.setenv("OMP_NUM_THREADS", str(threads.cores()))
+    # whatever this process exported, the workers and their kernels compute with PAPERLIB_THREADS threads (1)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads.cores() + 2))
     results = runner.reproduce("smoke", only=["01", "02"], gpus=[0, 1], out_dir=ok_notebooks / "executed-par",
                                notebooks_dir=ok_notebooks / "notebooks",
                                parameters={"out": str(ok_notebooks / "parallel")}, echo=lambda _: None)
@@ -99,7 +98,7 @@ def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run, m
     devices = {json.loads(p.read_text())["CUDA_VISIBLE_DEVICES"] for p in par.glob("*.env.json")}
     assert devices == {"0", "1"}  # each kernel saw its own worker's device
     assert {json.loads(p.read_text())["OMP_NUM_THREADS"] for p in par.glob("*.env.json")} == {
-        str(threads.per_worker(2))}
+        str(threads.count())} == {"1"}
     assert sorted(p.name for p in par.glob("*.txt")) == sorted(p.name for p in ser.glob("*.txt"))
     for path in ser.glob("*.txt"):
         assert (par / path.name).read_bytes() == path.read_bytes()
@@ -180,6 +179,22 @@ def test_cli_executor_settings_reach_the_kernels(ok_notebooks: Path, tmp_path: P
         with pytest.raises(SystemExit) as exit_info:
             cli.main(["reproduce", "--only", "03", "--notebooks", str(ok_notebooks / "notebooks"), *argv])
         assert exit_info.value.code == 2
+
+
+def test_cli_default_workers_fill_the_machine(monkeypatch, tmp_path: Path) -> None:
+    """No --workers / --gpus on a CPU machine with 8 cores: 8 notebook workers (of one thread each), not 2 of 4."""
+    import torch
+
+    seen = {}
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runner, "reproduce", lambda profile, only, devices, **kw: seen.update(d=devices) or [])
+    monkeypatch.setattr(runner, "summary", lambda results: "")
+    cli.main(["reproduce", "--only", "03"])
+    assert seen["d"] == [str(i) for i in range(8)]
+    seen.clear()
+    cli.main(["reproduce", "--only", "03", "--workers", "1"])
+    assert seen["d"] is None
 
 
 def test_selection(ok_notebooks: Path) -> None:

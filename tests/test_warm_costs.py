@@ -60,7 +60,7 @@ def test_force_and_another_machine_measure_again(timings, monkeypatch):
 
 
 def test_the_timing_key_covers_the_loss_code():
-    assert {"losses", "experiments"} <= set(cache.CODE[experiments.LOSS_TIMING])
+    assert {"losses", "experiments"} <= set(cache.code_modules(experiments.LOSS_TIMING))
 
 
 def test_timing_note_says_when_and_where():
