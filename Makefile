@@ -12,7 +12,7 @@ PROFILE ?= mini
 # reproduce --gpus 0,1,...)
 WORKERS ?=
 
-.PHONY: venv test lint reproduce bench clean-cache lock
+.PHONY: venv test lint reproduce docs browser bench clean-cache lock
 
 venv: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check paperlib tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -34,6 +34,20 @@ lint: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/paperlib reproduce --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS))
+
+# The notebooks as `make reproduce` last executed them (executed/$(PROFILE)/), rendered as a website:
+# build/site/index.html (paperlib.docsite, mkdocs.yml). Runs no notebook, needs no network.
+docs: $(STAMP)
+	$(BIN)/python -m paperlib.docsite --executed executed/$(PROFILE) --out build/site
+
+# Headless Chromium for the website's browser check (tests/test_notebooks.py): Debian's chromium and
+# chromium-driver, installed when missing where apt-get runs as root; elsewhere the check skips and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "make browser: installing Debian's chromium and chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "make browser: no chromium / chromedriver, and apt-get cannot install them here: the browser check skips"; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
