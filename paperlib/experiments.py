@@ -166,9 +166,8 @@ def _request(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, 
              every_epoch: bool = True) -> executors.Request:
     """The unlearning run of `run` at `lr` and `seed` on the tuning grid's schedule (`paperlib.executors`), with
     the profile's settings for every run (`profile_settings`) below the run's own."""
-    g = tuning.grid(profile)
-    overrides = {**profile_settings(profile, run.method), **run.overrides, "lr": lr, "epochs": g.epochs,
-                 "seed": seed, "stop_epoch": stop_epoch}
+    overrides = {**profile_settings(profile, run.method), **run.overrides,
+                 **tuning.run_overrides(profile, run.method, lr, seed, stop_epoch)}
     return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False)
 
 
@@ -199,7 +198,7 @@ def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
     (no metrics) at the epoch where a run diverged."""
     g = tuning.grid(profile)
     rows = []
-    todo = [(r, lr) for r in runs for lr in g.lrs]
+    todo = [(r, lr) for r in runs for lr in tuning.grid(profile, r.method).lrs]
     # the executor (`executors.current()`: in this process, GPU workers or SLURM jobs) computes the runs,
     # then each is read back from the run cache
     executors.run_all([_request(profile, r, forget, lr, every_epoch=g.every_epoch) for r, lr in todo])
@@ -502,7 +501,7 @@ def _planned(profile: Profile, run: Run, curves: bool) -> list[dict]:
     every epoch), then one per further seed at the selected point (at most every epoch; evaluated once,
     or after every epoch with `curves`)."""
     m, train_cfg, _ = unlearn.resolve(profile, run.method, run.overrides)
-    g = tuning.grid(profile)
+    g = tuning.grid(profile, run.method)
     common = {"model": pipeline.original_model(profile), "method": run.method, "n_examples": _forget_size(profile),
               "epochs": g.epochs, "passes": 2 if m.needs().retain else 1, "reference": bool(m.needs().ref)}
     evals = g.epochs if g.every_epoch else 1

@@ -68,7 +68,7 @@ def oracle_runs(profile: Profile, forget: str = "forget10", methods: Sequence[st
     rows = []
     for method in methods:
         for name, mask in which.items():
-            for lr in lrs or tuning.grid(profile).lrs:
+            for lr in lrs or tuning.grid(profile, method).lrs:
                 for seed in seeds:
                     run = unlearn(profile, method, forget, {**(overrides or {}), "lr": lr, "seed": seed},
                                   model_path=injected, update_mask=mask, save_model=False, progress=progress)
@@ -253,7 +253,7 @@ def arms(profile: Profile, forget: str, part: str) -> list[Arm]:
 def _run(profile: Profile, arm: Arm, forget: str, lr: float, seed: int) -> dict[str, Any]:
     from paperlib.unlearn import read_run, unlearn
 
-    overrides = {"lr": lr, "epochs": tuning.grid(profile).epochs, "seed": seed}
+    overrides = tuning.run_overrides(profile, arm.loss, lr, seed)
     return read_run(unlearn(profile, arm.loss, forget, overrides, model_path=arm.model, update_mask=arm.mask,
                             save_model=False, progress=False))
 
@@ -291,7 +291,8 @@ def study(profile: Profile, forget: str, part: str) -> Study:
 
     g, todo = tuning.grid(profile), arms(profile, forget, part)
     initial = initial_point(profile, todo[0].model, forget)
-    sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in g.lrs], f"09 {part} sweep")
+    sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in tuning.grid(profile, a.loss).lrs],
+                                               f"09 {part} sweep")
                           for r in _rows(arm, lr, 0, _run(profile, arm, forget, lr, 0))])
     selected = pd.DataFrame([{"label": a.label, **tuning.select(sweep[sweep["label"] == a.label], initial["MU"],
                                                                   g.every_epoch)[["lr", "epoch", "qualified"]]}
@@ -374,12 +375,12 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     injected = f"{_planned_model(profile, retain)} + forget set in {s.ratio:.0%} of down_proj"
     arms_ = [(_planned_model(profile, "original"), loss, m, m in s.seed_masks) for loss in s.losses for m in s.masks]
     arms_ += [(injected, loss, m, True) for loss in s.oracle_losses for m in ORACLE_MASKS]
-    evals = g.epochs if g.every_epoch else 1
     for model, loss, mask, seeds in arms_:
-        needs = unlearn.resolve(profile, loss)[0].needs()
-        common = {"model": model, "method": loss, "n_examples": n, "epochs": g.epochs, "evaluations": evals,
+        needs, own = unlearn.resolve(profile, loss)[0].needs(), tuning.grid(profile, loss)
+        common = {"model": model, "method": loss, "n_examples": n, "epochs": own.epochs,
+                  "evaluations": own.epochs if own.every_epoch else 1,
                   "passes": 2 if needs.retain else 1, "reference": bool(needs.ref)}
-        out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in g.lrs]
+        out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in own.lrs]
         out += [{**common, "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask}}
                 for seed in g.seeds if seed != 0 and seeds]
     return out

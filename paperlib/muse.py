@@ -210,8 +210,7 @@ def _row(summ: dict | None) -> dict:
 
 def _run(profile: Profile, method: str, lr: float, seed: int = 0, stop_epoch: int = 0,
          every_epoch: bool = True, spans: tuple | None = None) -> Path:
-    g = tuning.grid(profile)
-    overrides = {"lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    overrides = tuning.run_overrides(profile, method, lr, seed, stop_epoch)
     start = time.perf_counter()
     run = unlearn.unlearn_text(profile, method, corpus(profile, spans if method == "PALU" else None), EVALUATOR,
                                engine_eval_args(profile), target_model(profile), overrides,
@@ -224,11 +223,10 @@ def _run(profile: Profile, method: str, lr: float, seed: int = 0, stop_epoch: in
 def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One run per (method, lr of the grid), evaluated after every epoch: rows (method, lr, epoch, status,
     MUSE columns, FQ, MU); a diverged run gives one row with status "diverged"."""
-    g = tuning.grid(profile)
     spans = auto_spans(profile) if "PALU" in (methods or settings(profile).methods) else None
     rows = []
     for method in methods or settings(profile).methods:
-        for lr in g.lrs:
+        for lr in tuning.grid(profile, method).lrs:
             info = unlearn.read_run(_run(profile, method, lr, spans=spans))
             for e in info["epochs"]:
                 rows.append({"method": method, "lr": lr, "epoch": e["epoch"], "status": "completed",
@@ -262,7 +260,7 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
         for seed in g.seeds:
             base = {"method": c["method"], "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"]
                     else "no", "seed": seed}
-            last = seed == 0 and int(c["epoch"]) == g.epochs
+            last = seed == 0 and int(c["epoch"]) == tuning.grid(profile, c["method"]).epochs
             run = _run(profile, c["method"], c["lr"], seed, stop_epoch=0 if last else int(c["epoch"]),
                        every_epoch=last, spans=spans)
             info = unlearn.read_run(run)

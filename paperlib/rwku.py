@@ -266,8 +266,8 @@ def scores(row: dict) -> dict[str, float]:
 
 
 def _overrides(profile: Profile, method: str, lr: float, seed: int, stop_epoch: int) -> dict:
-    g, s = tuning.grid(profile), settings(profile)
-    out = {**NO_RETAIN.get(method, {}), "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    s = settings(profile)
+    out = {**NO_RETAIN.get(method, {}), **tuning.run_overrides(profile, method, lr, seed, stop_epoch)}
     if s.batch_size:
         out["batch_size"] = s.batch_size
     return out
@@ -309,7 +309,7 @@ def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.D
     todo = [(t, m) for t in target_names(profile) for m in methods]
     for target, method in progress_bar(todo, "rwku targets x methods"):
         part = []
-        for lr in g.lrs:
+        for lr in tuning.grid(profile, method).lrs:
             info = _run(profile, target, method, lr, every_epoch=g.every_epoch)
             part += _rows(info, {"target": target, "method": method, "lr": lr})
         part_df = pd.DataFrame(part)
@@ -465,15 +465,15 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     s, g = settings(profile), tuning.grid(profile)
     model = base_model(profile) if s.mini is None else "rwku-base (tiny, trained here)"
     n = s.blocks_estimate
-    evals = g.epochs if g.every_epoch else 1
     out = []
     for method in METHODS:
         m, _, _ = unlearn.resolve(profile, method, NO_RETAIN.get(method))
-        common = {"model": model, "method": method, "n_examples": n, "epochs": g.epochs, "passes": 1,
+        own = tuning.grid(profile, method)
+        common = {"model": model, "method": method, "n_examples": n, "epochs": own.epochs, "passes": 1,
                   "reference": bool(m.needs().ref)}
         for i in range(s.n_targets):
             out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": lr, "target": i},
-                     "evaluations": evals} for lr in g.lrs]
+                     "evaluations": own.epochs if own.every_epoch else 1} for lr in own.lrs]
             out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd,
                                                     "target": i}, "evaluations": 1} for sd in g.seeds if sd != 0]
     return out

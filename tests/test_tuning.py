@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -54,7 +55,59 @@ def test_grid_is_the_same_for_every_method_and_at_least_four_log_spaced_lrs():
     assert all(r > 1 for r in ratios) and max(ratios) / min(ratios) < 1.5  # roughly log-spaced
     mini = get_profile("mini")
     assert {tuning.train_config(mini, m).epochs for m in ("GA", "PALU", "NPO")} == {g.epochs}
+    assert {tuning.grid(mini, m) for m in ("GA", "UnDIAL", "WGA")} == {g}  # tiny profiles: one grid for all
     assert tuning.train_config("paper", "UnDIAL").lr == 1e-4  # the paper profile keeps the papers' settings
+
+
+class _Stop(Exception):
+    """Raised by the patched `unlearn.resolve` once it has recorded what the training loop would get."""
+
+
+def _trained_with(monkeypatch, call) -> list:
+    """The TrainConfig(s) that `call()` hands to the training loop: `unlearn.resolve`'s TrainConfig is the run
+    spec's `train`, which `unlearn._train_run` passes to `paperlib.train.train`; recorded, then the run stops."""
+    from paperlib import unlearn
+
+    seen, real = [], unlearn.resolve
+
+    def resolve(profile, method, overrides=None):
+        seen.append((method, real(profile, method, overrides)[1]))
+        raise _Stop
+
+    monkeypatch.setattr(unlearn, "resolve", resolve)
+    with pytest.raises(_Stop):
+        call()
+    monkeypatch.setattr(unlearn, "resolve", real)
+    return seen
+
+
+def test_paper_profile_changes_reach_every_run_path(monkeypatch):
+    """Paper profile: UnDIAL trains at lr 1e-4 for 10 epochs, WGA at lr 1e-5 for 5 epochs, NPO at the common
+    lr 1e-5 for 10 epochs, on each run path (TOFU sweep, MUSE, RWKU, notebook 09 arms, notebook 10 checkpoints),
+    as the training loop receives them; no model is loaded."""
+    from paperlib import corpus, distill, experiments, localization, muse, rwku
+
+    paper = get_profile("paper")
+    expected = {"UnDIAL": (1e-4, 10), "WGA": (1e-5, 5), "NPO": (1e-5, 10)}
+    text = corpus.TextCorpus(name="x", forget=("a b c",), retain=("d e f",), block=8)
+    monkeypatch.setattr(muse, "corpus", lambda *a, **k: text)
+    monkeypatch.setattr(muse, "engine_eval_args", lambda *a, **k: {})
+    monkeypatch.setattr(muse, "target_model", lambda *a, **k: "target")
+    monkeypatch.setattr(rwku, "corpus", lambda *a, **k: text)
+    monkeypatch.setattr(rwku, "eval_args", lambda *a, **k: {})
+    for method, (lr, epochs) in expected.items():
+        g = tuning.grid(paper, method)
+        assert (g.lrs, g.epochs) == ((lr,), epochs)
+        arm, run = localization.Arm("masks", method, "random", "model", False), experiments.Run(method, method)
+        paths = {"tofu": partial(experiments.sweep, paper, [run], "forget05"),
+                 "muse": partial(muse.sweep, paper, (method,)),
+                 "rwku": partial(rwku._run, paper, "t", method, lr),
+                 "09": partial(localization._run, paper, arm, "forget05", lr, 0),
+                 "10": partial(distill.checkpoint, paper, run, "forget05", lr, 1, 2)}
+        for name, call in paths.items():
+            [(got_method, cfg)] = _trained_with(monkeypatch, call)
+            assert (got_method, cfg.lr, cfg.epochs) == (method, lr, epochs), name
+    assert dict(tuning.PAPER_TRAIN_CHANGES) == {"UnDIAL": {"lr": 1e-4}, "WGA": {"epochs": 5}}
 
 
 def test_profile_scales_only_size_hyperparameters():
