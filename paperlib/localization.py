@@ -313,7 +313,8 @@ def study(profile: Profile, forget: str, part: str) -> Study:
 
 def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataFrame,
                    initial: dict[str, float]) -> pd.DataFrame:
-    """Per arm: the selected lr and epoch, MU95 (qualified: yes / no), seeds completed / run; mean and sd over
+    """Per arm: the selected lr and epoch, MU95 (the mean over seeds of MU at that lr and epoch keeps 95% of the
+    initial model's, `tuning.keeps_utility`: yes / no), seeds completed / run; mean and sd over
     the seeds of AUES (`metrics.aues` of the initial point and every epoch of that seed's run at the selected
     lr), "MU95 FQ" and "MU95 FS" (`mu95` of the same points against the initial model's MU); "AUES all lrs":
     the seed-0 AUES pooled over every learning rate of the sweep (the upper envelope, `summarize`)."""
@@ -331,10 +332,11 @@ def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataF
             per_seed.append({"ok": not diverged, "AUES": metrics.aues(done["FS"], done["RS"]),
                              **mu95(done, initial["MU"])})
         ok = pd.DataFrame([p for p in per_seed if p["ok"]])
-        first = part.iloc[0]
+        first, epoch = part.iloc[0], int(chosen.loc[label, "epoch"])
+        at = part[(part["epoch"] == epoch) & (part["status"] == "completed")]["MU"]  # every seed's selected point
         row = {"label": label, "part": first["part"], "loss": first["loss"], "mask": first["mask"],
-               "lr": chosen.loc[label, "lr"], "epoch": int(chosen.loc[label, "epoch"]),
-               "MU95": "yes" if chosen.loc[label, "qualified"] else "no", "seeds": f"{len(ok)}/{len(per_seed)}"}
+               "lr": chosen.loc[label, "lr"], "epoch": epoch, "MU95": "yes" if tuning.keeps_utility(at, initial["MU"])
+               else "no", "seeds": f"{len(ok)}/{len(per_seed)}"}
         for col in ("AUES", "MU95_FQ", "MU95_FS"):
             name = col.replace("_", " ")  # "MU95 FQ": the best FQ at MU >= 95% of the initial model's
             row[name], row[f"{name}{SPREAD}"] = tuning.mean_std(ok[col]) if len(ok) else (np.nan, np.nan)

@@ -236,9 +236,14 @@ def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def target_mu(profile: Profile) -> float:
+    """The target model's KnowMem-retain (the MU95 rule's reference on MUSE; its cached evaluation)."""
+    return summary(evaluation_dir(profile, target_model(profile)))[mm.KNOW_R]
+
+
 def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
-    """`tuning.select` per method with MU = KnowMem-retain against the target's."""
-    mu = summary(evaluation_dir(profile, target_model(profile)))[mm.KNOW_R]
+    """`tuning.select` per method with MU = KnowMem-retain against the target's (`target_mu`)."""
+    mu = target_mu(profile)
     g = tuning.grid(profile)
     rows = []
     for method, part in table.groupby("method", sort=False):
@@ -273,14 +278,16 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
 
 
 def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
-    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd") and the
-    bootstrap 95% CIs (over items) of its seed-0 run."""
-    ref = sanity(profile)
+    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd"), the
+    bootstrap 95% CIs (over items) of its seed-0 run, and MU95: whether the seed mean of MU (KnowMem-retain)
+    keeps 95% of the target's (`tuning.keeps_utility`; seed 0 alone decided the selection)."""
+    ref, mu = sanity(profile), target_mu(profile)
     rows = [{"method": r["model"], **{c: r[c] for c in ref.columns if c != "model"}} for _, r in ref.iterrows()]
     for method, part in seeds.groupby("method", sort=False):
         ok = part[part["status"] == "completed"]
         row = {"method": method, "lr": part["lr"].iloc[0], "epoch": part["epoch"].iloc[0],
-               "MU95": part["MU95"].iloc[0], "seeds": f"{len(ok)}/{len(part)}"}
+               "MU95": "yes" if tuning.keeps_utility(ok["MU"] if "MU" in ok else [], mu) else "no",
+               "seeds": f"{len(ok)}/{len(part)}"}
         for col in COLUMNS:
             mean, sd = tuning.mean_std(ok[col]) if len(ok) else (float("nan"), float("nan"))
             row[col], row[f"{col} sd"] = mean, sd

@@ -147,6 +147,14 @@ def mean_std(values: pd.Series) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+def keeps_utility(mu_values: Any, mu_reference: float) -> bool:
+    """The MU95 flag of a reported point: the mean over its completed seeds of MU (NaN left out) is at least
+    MU_FRACTION x `mu_reference` (False when no seed completed). The selection looks at seed 0 (the sweep); the
+    flag a table prints and a claim reads is this seed mean."""
+    mean, _ = mean_std(pd.Series(mu_values, dtype=float))
+    return bool(mean >= MU_FRACTION * mu_reference)
+
+
 def describe(profile: Any) -> str:
     """The protocol of `profile` in one paragraph (printed by the notebooks before any result)."""
     name = getattr(profile, "name", profile)
