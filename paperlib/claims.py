@@ -416,6 +416,8 @@ def random_mask_claim(table: pd.DataFrame, pairs: Iterable[tuple[str, str]] = (
     verdict = NOT_REPRODUCED if 1 in signs else REPRODUCED if signs and all(d == -1 for d in signs) else INCONCLUSIVE
     if verdict == REPRODUCED and any(not forgot_fq(fq((loss, other))) for loss, _, other in decided):
         verdict, evidence = NOT_REPRODUCED, evidence + " (a random mask that is above did not forget)"
+    if verdict == INCONCLUSIVE and 0 in signs:
+        evidence += " (within the seed spread)"
     if "AUES all lrs" in rows:
         pooled = [(loss, mine, other) for loss, mine, other in decided
                   if rows.loc[(loss, mine), "AUES all lrs"] > rows.loc[(loss, other), "AUES all lrs"]]
@@ -424,8 +426,6 @@ def random_mask_claim(table: pd.DataFrame, pairs: Iterable[tuple[str, str]] = (
             f"{rows.loc[(loss, other), 'AUES all lrs']:.3f}" for loss, mine, other in found)
         if verdict == REPRODUCED and pooled:
             verdict, evidence = INCONCLUSIVE, evidence + " (pooled over learning rates a localized mask is higher)"
-    if verdict == INCONCLUSIVE and decided:
-        evidence += " (within the seed spread)" if 0 in signs else ""
     return _decide("09", finding, verdict, evidence + note, forgot, None, f"MU95 {FQ_RULE}")
 
 

@@ -211,14 +211,14 @@ def test_topk_claim_checks_both_halves():
 
 
 def test_target_claim():
-    def t(global_fq, zero_fq, global_mu95="yes"):
-        return table([("global_mean", global_fq, 0.01, 0.8, 0, global_mu95), ("zero", zero_fq, 0.01, 0.8, 0, "yes"),
+    def t(global_fq, zero_fq, global_mu95="yes", sd=0.01):
+        return table([("global_mean", global_fq, sd, 0.8, 0, global_mu95), ("zero", zero_fq, sd, 0.8, 0, "yes"),
                       ("local_mean", 0.9, 0.01, 0.5, 0, "no")], by="target")  # highest FQ, but not at MU95
 
     assert claims.target_claim(t(0.5, 0.2)).verdict == claims.REPRODUCED
     assert claims.target_claim(t(0.2, 0.5)).verdict == claims.NOT_REPRODUCED
     assert claims.target_claim(t(0.5, 0.2, "no")).verdict == claims.NOT_REPRODUCED
-    assert claims.target_claim(t(1e-3, 1e-4)).verdict == claims.NOT_TESTABLE
+    assert claims.target_claim(t(1e-3, 1e-4, sd=1e-5)).verdict == claims.NOT_TESTABLE  # above, nothing forgotten
 
 
 def test_efficiency_claim():
