@@ -163,8 +163,7 @@ def runs(profile: Profile) -> list[experiments.Run]:
 def checkpoint(profile: Profile, run: experiments.Run, forget: str, lr: float, seed: int, epoch: int) -> str:
     """The model after `epoch` epochs of the tuning schedule at `lr` and `seed` (TrainConfig.stop_epoch: the
     same steps as the sweep's run up to that epoch), saved; evaluated once, at that epoch."""
-    g = tuning.grid(profile)
-    overrides = {**run.overrides, "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": epoch}
+    overrides = {**run.overrides, **tuning.run_overrides(profile, run.method, lr, seed, epoch)}
     folder = unlearn.unlearn(profile, run.method, forget, overrides, eval_every_epoch=False, save_model=True,
                              progress=False)
     return str(unlearn.unlearned_model(folder))
@@ -355,10 +354,9 @@ def plan(profile: Profile) -> list[dict]:
     and seeds), then the saved checkpoints at each selected point (at most the grid's last epoch; every epoch
     for Unilogit), each evaluated once."""
     planned = [p for r in runs(profile) if r.overrides for p in experiments._planned(profile, r, False)]
-    g = tuning.grid(profile)
     size = experiments._forget_size(profile)
     for r in runs(profile):
-        m = unlearn.resolve(profile, r.method, r.overrides)[0]
+        m, g = unlearn.resolve(profile, r.method, r.overrides)[0], tuning.grid(profile, r.method)
         common = {"model": pipeline.original_model(profile), "method": r.method, "n_examples": size,
                   "passes": 2 if m.needs().retain else 1, "reference": bool(m.needs().ref), "evaluations": 1}
         for seed in g.seeds:

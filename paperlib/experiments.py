@@ -166,9 +166,8 @@ def _request(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, 
              every_epoch: bool = True) -> executors.Request:
     """The unlearning run of `run` at `lr` and `seed` on the tuning grid's schedule (`paperlib.executors`), with
     the profile's settings for every run (`profile_settings`) below the run's own."""
-    g = tuning.grid(profile)
-    overrides = {**profile_settings(profile, run.method), **run.overrides, "lr": lr, "epochs": g.epochs,
-                 "seed": seed, "stop_epoch": stop_epoch}
+    overrides = {**profile_settings(profile, run.method), **run.overrides,
+                 **tuning.run_overrides(profile, run.method, lr, seed, stop_epoch)}
     return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False)
 
 
@@ -199,7 +198,7 @@ def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
     (no metrics) at the epoch where a run diverged."""
     g = tuning.grid(profile)
     rows = []
-    todo = [(r, lr) for r in runs for lr in g.lrs]
+    todo = [(r, lr) for r in runs for lr in tuning.grid(profile, r.method).lrs]
     # the executor (`executors.current()`: in this process, GPU workers or SLURM jobs) computes the runs,
     # then each is read back from the run cache
     executors.run_all([_request(profile, r, forget, lr, every_epoch=g.every_epoch) for r, lr in todo])
@@ -222,13 +221,14 @@ def original_mu(profile: Profile, forget: str) -> float:
 
 def select(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataFrame:
     """The reported point of every label (`tuning.select`: highest FQ at MU >= 95% of the original's, else
-    the highest MU): label, method, lr, epoch, qualified, FQ, MU."""
+    the highest MU): label, method, lr, epoch, qualified (seed 0, the sweep), FQ, MU, and "MU original" (the
+    reference of the MU95 flag that `spread_table` computes from the seed mean)."""
     g, mu = tuning.grid(profile), original_mu(profile, forget)
     rows = []
     for label, part in sweep_table.groupby("label", sort=False):
         best = tuning.select(part, mu, g.every_epoch)
         rows.append({"label": label, "method": best["method"], "lr": best["lr"], "epoch": int(best["epoch"]),
-                     "qualified": bool(best["qualified"]), "FQ": best["FQ"], "MU": best["MU"]})
+                     "qualified": bool(best["qualified"]), "FQ": best["FQ"], "MU": best["MU"], "MU original": mu})
     return pd.DataFrame(rows)
 
 
@@ -291,13 +291,17 @@ def tune(profile: Profile, runs: list[Run], forget: str, curves: bool = False) -
 
 def spread_table(seeds: pd.DataFrame, selected: pd.DataFrame, columns: tuple[str, ...],
                  by: str = "label") -> pd.DataFrame:
-    """Per label: lr, epoch, MU95 (qualified), seeds completed / run, and mean and sd of each column."""
+    """Per label: lr, epoch, MU95 (the seed mean of MU keeps 95% of "MU original", `tuning.keeps_utility`; the
+    sweep's seed-0 `qualified` when the selection has no "MU original"), seeds completed / run, and mean and sd
+    over seeds of each column."""
     rows = []
     chosen = selected.set_index("label")
     for label, part in seeds.groupby(by, sort=False):
         ok = part[part["status"] == STATUS_OK]
+        keeps = (tuning.keeps_utility(ok["MU"], float(chosen.loc[label, "MU original"]))
+                 if "MU original" in chosen and "MU" in ok else bool(chosen.loc[label, "qualified"]))
         row = {by: label, "lr": chosen.loc[label, "lr"], "epoch": int(chosen.loc[label, "epoch"]),
-               "MU95": "yes" if chosen.loc[label, "qualified"] else "no",
+               "MU95": "yes" if keeps else "no",
                "seeds": f"{len(ok)}/{len(part)}"}
         for col in columns:
             mean, sd = tuning.mean_std(ok[col]) if col in ok else (float("nan"), float("nan"))
@@ -383,6 +387,36 @@ def sweep_table(tuned: Tuned) -> pd.DataFrame:
     table["selected"] = ["yes" if (lb, lr, e) in key else "" for lb, lr, e in
                          zip(table["label"], table["lr"], table["epoch"])]
     return table
+
+
+def frontier_sentence(sweep_rows: pd.DataFrame, mu_original: float) -> str:
+    """What a sweep shows about forgetting and utility, computed from it (notebook 01 prints it; no result is
+    typed into prose): the highest FQ among the points keeping `tuning.MU_FRACTION` of the original's MU and
+    whether it forgot (`claims.forgot_fq`), then per label the point that forgot with the highest MU, and the
+    labels with no point that forgot. `sweep_rows`: columns label, lr, epoch, status, FQ, MU."""
+    from paperlib import claims
+
+    ok = sweep_rows[sweep_rows["status"] == STATUS_OK]
+    floor = tuning.MU_FRACTION * mu_original
+    kept = ok[ok["MU"] >= floor]
+    rule = f"FQ >= {claims.FORGOTTEN_P}"
+    if kept.empty:
+        out = [f"No sweep point keeps MU >= {floor:.3f} ({tuning.MU_FRACTION:.0%} of the original's)."]
+    else:
+        top = kept.loc[kept["FQ"].idxmax()]
+        out = [f"Among the sweep points with MU >= {floor:.3f} ({tuning.MU_FRACTION:.0%} of the original's), the "
+               f"highest FQ is {top['FQ']:.2g} ({top['label']}, lr {top['lr']:g}, epoch {int(top['epoch'])}): "
+               + ("it forgot" if claims.forgot_fq(top["FQ"]) else "nothing forgotten") + f" ({rule})."]
+    forgot = ok[ok["FQ"].map(claims.forgot_fq)]
+    if forgot.empty:
+        return " ".join(out + [f"No sweep point of any method forgot ({rule})."])
+    best = forgot.sort_values("MU", ascending=False).groupby("label", sort=False).head(1)
+    out.append(f"Points that forgot ({rule}), each method's with the highest MU: " + ", ".join(
+        f"{r['label']} FQ {r['FQ']:.2g} at MU {r['MU']:.3f}" for _, r in best.iterrows()) + ".")
+    never = [lb for lb in dict.fromkeys(ok["label"]) if lb not in set(best["label"])]
+    if never:
+        out.append(f"No point forgot for: {', '.join(map(str, never))}.")
+    return " ".join(out)
 
 
 def timing_table(tuned: Tuned) -> pd.DataFrame:
@@ -502,7 +536,7 @@ def _planned(profile: Profile, run: Run, curves: bool) -> list[dict]:
     every epoch), then one per further seed at the selected point (at most every epoch; evaluated once,
     or after every epoch with `curves`)."""
     m, train_cfg, _ = unlearn.resolve(profile, run.method, run.overrides)
-    g = tuning.grid(profile)
+    g = tuning.grid(profile, run.method)
     common = {"model": pipeline.original_model(profile), "method": run.method, "n_examples": _forget_size(profile),
               "epochs": g.epochs, "passes": 2 if m.needs().retain else 1, "reference": bool(m.needs().ref)}
     evals = g.epochs if g.every_epoch else 1

@@ -68,7 +68,7 @@ def oracle_runs(profile: Profile, forget: str = "forget10", methods: Sequence[st
     rows = []
     for method in methods:
         for name, mask in which.items():
-            for lr in lrs or tuning.grid(profile).lrs:
+            for lr in lrs or tuning.grid(profile, method).lrs:
                 for seed in seeds:
                     run = unlearn(profile, method, forget, {**(overrides or {}), "lr": lr, "seed": seed},
                                   model_path=injected, update_mask=mask, save_model=False, progress=progress)
@@ -253,7 +253,7 @@ def arms(profile: Profile, forget: str, part: str) -> list[Arm]:
 def _run(profile: Profile, arm: Arm, forget: str, lr: float, seed: int) -> dict[str, Any]:
     from paperlib.unlearn import read_run, unlearn
 
-    overrides = {"lr": lr, "epochs": tuning.grid(profile).epochs, "seed": seed}
+    overrides = tuning.run_overrides(profile, arm.loss, lr, seed)
     return read_run(unlearn(profile, arm.loss, forget, overrides, model_path=arm.model, update_mask=arm.mask,
                             save_model=False, progress=False))
 
@@ -291,7 +291,8 @@ def study(profile: Profile, forget: str, part: str) -> Study:
 
     g, todo = tuning.grid(profile), arms(profile, forget, part)
     initial = initial_point(profile, todo[0].model, forget)
-    sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in g.lrs], f"09 {part} sweep")
+    sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in tuning.grid(profile, a.loss).lrs],
+                                               f"09 {part} sweep")
                           for r in _rows(arm, lr, 0, _run(profile, arm, forget, lr, 0))])
     selected = pd.DataFrame([{"label": a.label, **tuning.select(sweep[sweep["label"] == a.label], initial["MU"],
                                                                   g.every_epoch)[["lr", "epoch", "qualified"]]}
@@ -312,7 +313,8 @@ def study(profile: Profile, forget: str, part: str) -> Study:
 
 def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataFrame,
                    initial: dict[str, float]) -> pd.DataFrame:
-    """Per arm: the selected lr and epoch, MU95 (qualified: yes / no), seeds completed / run; mean and sd over
+    """Per arm: the selected lr and epoch, MU95 (the mean over seeds of MU at that lr and epoch keeps 95% of the
+    initial model's, `tuning.keeps_utility`: yes / no), seeds completed / run; mean and sd over
     the seeds of AUES (`metrics.aues` of the initial point and every epoch of that seed's run at the selected
     lr), "MU95 FQ" and "MU95 FS" (`mu95` of the same points against the initial model's MU); "AUES all lrs":
     the seed-0 AUES pooled over every learning rate of the sweep (the upper envelope, `summarize`)."""
@@ -330,10 +332,11 @@ def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataF
             per_seed.append({"ok": not diverged, "AUES": metrics.aues(done["FS"], done["RS"]),
                              **mu95(done, initial["MU"])})
         ok = pd.DataFrame([p for p in per_seed if p["ok"]])
-        first = part.iloc[0]
+        first, epoch = part.iloc[0], int(chosen.loc[label, "epoch"])
+        at = part[(part["epoch"] == epoch) & (part["status"] == "completed")]["MU"]  # every seed's selected point
         row = {"label": label, "part": first["part"], "loss": first["loss"], "mask": first["mask"],
-               "lr": chosen.loc[label, "lr"], "epoch": int(chosen.loc[label, "epoch"]),
-               "MU95": "yes" if chosen.loc[label, "qualified"] else "no", "seeds": f"{len(ok)}/{len(per_seed)}"}
+               "lr": chosen.loc[label, "lr"], "epoch": epoch, "MU95": "yes" if tuning.keeps_utility(at, initial["MU"])
+               else "no", "seeds": f"{len(ok)}/{len(per_seed)}"}
         for col in ("AUES", "MU95_FQ", "MU95_FS"):
             name = col.replace("_", " ")  # "MU95 FQ": the best FQ at MU >= 95% of the initial model's
             row[name], row[f"{name}{SPREAD}"] = tuning.mean_std(ok[col]) if len(ok) else (np.nan, np.nan)
@@ -374,12 +377,12 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     injected = f"{_planned_model(profile, retain)} + forget set in {s.ratio:.0%} of down_proj"
     arms_ = [(_planned_model(profile, "original"), loss, m, m in s.seed_masks) for loss in s.losses for m in s.masks]
     arms_ += [(injected, loss, m, True) for loss in s.oracle_losses for m in ORACLE_MASKS]
-    evals = g.epochs if g.every_epoch else 1
     for model, loss, mask, seeds in arms_:
-        needs = unlearn.resolve(profile, loss)[0].needs()
-        common = {"model": model, "method": loss, "n_examples": n, "epochs": g.epochs, "evaluations": evals,
+        needs, own = unlearn.resolve(profile, loss)[0].needs(), tuning.grid(profile, loss)
+        common = {"model": model, "method": loss, "n_examples": n, "epochs": own.epochs,
+                  "evaluations": own.epochs if own.every_epoch else 1,
                   "passes": 2 if needs.retain else 1, "reference": bool(needs.ref)}
-        out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in g.lrs]
+        out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in own.lrs]
         out += [{**common, "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask}}
                 for seed in g.seeds if seed != 0 and seeds]
     return out

@@ -210,8 +210,7 @@ def _row(summ: dict | None) -> dict:
 
 def _run(profile: Profile, method: str, lr: float, seed: int = 0, stop_epoch: int = 0,
          every_epoch: bool = True, spans: tuple | None = None) -> Path:
-    g = tuning.grid(profile)
-    overrides = {"lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    overrides = tuning.run_overrides(profile, method, lr, seed, stop_epoch)
     start = time.perf_counter()
     run = unlearn.unlearn_text(profile, method, corpus(profile, spans if method == "PALU" else None), EVALUATOR,
                                engine_eval_args(profile), target_model(profile), overrides,
@@ -224,11 +223,10 @@ def _run(profile: Profile, method: str, lr: float, seed: int = 0, stop_epoch: in
 def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One run per (method, lr of the grid), evaluated after every epoch: rows (method, lr, epoch, status,
     MUSE columns, FQ, MU); a diverged run gives one row with status "diverged"."""
-    g = tuning.grid(profile)
     spans = auto_spans(profile) if "PALU" in (methods or settings(profile).methods) else None
     rows = []
     for method in methods or settings(profile).methods:
-        for lr in g.lrs:
+        for lr in tuning.grid(profile, method).lrs:
             info = unlearn.read_run(_run(profile, method, lr, spans=spans))
             for e in info["epochs"]:
                 rows.append({"method": method, "lr": lr, "epoch": e["epoch"], "status": "completed",
@@ -238,9 +236,14 @@ def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def target_mu(profile: Profile) -> float:
+    """The target model's KnowMem-retain (the MU95 rule's reference on MUSE; its cached evaluation)."""
+    return summary(evaluation_dir(profile, target_model(profile)))[mm.KNOW_R]
+
+
 def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
-    """`tuning.select` per method with MU = KnowMem-retain against the target's."""
-    mu = summary(evaluation_dir(profile, target_model(profile)))[mm.KNOW_R]
+    """`tuning.select` per method with MU = KnowMem-retain against the target's (`target_mu`)."""
+    mu = target_mu(profile)
     g = tuning.grid(profile)
     rows = []
     for method, part in table.groupby("method", sort=False):
@@ -262,7 +265,7 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
         for seed in g.seeds:
             base = {"method": c["method"], "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"]
                     else "no", "seed": seed}
-            last = seed == 0 and int(c["epoch"]) == g.epochs
+            last = seed == 0 and int(c["epoch"]) == tuning.grid(profile, c["method"]).epochs
             run = _run(profile, c["method"], c["lr"], seed, stop_epoch=0 if last else int(c["epoch"]),
                        every_epoch=last, spans=spans)
             info = unlearn.read_run(run)
@@ -275,14 +278,16 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
 
 
 def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
-    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd") and the
-    bootstrap 95% CIs (over items) of its seed-0 run."""
-    ref = sanity(profile)
+    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd"), the
+    bootstrap 95% CIs (over items) of its seed-0 run, and MU95: whether the seed mean of MU (KnowMem-retain)
+    keeps 95% of the target's (`tuning.keeps_utility`; seed 0 alone decided the selection)."""
+    ref, mu = sanity(profile), target_mu(profile)
     rows = [{"method": r["model"], **{c: r[c] for c in ref.columns if c != "model"}} for _, r in ref.iterrows()]
     for method, part in seeds.groupby("method", sort=False):
         ok = part[part["status"] == "completed"]
         row = {"method": method, "lr": part["lr"].iloc[0], "epoch": part["epoch"].iloc[0],
-               "MU95": part["MU95"].iloc[0], "seeds": f"{len(ok)}/{len(part)}"}
+               "MU95": "yes" if tuning.keeps_utility(ok["MU"] if "MU" in ok else [], mu) else "no",
+               "seeds": f"{len(ok)}/{len(part)}"}
         for col in COLUMNS:
             mean, sd = tuning.mean_std(ok[col]) if len(ok) else (float("nan"), float("nan"))
             row[col], row[f"{col} sd"] = mean, sd

@@ -216,7 +216,18 @@ def _paper_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).endswith(tuple(f" ({tag})" for tag in SOURCE_TAGS.values()))]
 
 
-SPREAD = " sd"  # a column "X sd" holds the standard deviation over seeds of column "X"
+SPREAD = " sd"  # a column "X sd" holds the standard deviation of column "X" (over what: the table's caption)
+SPREAD_NAMED = "sd over"  # a saved table with "X sd" columns says in its caption what they are over
+
+
+def check_spread_named(df: pd.DataFrame, caption: str) -> None:
+    """Refuse a table whose "X sd" columns (shown as "mean ± sd") have a caption that does not say what the sd
+    is over (SPREAD_NAMED, e.g. "mean ± sd over seeds", "± sd over targets")."""
+    merged = [c for c in df.columns if f"{c}{SPREAD}" in df.columns]
+    if merged and SPREAD_NAMED not in caption:
+        raise ValueError(f"table with mean ± sd columns {merged[:3]}{' ...' if len(merged) > 3 else ''} has caption "
+                         f"{caption!r}; allowed: a caption that names the spread ('{SPREAD_NAMED} seeds', "
+                         f"'{SPREAD_NAMED} targets', '{SPREAD_NAMED} repeats', ...)")
 
 
 def merge_spread(df: pd.DataFrame) -> pd.DataFrame:
@@ -275,12 +286,14 @@ def save_table(df: pd.DataFrame, name: str, folder: str | Path | None = None, ca
 
     `profile` (smoke | mini | paper) sets the setting label ("mini benchmark, tiny model" for mini and
     smoke); without it the label is taken from a `setting` column (as `with_paper_numbers` adds). A table
-    labelled mini or smoke must not hold paper columns ("... (paper)"). Returns the three paths.
+    labelled mini or smoke must not hold paper columns ("... (paper)"); a table with "X sd" columns needs a
+    caption that says what the sd is over (`check_spread_named`). Returns the three paths.
     """
     _check_name(name)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"save_table needs a pandas DataFrame, got {type(df).__name__}")
     label = _label(df, profile)
+    check_spread_named(df, caption)
     if label in (SETTING_LABELS["smoke"], SETTING_LABELS["mini"]) and _paper_columns(df):
         raise ValueError(f"table {name!r} is labelled {label!r} but holds reference columns "
                          f"{_paper_columns(df)}: mini numbers are never shown beside the paper's")

@@ -39,6 +39,7 @@ from paperlib.data import rwku as rwku_data
 from paperlib.errors import PaperlibError
 from paperlib.models import load_model, load_tokenizer
 from paperlib.progress import bar as progress_bar
+from paperlib.report import SPREAD
 
 EVALUATOR = "rwku"
 METHODS = ("GA", "NPO", "UnDIAL", "Unilogit", "PALU")
@@ -266,8 +267,8 @@ def scores(row: dict) -> dict[str, float]:
 
 
 def _overrides(profile: Profile, method: str, lr: float, seed: int, stop_epoch: int) -> dict:
-    g, s = tuning.grid(profile), settings(profile)
-    out = {**NO_RETAIN.get(method, {}), "lr": lr, "epochs": g.epochs, "seed": seed, "stop_epoch": stop_epoch}
+    s = settings(profile)
+    out = {**NO_RETAIN.get(method, {}), **tuning.run_overrides(profile, method, lr, seed, stop_epoch)}
     if s.batch_size:
         out["batch_size"] = s.batch_size
     return out
@@ -301,58 +302,81 @@ def original_rows(profile: Profile) -> pd.DataFrame:
 
 
 def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.DataFrame]:
-    """The tuning protocol per target and method: "sweep" (every lr x epoch), "selected" (the rule's point),
-    "seeds" (the selected point with every seed of the grid)."""
+    """The tuning protocol per target and method: "sweep" (every lr x epoch), "selected" (the rule's point, picked
+    on the sweep's seed 0; `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`, beside the sweep's
+    own "qualified (seed 0)"), "seeds" (the selected point with every seed of the grid)."""
     g = tuning.grid(profile)
     original = original_rows(profile).set_index("target")
     sweep, chosen, seeds = [], [], []
     todo = [(t, m) for t in target_names(profile) for m in methods]
     for target, method in progress_bar(todo, "rwku targets x methods"):
         part = []
-        for lr in g.lrs:
+        for lr in tuning.grid(profile, method).lrs:
             info = _run(profile, target, method, lr, every_epoch=g.every_epoch)
             part += _rows(info, {"target": target, "method": method, "lr": lr})
         part_df = pd.DataFrame(part)
         sweep.append(part_df)
         best = tuning.select(part_df, float(original.loc[target, "MU"]), g.every_epoch)
         lr, epoch = float(best["lr"]), int(best["epoch"])
-        chosen.append({"target": target, "method": method, "lr": lr, "epoch": epoch,
-                       "qualified": bool(best["qualified"])})
+        mine = []
         for seed in g.seeds:
             if seed == 0:
                 same = part_df[(part_df["lr"] == lr) & (part_df["epoch"] == epoch) & (part_df["status"] == "completed")]
-                seeds += [{**r, "seed": 0} for r in same.to_dict("records")]
+                mine += [{**r, "seed": 0} for r in same.to_dict("records")]
                 continue
             info = _run(profile, target, method, lr, seed, stop_epoch=epoch, every_epoch=False)
-            seeds += [{**r, "seed": seed} for r in _rows(info, {"target": target, "method": method, "lr": lr})
-                      if r["epoch"] == epoch or r["status"] != "completed"]
+            mine += [{**r, "seed": seed} for r in _rows(info, {"target": target, "method": method, "lr": lr})
+                     if r["epoch"] == epoch or r["status"] != "completed"]
+        seeds += mine
+        ok = [r["MU"] for r in mine if r["status"] == "completed"]
+        chosen.append({"target": target, "method": method, "lr": lr, "epoch": epoch,
+                       "qualified": tuning.keeps_utility(ok, float(original.loc[target, "MU"])),
+                       "qualified (seed 0)": bool(best["qualified"])})
     return {"sweep": pd.concat(sweep, ignore_index=True), "selected": pd.DataFrame(chosen),
             "seeds": pd.DataFrame(seeds), "original": original.reset_index()}
 
 
 def per_target(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Mean over seeds of every column per (method, target), the original model's rows first; `runs` = the
-    completed seed runs averaged; a target whose seeds all diverged has status "diverged (every seed)" and no
-    numbers (shown as a dash, left out of `results_table`'s means, which count the targets they average)."""
+    """Mean ("X") and sd ("X sd") over seeds of every column per (method, target), the original model's rows
+    first (one deterministic model: no sd); `runs` = the completed seed runs averaged; a target whose seeds all
+    diverged has status "diverged (every seed)" and no numbers (shown as a dash, left out of `results_table`'s
+    means, which count the targets they average)."""
     seeds = tuned["seeds"]
     ok = seeds[seeds["status"] == "completed"]
     cols = [c for c in TABLE_COLUMNS if c in ok]
     rows = [tuned["original"][["method", "target", *cols]].assign(runs=1, status="completed")]
     for (method, target), part in seeds.groupby(["method", "target"], sort=False):
         good = part[part["status"] == "completed"]
-        row = {"method": method, "target": target, "runs": len(good),
-               "status": "completed" if len(good) else "diverged (every seed)"}
-        if len(good):
-            row.update({c: float(good[c].mean()) for c in cols})
+        row: dict[str, Any] = {"method": method, "target": target, "runs": len(good),
+                               "status": "completed" if len(good) else "diverged (every seed)"}
+        for c in cols if len(good) else ():
+            row[c], row[f"{c}{SPREAD}"] = tuning.mean_std(good[c])
         rows.append(pd.DataFrame([row]))
-    return pd.concat(rows, ignore_index=True)
+    out = pd.concat(rows, ignore_index=True)
+    return out[[c for c in out.columns if not c.endswith(SPREAD)] + [c for c in out.columns if c.endswith(SPREAD)]]
+
+
+TARGET_SPREAD = " sd over targets"  # results_table: "X sd over targets" beside "X" ± sd over seeds
+TARGET_SPREAD_COLUMNS = ("forget All", "neighbor All")  # the two numbers the tuning rule and the claim read
+
+
+def seed_spread(seed_rows: pd.DataFrame, column: str) -> float:
+    """The spread over seeds of a method's mean over targets: per seed, the mean of `column` over the targets
+    whose run with that seed completed; then the sd over seeds (ddof=1; 0 for one seed; NaN for no seed row)."""
+    ok = seed_rows[seed_rows["status"] == "completed"] if "status" in seed_rows else seed_rows
+    if ok.empty or column not in ok:
+        return float("nan")
+    return tuning.mean_std(ok.groupby("seed")[column].mean())[1]
 
 
 def results_table(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """RWKU's table layout, mean ± sd over targets (each target: the mean over its seeds), with the number of
-    targets whose selected point kept the utility rule (MU95) per method."""
+    """RWKU's table layout, per method: "X" the mean over targets of each target's seed mean, "X sd" its spread
+    over seeds (`seed_spread`; none for the deterministic original model), "X sd over targets" (forget All and
+    neighbour All) the sd over targets of the targets' seed means; MU95 = the targets whose selected point keeps
+    95% of the original's neighbour All in the seed mean (`tuning.keeps_utility`), "k/n"; `targets` averaged."""
     rows = per_target(tuned)
     cols = [c for c in TABLE_COLUMNS if c in rows]
+    seeds, sel = tuned["seeds"], tuned["selected"]
     out = []
     for method, part in rows.groupby("method", sort=False):
         rec: dict[str, Any] = {"method": method}
@@ -360,13 +384,27 @@ def results_table(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
             v = part[c].to_numpy(dtype=float)
             v = v[np.isfinite(v)]
             rec[c] = float(v.mean()) if len(v) else float("nan")
-            rec[f"{c} sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-        sel = tuned["selected"]
+            rec[f"{c}{SPREAD}"] = seed_spread(seeds[seeds["method"] == method], c)
+            if c in TARGET_SPREAD_COLUMNS:
+                rec[f"{c}{TARGET_SPREAD}"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
         mine = sel[sel["method"] == method]
         rec["MU95"] = f"{int(mine['qualified'].sum())}/{len(mine)}" if len(mine) else ""
         rec["targets"] = int(np.isfinite(part[cols[0]].to_numpy(dtype=float)).sum())
         out.append(rec)
     return pd.DataFrame(out)
+
+
+def keeps_neighbours_sentence(tuned: dict[str, pd.DataFrame]) -> str:
+    """One sentence from the selected points: per method, how many targets keep 95% of the original model's
+    neighbour All in the seed mean (the MU95 flag the tables print), naming the targets that do not."""
+    sel = tuned["selected"]
+    parts = []
+    for method, part in sel.groupby("method", sort=False):
+        missed = list(part.loc[~part["qualified"].astype(bool), "target"])
+        parts.append(f"{method} {len(part) - len(missed)}/{len(part)}" + (f" (not: {', '.join(missed)})" if missed
+                                                                           else ""))
+    return (f"Targets whose selected point keeps {tuning.MU_FRACTION:.0%} of the original model's neighbour All "
+            f"(mean over seeds): {'; '.join(parts)}.")
 
 
 CORPUS_COLUMNS = ("forget All", "neighbor All", "MIA FM")
@@ -465,15 +503,15 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     s, g = settings(profile), tuning.grid(profile)
     model = base_model(profile) if s.mini is None else "rwku-base (tiny, trained here)"
     n = s.blocks_estimate
-    evals = g.epochs if g.every_epoch else 1
     out = []
     for method in METHODS:
         m, _, _ = unlearn.resolve(profile, method, NO_RETAIN.get(method))
-        common = {"model": model, "method": method, "n_examples": n, "epochs": g.epochs, "passes": 1,
+        own = tuning.grid(profile, method)
+        common = {"model": model, "method": method, "n_examples": n, "epochs": own.epochs, "passes": 1,
                   "reference": bool(m.needs().ref)}
         for i in range(s.n_targets):
             out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": lr, "target": i},
-                     "evaluations": evals} for lr in g.lrs]
+                     "evaluations": own.epochs if own.every_epoch else 1} for lr in own.lrs]
             out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd,
                                                     "target": i}, "evaluations": 1} for sd in g.seeds if sd != 0]
     return out

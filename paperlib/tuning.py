@@ -34,6 +34,8 @@ MU_FRACTION = 0.95  # a point qualifies when MU >= MU_FRACTION * MU(original) (l
 # methods.md table.
 PAPER_TRAIN = TrainConfig(lr=1e-5, epochs=10, batch_size=32, weight_decay=0.01, warmup_epochs=1.0,
                           schedule="linear", optimizer="paged_adamw_32bit")
+# The one place of the paper profile's per-method changes: `train_config` and `grid(profile, method)` read it, so
+# every run path (which takes its lr and epochs from the grid, `run_overrides`) trains with them.
 PAPER_TRAIN_CHANGES: dict[str, dict[str, Any]] = {"UnDIAL": {"lr": 1e-4}, "WGA": {"epochs": 5}}
 # Tiny profiles: the papers' schedule shape (weight decay 0.01, 1 warm-up epoch then linear decay) at the
 # tiny model's scale of learning rates (it was fine-tuned at 3e-3; at 1e-5 it barely moves).
@@ -60,14 +62,27 @@ GRIDS: dict[str, Grid] = {
 }
 
 
-def grid(profile: Any) -> Grid:
-    """The tuning grid of `profile` (a Profile or its name), with a Profile's own `tuning` changes (a profile
-    file's, e.g. one seed for a test of the paper path on stand-ins)."""
+def grid(profile: Any, method: str | None = None) -> Grid:
+    """The tuning grid of `profile` (a Profile or its name) for `method`, with a Profile's own `tuning` changes
+    (a profile file's, e.g. one seed for a test of the paper path on stand-ins). Paper profile: the method's
+    own learning rate and epochs (`train_config`, i.e. PAPER_TRAIN with PAPER_TRAIN_CHANGES: UnDIAL lr 1e-4,
+    WGA 5 epochs); tiny profiles: the same grid for every method."""
     name = getattr(profile, "name", profile)
     if name not in GRIDS:
         raise ValueError(f"profile {name!r} has no tuning grid; allowed: {', '.join(GRIDS)}")
+    base = GRIDS[name]
+    if name == "paper" and method is not None:
+        own = train_config(name, method)
+        base = replace(base, lrs=(own.lr,), epochs=own.epochs)
     changes = {k: tuple(v) if isinstance(v, list) else v for k, v in getattr(profile, "tuning", ())}
-    return replace(GRIDS[name], **changes) if changes else GRIDS[name]
+    return replace(base, **changes) if changes else base
+
+
+def run_overrides(profile: Any, method: str, lr: float, seed: int = 0, stop_epoch: int = 0) -> dict[str, Any]:
+    """The schedule settings of one tuning run of `method` (lr from the grid, the grid's epochs for `method`,
+    the unlearning seed, an optional early stop): what every run path (TOFU, MUSE, RWKU, notebook 09 and 10)
+    passes to `unlearn`, so the paper profile's per-method changes reach the training loop."""
+    return {"lr": lr, "epochs": grid(profile, method).epochs, "seed": seed, "stop_epoch": stop_epoch}
 
 
 def train_config(profile: Any, method: str) -> TrainConfig:
@@ -132,13 +147,23 @@ def mean_std(values: pd.Series) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+def keeps_utility(mu_values: Any, mu_reference: float) -> bool:
+    """The MU95 flag of a reported point: the mean over its completed seeds of MU (NaN left out) is at least
+    MU_FRACTION x `mu_reference` (False when no seed completed). The selection looks at seed 0 (the sweep); the
+    flag a table prints and a claim reads is this seed mean."""
+    mean, _ = mean_std(pd.Series(mu_values, dtype=float))
+    return bool(mean >= MU_FRACTION * mu_reference)
+
+
 def describe(profile: Any) -> str:
     """The protocol of `profile` in one paragraph (printed by the notebooks before any result)."""
     name = getattr(profile, "name", profile)
     g = grid(name)
     if not g.every_epoch:
+        changes = "; ".join(f"{m}: " + ", ".join(f"{k} {v:g}" for k, v in c.items())
+                            for m, c in PAPER_TRAIN_CHANGES.items())
         return (f"{name}: the papers' own settings (lr {', '.join(f'{lr:g}' for lr in g.lrs)}, {g.epochs} epochs, "
-                f"the final epoch reported), seeds {list(g.seeds)}.")
+                f"the final epoch reported; per method: {changes}), seeds {list(g.seeds)}.")
     return (f"{name}: every method and variant sweeps lr in {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} for {g.epochs} "
             f"epochs, evaluated after each; reported point = highest FQ with MU >= {MU_FRACTION:.0%} of the "
             f"original model's MU (else the highest MU, flagged MU95 = no); that lr and epoch re-run with seeds "

@@ -28,7 +28,10 @@ def test_unilogit_target_gives_the_gold_token_1_over_v_and_keeps_the_other_ratio
     assert q[0, 1].tolist() == pytest.approx([1 / 3, 1 / 6, 1 / 2])
     assert q[0, 2].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])  # uniform logits stay uniform
     assert q[0, 0].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])  # ignored position: softmax of the logits
-    assert torch.equal(q, losses.unilogit_target(z, LABELS))  # the loss's own target
+    # what training sees: Unilogit's loss at these logits is the token mean of KL(p_z || q) with the q above
+    p = [math.exp(v) / (math.exp(5) + 4) for v in (5.0, 0.0, LN(3))]
+    by_hand = sum(a * LN(a / b) for a, b in zip(p, (1 / 3, 1 / 6, 1 / 2), strict=True)) / 2  # position 2: KL 0
+    assert losses.unilogit_loss(z, LABELS).item() == pytest.approx(by_hand)
 
 
 def test_undial_target_lowers_the_original_gold_logit_by_beta():
@@ -36,7 +39,11 @@ def test_undial_target_lowers_the_original_gold_logit_by_beta():
     q = distill.soft_target("UnDIAL", z, LABELS, beta=LN(4))
     # gold logit log(4/8) - log 4 = log(1/8): softmax -> (1, 1, 3) / 5
     assert q[0, 1].tolist() == pytest.approx([1 / 5, 1 / 5, 3 / 5])
-    assert torch.allclose(q, losses.undial_target(z, LABELS, LN(4)))
+    # what training sees: UnDIAL's loss (the model = the original here) is the token mean of CE(q, p_z); position
+    # 2 (uniform, gold 2 lowered by log 4): q = (4, 4, 1) / 9, CE = log 3
+    ce1 = -sum(a * LN(b) for a, b in zip((1 / 5, 1 / 5, 3 / 5), (4 / 8, 1 / 8, 3 / 8), strict=True))
+    assert q[0, 2].tolist() == pytest.approx([4 / 9, 4 / 9, 1 / 9])
+    assert losses.undial_loss(z, z, LABELS, beta=LN(4)).item() == pytest.approx((ce1 + LN(3)) / 2)
     with pytest.raises(ValueError, match="allowed: Unilogit, UnDIAL"):
         distill.soft_target("GA", z, LABELS)
 
@@ -101,10 +108,16 @@ def test_distill_claim_needs_the_intervals_to_separate():
         return pd.DataFrame({"method": ["Unilogit", "UnDIAL β=3", "UnDIAL β=10"], "target KL": [uni, 0.5, 0.3],
                              "target KL sd": [sd, 0.0, 0.0]})
 
-    assert claims.distill_claim(table(0.1, 0.01)).verdict == claims.REPRODUCED
-    assert claims.distill_claim(table(0.29, 0.02)).verdict == claims.INCONCLUSIVE  # 0.27..0.31 overlaps 0.3
-    assert claims.distill_claim(table(0.4, 0.01)).verdict == claims.NOT_REPRODUCED  # beta 10 lower beyond spread
-    assert claims.distill_claim(table(0.1, 0.01)).notebook == "10"
+    def tuned(fq):  # notebook 10's table of the reported points (FQ mean over seeds)
+        return pd.DataFrame({"method": ["Original", "GA", "Unilogit", "UnDIAL β=3", "UnDIAL β=10"],
+                             "FQ": [1e-20, 0.9, fq, fq, fq]})
+
+    assert claims.distill_claim(table(0.1, 0.01), tuned(0.2)).verdict == claims.REPRODUCED
+    assert claims.distill_claim(table(0.29, 0.02), tuned(0.2)).verdict == claims.INCONCLUSIVE  # overlaps 0.3
+    assert claims.distill_claim(table(0.4, 0.01), tuned(0.2)).verdict == claims.NOT_REPRODUCED  # beta 10 lower
+    # the targets separate, but none of the compared runs forgot (GA did, but it has no soft target)
+    c = claims.distill_claim(table(0.1, 0.01), tuned(1e-30))
+    assert (c.notebook, c.verdict) == ("10", claims.NOT_TESTABLE)
 
 
 def test_runs_reuse_notebook_01s_undial_and_plan_lists_the_new_runs():

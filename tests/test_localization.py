@@ -110,16 +110,25 @@ def test_random_mask_claim():
 
     from paperlib import claims
 
-    def table(wagle: float, sd: float, seeds: str = "3/3"):
-        return pd.DataFrame([{"loss": "NPO", "mask": "random", "seeds": "3/3", "AUES": 0.5, "AUES sd": 0.01},
-                             {"loss": "NPO", "mask": "wagle", "seeds": seeds, "AUES": wagle, "AUES sd": sd},
-                             {"loss": "NPO", "mask": "memflex", "seeds": "1/1", "AUES": 0.9, "AUES sd": 0.0}])
+    def table(wagle: float, sd: float, seeds: str = "3/3", fq: float = 0.2, pooled: float = 0.3):
+        return pd.DataFrame([
+            {"loss": "NPO", "mask": "random", "seeds": "3/3", "AUES": 0.5, "AUES sd": 0.01, "MU95 FQ": fq,
+             "AUES all lrs": 0.5},
+            {"loss": "NPO", "mask": "wagle", "seeds": seeds, "AUES": wagle, "AUES sd": sd, "MU95 FQ": fq,
+             "AUES all lrs": pooled},
+            {"loss": "NPO", "mask": "memflex", "seeds": "1/1", "AUES": 0.9, "AUES sd": 0.0, "MU95 FQ": fq,
+             "AUES all lrs": 0.9}])
 
     assert claims.random_mask_claim(table(0.3, 0.01)).verdict == claims.REPRODUCED  # random above beyond sd
     assert claims.random_mask_claim(table(0.7, 0.01)).verdict == claims.NOT_REPRODUCED  # localized above
     assert claims.random_mask_claim(table(0.51, 0.02)).verdict == claims.INCONCLUSIVE  # within the spread
     assert claims.random_mask_claim(table(0.3, 0.01, "1/3")).verdict == claims.INCONCLUSIVE  # no seeded pair
-    assert "memflex" not in claims.random_mask_claim(table(0.3, 0.01)).evidence  # one seed: not compared
+    c = claims.random_mask_claim(table(0.3, 0.01))
+    assert "memflex" in c.evidence and "not compared (fewer than 2 seeds): NPO memflex (1/1)" in c.evidence
+    # random above beyond the spread, but no mask forgot (MU95 FQ < 0.05): not testable
+    assert claims.random_mask_claim(table(0.3, 0.01, fq=1e-33)).verdict == claims.NOT_TESTABLE
+    # pooled over learning rates WAGLE is above random: the selected-lr result alone does not decide
+    assert claims.random_mask_claim(table(0.3, 0.01, pooled=0.6)).verdict == claims.INCONCLUSIVE
 
 
 def test_paper_plan_of_notebook_09():

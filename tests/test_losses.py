@@ -133,17 +133,19 @@ def test_unilogit_target_exact_uniform_label_and_ratios():
 
 
 def test_tpo_by_hand():
-    logits = t([[[2.0, 0, 0], [0, 1.0, 0], [0, 0, 3.0]], [[1.0, 1.0, 1.0], [4.0, 0, 0], [0, 0, 0]]])
-    labels = torch.tensor([[0, 1, 2], [1, 0, -100]])
-    unwanted = torch.tensor([[True, True, False], [False, True, True]])  # (1, 2) is a prompt position
-    ref_gold = t([[1.0, 2.0, 0.0], [0.0, 5.0, 0.0]])
+    logits = t([[[2.0, 0, 0], [0, 1.0, 0], [0, 0, 3.0], [0, 0, 0]],
+                [[1.0, 1.0, 1.0], [4.0, 0, 0], [0, 0, 0], [0, 0, 0]]])
+    labels = torch.tensor([[0, 1, 2, 0], [1, 0, -100, -100]])
+    unwanted = torch.tensor([[True, True, False, False], [False, True, True, False]])  # (1, 2): a prompt position
+    ref_gold = t([[1.0, 2.0, 0.0, 0.0], [0.0, 5.0, 0.0, 0.0]])
     # sample 0: mean_ref (1+2)/2, mean_theta (2+1)/2; sample 1: ref 5, theta 4
     lpl = ((1.5 - 1.5) + (5.0 - 4.0)) / 2
-    general = ((lse(0, 0, 3) - 3) + math.log(3)) / 2  # (0, 2) and (1, 0): one general token per sample
-    expected = -(2 / 0.32) * logsig(0.32 * lpl) + general
-    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32, general="token_mean"), expected)
-    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32, general="sample_sum"), expected)
-    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32), expected)  # default: sample_sum
+    first = -(2 / 0.32) * logsig(0.32 * lpl)
+    # general tokens: (0, 2) NLL lse(0,0,3) - 3 and (0, 3) NLL log 3 in sample 0, (1, 0) NLL log 3 in sample 1
+    nll = [lse(0, 0, 3) - 3, math.log(3), math.log(3)]
+    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32, general="token_mean"), first + sum(nll) / 3)
+    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32, general="sample_sum"), first + sum(nll) / 2)
+    approx(L.tpo_loss(logits, ref_gold, labels, unwanted, beta=0.32), first + sum(nll) / 2)  # default: sample_sum
 
 
 def test_pdu_margin_and_dual():
@@ -218,6 +220,19 @@ def test_local_entropy_matches_double_loop_for_every_target():
                 total += sum((v - c) ** 2 for v in picked) / 2
                 count += 1
         approx(L.local_entropy(logits, idx, mask, target), total / count)
+
+
+def test_global_and_detached_mean_differ_in_the_gradient():
+    """Same value, different gradient, by hand: z = (0, 3, 1, 2), K = 2 (indices 1, 3), c = 1.5, L = (1.5^2 +
+    0.5^2) / 2 = 1.25. Detached c: dL/dz_j = (z_j - c) on the top-K, 0 elsewhere -> (0, 1.5, 0, 0.5). Global c:
+    minus (1/V) sum_k (z_k - c) = 2/4 on every entry -> (-0.5, 1.0, -0.5, 0.0)."""
+    idx, mask = torch.tensor([[[1, 3]]]), torch.tensor([[True]])
+    for target, grad in (("detached_mean", [0.0, 1.5, 0.0, 0.5]), ("global_mean", [-0.5, 1.0, -0.5, 0.0])):
+        z = t([[[0.0, 3.0, 1.0, 2.0]]]).requires_grad_(True)
+        loss = L.local_entropy(z, idx, mask, target)
+        loss.backward()
+        approx(loss, 1.25)
+        assert z.grad[0, 0].tolist() == pytest.approx(grad), target
 
 
 def test_local_entropy_empty_mask_and_topk_indices():

@@ -73,9 +73,11 @@ def test_paper_defaults():
         1e-5, 10, 32, 0.01, 1.0, "linear")
     assert methods.train_config("paper", "UnDIAL").lr == 1e-4 and methods.train_config("paper", "WGA").epochs == 5
     assert methods.profile_hparams("paper", "PALU") == {}
-    for name in methods.METHODS:  # every method has a mini training setting
-        row = methods.train_config("mini", name)
-        assert row.lr > 0 and row.epochs >= 1
+    # paper: every other method trains with the common schedule; mini: one schedule for every method (4 epochs,
+    # batch 16, the grid sets lr), no per-method deviation
+    assert {methods.train_config("paper", n) for n in methods.METHODS if n not in ("UnDIAL", "WGA")} == {paper}
+    assert {(c.lr, c.epochs, c.batch_size, c.weight_decay, c.warmup_epochs, c.schedule) for c in
+            (methods.train_config("mini", n) for n in methods.METHODS)} == {(1e-3, 4, 16, 0.01, 1.0, "linear")}
 
 
 def test_needs_follow_the_hyperparameters():

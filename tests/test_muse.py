@@ -168,17 +168,25 @@ def test_muse_claim_on_hand_made_tables():
 
     from paperlib import claims
 
-    def table(palu, palu_sd, other, other_sd, mu95="yes"):
+    def table(palu, palu_sd, other, other_sd, mu95="yes", verbmem=80.0):
+        """The target's CIs: KnowMem-f [30, 76], VerbMem [83.6, 88.2]; GA forgets by VerbMem unless `verbmem`."""
         return pd.DataFrame([
-            {"method": "Target", "KnowMem-f": 80.0, "MU95": None},
-            {"method": "PALU", "KnowMem-f": palu, "KnowMem-f sd": palu_sd, "MU95": mu95},
-            {"method": "GA", "KnowMem-f": other, "KnowMem-f sd": other_sd, "MU95": "yes"},
-            {"method": "NPO", "KnowMem-f": 1.0, "KnowMem-f sd": 0.0, "MU95": "no"}])  # lower, but not MU95
+            {"method": "Target", "KnowMem-f": 55.0, "KnowMem-f CI": "[30.0, 76.0]", "VerbMem": 86.0,
+             "VerbMem CI": "[83.6, 88.2]", "MU95": None},
+            {"method": "PALU", "KnowMem-f": palu, "KnowMem-f sd": palu_sd, "VerbMem": 85.0, "MU95": mu95},
+            {"method": "GA", "KnowMem-f": other, "KnowMem-f sd": other_sd, "VerbMem": verbmem, "MU95": "yes"},
+            {"method": "NPO", "KnowMem-f": 1.0, "KnowMem-f sd": 0.0, "VerbMem": 1.0, "MU95": "no"}])  # not MU95
 
+    assert claims.muse_forgetters(table(10.0, 1.0, 20.0, 2.0), ["PALU", "GA", "NPO"]) == ["PALU", "GA", "NPO"]
     assert claims.muse_claim(table(10.0, 1.0, 20.0, 2.0)).verdict == claims.REPRODUCED
     assert claims.muse_claim(table(20.0, 1.0, 10.0, 2.0)).verdict == claims.NOT_REPRODUCED
     assert claims.muse_claim(table(10.0, 5.0, 12.0, 5.0)).verdict == claims.INCONCLUSIVE
     assert claims.muse_claim(table(10.0, 1.0, 20.0, 2.0, mu95="no")).verdict == claims.NOT_REPRODUCED
+    # PALU below GA beyond the spread, but neither below the target's CIs: nothing forgotten
+    assert claims.muse_claim(table(40.0, 1.0, 50.0, 2.0, verbmem=85.0)).verdict == claims.NOT_TESTABLE
+    # PALU lowest, but only GA forgot (VerbMem below the target's CI): reproduced needs PALU to forget
+    c = claims.muse_claim(table(40.0, 1.0, 50.0, 2.0))
+    assert c.verdict == claims.NOT_REPRODUCED and "PALU did not forget" in c.evidence
 
 
 def test_paper_plan_lists_the_palu_papers_muse_rows():

@@ -138,3 +138,12 @@ def test_format_number(value, text) -> None:
 def test_markdown_escapes_and_marks_missing() -> None:
     md = report.to_markdown(pd.DataFrame({"a|b": ["x|y"], "v": [float("nan")]}))
     assert md.splitlines() == ["| a\\|b | v |", "|:---|---:|", "| x\\|y | – |"]
+
+
+def test_a_saved_spread_says_what_it_is_over(tmp_path: Path) -> None:
+    table = pd.DataFrame({"method": ["PALU"], "FQ": [0.5], "FQ sd": [0.1]})
+    with pytest.raises(ValueError, match="names the spread"):
+        report.save_table(table, "x", folder=tmp_path, caption="PALU (mean ± sd)", profile="mini")
+    md = report.save_table(table, "x", folder=tmp_path, caption="PALU (mean ± sd over seeds)", profile="mini")[1]
+    assert "0.5000 ± 0.1000" in md.read_text() and "mean ± sd over seeds" in md.read_text()
+    report.save_table(table.drop(columns="FQ sd"), "y", folder=tmp_path, profile="mini")  # no spread, no caption

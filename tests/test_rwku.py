@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import claims
+from paperlib import claims, tuning
 from paperlib import rwku_metrics as rm
 from paperlib.constants import IGNORE
 from paperlib.data import mini_rwku, rwku
@@ -187,21 +187,53 @@ def test_mini_rwku_is_deterministic_and_rwku_shaped(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- claim
-def _table(unilogit: float, undial: float, sd: float = 1.0) -> pd.DataFrame:
+def _table(unilogit: float, undial: float, sd: float = 1.0, neighbours: float = 70.0) -> pd.DataFrame:
+    """forget All / neighbour All per method, "X sd" over seeds (the original model: none)."""
     return pd.DataFrame([
-        {"method": "Original", "forget All": 80.0, "forget All sd": 0.0, "neighbor All": 80.0, "neighbor All sd": 0},
-        {"method": "Unilogit", "forget All": unilogit, "forget All sd": sd, "neighbor All": 70.0,
-         "neighbor All sd": 1.0},
-        {"method": "UnDIAL", "forget All": undial, "forget All sd": sd, "neighbor All": 70.0, "neighbor All sd": 1.0},
-        {"method": "GA", "forget All": 60.0, "forget All sd": sd, "neighbor All": 40.0, "neighbor All sd": 1.0}])
+        {"method": "Original", "forget All": 80.0, "neighbor All": 80.0, "MU95": ""},
+        {"method": "Unilogit", "forget All": unilogit, "forget All sd": sd, "neighbor All": neighbours,
+         "neighbor All sd": 1.0, "MU95": "3/3"},
+        {"method": "UnDIAL", "forget All": undial, "forget All sd": sd, "neighbor All": 70.0, "neighbor All sd": 1.0,
+         "MU95": "3/3"},
+        {"method": "GA", "forget All": 60.0, "forget All sd": sd, "neighbor All": 40.0, "neighbor All sd": 1.0,
+         "MU95": "0/3"}])
 
 
 def test_rwku_claim():
+    assert claims.rwku_forgetters(_table(20.0, 79.5), ["Unilogit", "UnDIAL"]) == ["Unilogit"]  # 80 > 79.5 + 1: no
     assert claims.rwku_claim(_table(20.0, 50.0)).verdict == claims.REPRODUCED
     assert claims.rwku_claim(_table(50.0, 20.0)).verdict == claims.NOT_REPRODUCED
     assert claims.rwku_claim(_table(30.0, 31.0)).verdict == claims.INCONCLUSIVE
-    # nothing forgotten: Unilogit's forget All not below the original's beyond the spread
-    assert claims.rwku_claim(_table(79.5, 85.0)).verdict == claims.NOT_REPRODUCED
+    # lower forget All, but less neighbour knowledge beyond the spread: not "at a similar utility"
+    c = claims.rwku_claim(_table(20.0, 50.0, neighbours=60.0))
+    assert c.verdict == claims.NOT_REPRODUCED and "less neighbour knowledge" in c.evidence
+    # Unilogit below UnDIAL beyond the spread, but neither below the original's beyond it: nothing forgotten
+    assert claims.rwku_claim(_table(79.6, 82.0, sd=0.5)).verdict == claims.NOT_TESTABLE  # 79.6 + 0.5 >= 80
+
+
+def test_mu95_flag_is_the_seed_mean(monkeypatch):
+    """Seed 0 (the sweep) keeps neighbour All 58 >= 0.95 x 60 = 57, seed 1 only 54: the mean 56 is below the
+    floor, so the selected point is flagged as not keeping the utility."""
+    from paperlib import rwku as rk
+    from paperlib.config import get_profile
+
+    cols = {c: 10.0 for c in rk.TABLE_COLUMNS}
+
+    def run(profile, target, method, lr, seed=0, stop_epoch=0, every_epoch=True, forget_corpus=None):
+        return {"epochs": [{"epoch": e, **cols, "neighbor All": 58.0 if seed == 0 else 54.0} for e in (1, 2)],
+                "status": {"status": "completed"}}
+
+    monkeypatch.setattr(rk, "_run", run)
+    monkeypatch.setattr(rk, "target_names", lambda profile: ["a"])
+    monkeypatch.setattr(rk, "original_rows", lambda profile: pd.DataFrame(
+        [{"target": "a", "method": "Original", **cols, "neighbor All": 60.0, "FQ": 90.0, "MU": 60.0}]))
+    tuned = rk.tune(get_profile("smoke"), methods=("GA",))  # smoke grid: one lr, 2 epochs, seeds 0 and 1
+    sel = tuned["selected"].iloc[0]
+    assert bool(sel["qualified (seed 0)"]) and not bool(sel["qualified"])
+    assert rk.results_table(tuned).set_index("method").loc["GA", "MU95"] == "0/1"
+    assert "GA 0/1 (not: a)" in rk.keeps_neighbours_sentence(tuned)
+    assert tuning.keeps_utility([58.0, 56.0], 60.0) and not tuning.keeps_utility([58.0, 54.0], 60.0)
+    assert not tuning.keeps_utility([], 60.0)
 
 
 # ----------------------------------------------------------------------------------------- end to end (smoke)
@@ -258,8 +290,12 @@ def test_tables_record_a_diverged_target_and_average_over_targets():
     rows = rk.per_target(tuned).set_index(["method", "target"])
     assert rows.loc[("GA", "a"), "forget All"] == 3.0 and rows.loc[("GA", "a"), "runs"] == 2
     assert rows.loc[("NPO", "b"), "status"] == "diverged (every seed)" and rows.loc[("NPO", "b"), "runs"] == 0
+    assert rows.loc[("GA", "a"), "forget All sd"] == pytest.approx(2 ** 0.5)  # over seeds: sd(2, 4)
     table = rk.results_table(tuned).set_index("method")
     assert table.loc["GA", "forget All"] == 6.0  # mean over targets of the per-target seed means (3, 9)
-    assert table.loc["GA", "forget All sd"] == pytest.approx(np.std([3.0, 9.0], ddof=1))
+    # over seeds: the mean over targets is (2 + 9) / 2 = 5.5 with seed 0, (4 + 9) / 2 = 6.5 with seed 1
+    assert table.loc["GA", "forget All sd"] == pytest.approx(np.std([5.5, 6.5], ddof=1))
+    assert table.loc["GA", "forget All sd over targets"] == pytest.approx(np.std([3.0, 9.0], ddof=1))
     assert table.loc["GA", "MU95"] == "1/2" and table.loc["NPO", "targets"] == 1
     assert table.loc["NPO", "forget All"] == 1.0 and table.loc["NPO", "forget All sd"] == 0.0
+    assert math.isnan(table.loc["Original", "forget All sd"])  # one deterministic model: no spread over seeds

@@ -49,7 +49,8 @@ report.show(table, profile, caption=caption)
 # %% [markdown]
 # ## What we see
 # The verdict comes from `paperlib.claims.localization_claim`: at the same utility floor, the prefix must
-# forget more than whole-answer unlearning beyond the seed spread.
+# forget more than whole-answer unlearning beyond the seed spread; decided only when one of the two forgot
+# (the forgetting rule of `paperlib.claims`), else "not testable here".
 
 # %%
 claims.show(claims.localization_claim(table))

@@ -50,7 +50,8 @@ report.show(table, profile, caption=caption)
 # %% [markdown]
 # ## What we see
 # The verdict comes from `paperlib.claims.stability_claim`: the largest utility drop over the epochs,
-# per seed, must be smaller for local entropy than for negated CE beyond the spread.
+# per seed, must be smaller for local entropy than for negated CE beyond the spread; decided only when one of
+# them forgot at some epoch (the forgetting rule of `paperlib.claims`), else "not testable here".
 
 # %%
 claims.show(claims.stability_claim(curves, experiments.original_mu(P, forget)))

@@ -49,8 +49,9 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.prefix_claim`: N = 3 must forget (FQ >= 0.05 beyond the spread)
-# and not forget less than every sensitive token beyond the spread.
+# The verdict comes from `paperlib.claims.prefix_claim`: N = 3 must forget (the forgetting rule of
+# `paperlib.claims`) and not forget less than every sensitive token beyond the spread; when neither N = 3 nor
+# N = all forgot, "not testable here".
 
 # %%
 claims.show(claims.prefix_claim(table))

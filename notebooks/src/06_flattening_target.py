@@ -46,8 +46,9 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.target_claim`: the global mean must have the highest FQ at the
-# MU95 point beyond the seed spread.
+# The verdict comes from `paperlib.claims.target_claim`: among the targets whose reported point keeps MU95,
+# the global mean must have the highest FQ beyond the seed spread and must have forgotten; decided only when
+# a compared target forgot (the forgetting rule of `paperlib.claims`), else "not testable here".
 
 # %%
 claims.show(claims.target_claim(table))

@@ -44,13 +44,14 @@ curves = experiments.epoch_curves(P, experiments.tune(P, experiments.nce_runs(P)
 
 # %%
 report.save_table(timing, "07_loss_timing", tables_dir,
-                  caption=f"Loss forward+backward time (ms, CPU; {experiments.timing_note(measured)})", profile=profile)
+                  caption=f"Loss forward+backward time (ms, median ± sd over repeats, CPU; "
+                          f"{experiments.timing_note(measured)})", profile=profile)
 report.save_table(steps, "07_step_times", tables_dir, caption="Seconds per unlearning step (CPU, mean ± sd over seeds)",
                   profile=profile)
 _ = report.save_figure(plots.timing(timing), "07_loss_timing", figures_dir)
 _ = report.save_figure(plots.metric_lines(curves, "train s", ["FQ", "MU"], hue="method", title="Metric vs wall time"),
                        "07_convergence", figures_dir)
-report.show(steps, profile, caption="Seconds per unlearning step")
+report.show(steps, profile, caption="Seconds per unlearning step (CPU, mean ± sd over seeds)")
 
 # %% [markdown]
 # ## What we see

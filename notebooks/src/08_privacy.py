@@ -42,7 +42,8 @@ report.show(table, profile, caption=caption)
 # %% [markdown]
 # ## What we see
 # The verdict comes from `paperlib.claims.privacy_claim`: PALU's MinK AUC must be closer to the retain
-# model's than every other method's, beyond the seed spread.
+# model's than every other method's, beyond the seed spread; decided only when a method forgot (its
+# forget_quality by the forgetting rule of `paperlib.claims`), else "not testable here".
 
 # %%
 claims.show(claims.privacy_claim(table))

@@ -73,8 +73,11 @@ report.show(table, profile, caption=caption)
 # ## What we see
 # The verdict comes from `paperlib.claims.random_mask_claim`: per loss, each localized mask (the oracle;
 # activation, WAGLE, MemFlex) against its random counterpart (the complement; the random mask), on AUES,
-# for the pairs that have seeds. A localized mask above its random one beyond the seed spread contradicts
-# the claim; the claim is reproduced only when every random mask lies above its localized one.
+# for the pairs that have seeds (the others are named in the evidence). A pair is decided only when one of its
+# masks forgot at its MU95 point ("MU95 FQ", the forgetting rule of `paperlib.claims`); with no such pair the
+# verdict is "not testable here". A localized mask above its random one beyond the seed spread contradicts
+# the claim; the claim is reproduced only when every decided random mask lies above its localized one, forgot,
+# and stays above it pooled over the learning rates ("AUES all lrs").
 
 # %%
 claims.show(claims.random_mask_claim(table))
