@@ -44,6 +44,7 @@ GUIDES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("Adding a method", "adding_a_method.md"),
         ("Scale-out: GPUs, accelerate, SLURM", "scale_out.md"),
         ("Timings", "timings.md"),
+        ("Reproducibility", "reproducibility.md"),
         ("Bad inputs and their errors", "errors.md"),
     )),
     ("Benchmarks and methods", (
