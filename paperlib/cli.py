@@ -51,16 +51,15 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.fluency_classifier:
         profile = replace(profile, eval=replace(profile.eval, fluency_classifier=args.fluency_classifier))
     template = args.template or profile.model.template
-    # every input checked before the model is loaded
+    # every input checked before the model is loaded: the local ones first, then the benchmark (maybe the hub)
     checks.check_out_file(args.out)
-    source = pipeline.benchmark_source(profile)
-    tofu.check_split(args.forget, tofu.FORGET_SPLITS)
-    rows = checks.split_rows(source, args.forget)
-    retain_log = None
-    if args.retain_log:
-        retain_log = checks.load_eval_log(args.retain_log, "--retain-log")
-        checks.check_log_split(retain_log, rows, args.forget, f"--retain-log {args.retain_log}")
     checks.check_model_dir(args.model)
+    tofu.check_split(args.forget, tofu.FORGET_SPLITS)
+    retain_log = checks.load_eval_log(args.retain_log, "--retain-log") if args.retain_log else None
+    source = pipeline.benchmark_source(profile)
+    rows = checks.split_rows(source, args.forget)
+    if retain_log is not None:
+        checks.check_log_split(retain_log, rows, args.forget, f"--retain-log {args.retain_log}")
     model, tok = load_model(args.model), load_tokenizer(args.model)
     _, summary = evaluate.evaluate_tofu(model, tok, template, pipeline.benchmark_source(profile), args.forget,
                                         profile.eval, retain_log, out_dir=args.out)
