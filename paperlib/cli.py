@@ -127,6 +127,7 @@ def _unlearn(args: argparse.Namespace) -> None:
         if not sep or not key:
             raise PaperlibError(f"--set {item!r}; allowed: key=value (a hyperparameter or training setting)")
         overrides[key.strip()] = value.strip()
+    unlearn.check_settings(profile, args.method, overrides, args.model)  # before the mask builds any model
     update_mask = None
     if args.mask:
         from paperlib import masks, pipeline

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from functools import partial
 
@@ -125,6 +126,36 @@ def test_k_outside_1_to_V_is_rejected_before_any_compute(smoke, no_compute):
     vocab = len(load_tokenizer(pipeline.original_model(smoke)))
     with pytest.raises(ValueError, match=rf"k={vocab + 1}; allowed: 1..{vocab}"):
         U.unlearn(smoke, "PALU", overrides={"k": vocab + 1})
+
+
+def test_settings_the_profile_refuses_are_refused_on_an_empty_cache_before_anything_is_built(smoke, tmp_path,
+                                                                                            monkeypatch, capsys):
+    """`paperlib unlearn --set k=100000` (or an RMU layer the profile's model lacks) on an empty run cache: one
+    line naming the setting, its value and the allowed range, and the cache stays empty (it used to build the
+    benchmark, tokenizer, base and original models first). V and the depth come from the profile."""
+    from transformers import LlamaConfig
+
+    from paperlib import masks
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("PAPERLIB_CACHE", str(runs))
+    tiny = smoke.model.tiny
+    vocab, layers = tiny.vocab_size, tiny.num_hidden_layers
+    arch = LlamaConfig(vocab_size=vocab, hidden_size=tiny.hidden_size, intermediate_size=tiny.intermediate_size,
+                       num_hidden_layers=layers, num_attention_heads=tiny.num_attention_heads)
+    mask = tmp_path / "mask"  # checking a mask against the model builds the model: k is checked before that
+    masks.save_mask({"model.layers.0.mlp.down_proj.weight": torch.ones(tiny.hidden_size, tiny.intermediate_size,
+                                                                       dtype=torch.bool)}, mask, arch)
+    k_text = rf"k=100000; allowed: 1..{vocab} "
+    for method, extra, text in (("PALU", ["--set", "k=100000"], k_text),
+                                ("PALU", ["--set", "k=100000", "--mask", str(mask)], k_text),
+                                ("RMU", ["--set", "layer=9"], rf"layer=9; allowed: 0..{layers - 1} ")):
+        with pytest.raises(SystemExit) as info:
+            cli_main(["unlearn", "--profile", "smoke", "--method", method, *extra, "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert re.search(f"^paperlib unlearn: error: {text}", err), err
+        assert not runs.exists() or not any(runs.rglob("*")), sorted(runs.rglob("*"))
 
 
 def test_forget_set_without_span_annotation_is_rejected(smoke, tmp_path, no_compute):
