@@ -93,7 +93,7 @@ def _reproduce(args: argparse.Namespace) -> None:
                             "--executor slurm (or a config file of kind slurm)")
     results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
                                notebooks_dir=args.notebooks, env=env,
-                               figures_dir=args.figures, tables_dir=args.tables)
+                               figures_dir=args.figures, tables_dir=args.tables, workers_only=args.gpus is None)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
     if failed:
