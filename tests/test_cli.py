@@ -307,6 +307,15 @@ def test_tofu_from_the_hub_without_network_fails_at_once_in_one_line(env, capsys
         loads.append(datasets.config.HF_HUB_OFFLINE)
         return real_load(*args, **kwargs)
 
+    import huggingface_hub.constants
+
+    from paperlib import hub
+
+    for var in (*hub.OFFLINE_VARS, *hub.PROXY_VARS):  # hermetic: not offline, no proxy, nothing probed yet
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_REACHABLE", set())
     real_load = datasets.load_dataset
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(time, "sleep", sleeps.append)  # a retry would sleep: record it instead of waiting
