@@ -51,16 +51,15 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.fluency_classifier:
         profile = replace(profile, eval=replace(profile.eval, fluency_classifier=args.fluency_classifier))
     template = args.template or profile.model.template
-    # every input checked before the model is loaded
+    # every input checked before the model is loaded: the local ones first, then the benchmark (maybe the hub)
     checks.check_out_file(args.out)
-    source = pipeline.benchmark_source(profile)
-    tofu.check_split(args.forget, tofu.FORGET_SPLITS)
-    rows = checks.split_rows(source, args.forget)
-    retain_log = None
-    if args.retain_log:
-        retain_log = checks.load_eval_log(args.retain_log, "--retain-log")
-        checks.check_log_split(retain_log, rows, args.forget, f"--retain-log {args.retain_log}")
     checks.check_model_dir(args.model)
+    tofu.check_split(args.forget, tofu.FORGET_SPLITS)
+    retain_log = checks.load_eval_log(args.retain_log, "--retain-log") if args.retain_log else None
+    source = pipeline.benchmark_source(profile)
+    rows = checks.split_rows(source, args.forget)
+    if retain_log is not None:
+        checks.check_log_split(retain_log, rows, args.forget, f"--retain-log {args.retain_log}")
     model, tok = load_model(args.model), load_tokenizer(args.model)
     _, summary = evaluate.evaluate_tofu(model, tok, template, pipeline.benchmark_source(profile), args.forget,
                                         profile.eval, retain_log, out_dir=args.out)
@@ -103,7 +102,7 @@ def _reproduce(args: argparse.Namespace) -> None:
                             "--executor slurm (or a config file of kind slurm)")
     results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
                                notebooks_dir=args.notebooks, env=env,
-                               figures_dir=args.figures, tables_dir=args.tables)
+                               figures_dir=args.figures, tables_dir=args.tables, workers_only=args.gpus is None)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -137,6 +136,7 @@ def _unlearn(args: argparse.Namespace) -> None:
         if not sep or not key:
             raise PaperlibError(f"--set {item!r}; allowed: key=value (a hyperparameter or training setting)")
         overrides[key.strip()] = value.strip()
+    unlearn.check_settings(profile, args.method, overrides, args.model)  # before the mask builds any model
     update_mask = None
     if args.mask:
         from paperlib import masks, pipeline

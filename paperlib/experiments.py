@@ -4,7 +4,6 @@ plot the frames with `paperlib.plots` and save them with `paperlib.report`)."""
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,16 +54,10 @@ def training_curves(profile: Profile, forget: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-# The retain model's own evaluation has no reference log by design (it IS the reference): its "no retain
-# log" warnings say nothing to a reader of the notebooks.
-_OWN_EVALUATION = "no retain-model log given|privleak: no reference|forget_quality left out"
-
-
 def evaluation(profile: Profile, path: str, forget: str) -> tuple[dict, dict]:
-    """`pipeline.evaluation` of a model against the retain model, quiet about the retain model's own one."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_OWN_EVALUATION)
-        return pipeline.evaluation(profile, path, forget)
+    """`pipeline.evaluation` of a model against the retain model (whose own evaluation, built on the way, has
+    no reference log by design and says nothing about it: `evaluate.reference_model_evaluation`)."""
+    return pipeline.evaluation(profile, path, forget)
 
 
 def reference_models(profile: Profile, forget: str) -> dict[str, str]:

@@ -3,6 +3,7 @@ retain models (fine-tuned here for tiny profiles, checkpoints for the paper prof
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 from functools import lru_cache, partial
@@ -199,8 +200,10 @@ def evaluation_dir(profile: Profile, model_path: str, forget: str, reference: st
     def build(out: Path) -> None:
         tok, model = load_tokenizer(model_path), load_model(model_path)
         retain_log = evaluate.load_log(reference) if reference else None
-        evaluate.evaluate_tofu(model, tok, profile.model.template, benchmark_source(profile), forget,
-                               profile.eval, retain_log, out_dir=out, progress=progress)
+        # reference=None: the retain model's own evaluation (`retain_log_path`), the reference itself
+        with evaluate.reference_model_evaluation() if retain_log is None else contextlib.nullcontext():
+            evaluate.evaluate_tofu(model, tok, profile.model.template, benchmark_source(profile), forget,
+                                   profile.eval, retain_log, out_dir=out, progress=progress)
 
     return cached_run("eval", config, build, force=force)
 

@@ -8,7 +8,12 @@
   a failure is reported (notebook, cell, error, executed copy) and the rest still run.
 - With `gpus=[0, 1, ...]` one worker process per entry runs the other notebooks in parallel, each with its
   own CUDA_VISIBLE_DEVICES (the kernels papermill starts inherit the worker's environment). This works on
-  CPU-only machines too: the variable is set, torch simply sees no GPU.
+  CPU-only machines too: the variable is set, torch simply sees no GPU. The progress lines name a worker's
+  device only where it means one: GPUs asked for (`--gpus`), or CUDA available (`--workers` on a CPU
+  machine: ids, not devices).
+- Kernels talk to papermill over CurveZMQ-encrypted TCP where jupyter_client, pyzmq and the kernelspec
+  support it (`_kernel_options`); without it ipykernel logs "Kernel is running over TCP without encryption"
+  to the terminal for every notebook.
 - Progress: one line per notebook start and end and, while a notebook runs, one line per cell it starts
   and each line it prints, prefixed with its name (e.g. the per-run lines of `paperlib.executors`).
 - Every kernel gets PAPERLIB_CACHE as an absolute path (all notebooks share one run cache whatever their
@@ -29,7 +34,7 @@ import queue
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -110,7 +115,7 @@ class Result:
     status: str  # ok | failed | skipped
     seconds: float = 0.0  # wall time of its execution
     output: Path | None = None  # executed copy (kept on failure)
-    device: str | None = None  # CUDA_VISIBLE_DEVICES of the worker that ran it (None: serial, inherited)
+    device: str | None = None  # CUDA_VISIBLE_DEVICES of the worker that ran it (None: serial, or ids no GPU)
     cell_index: int | None = None  # failing cell: 0-based position in the source notebook's cells
     execution_count: int | None = None  # failing cell's "In [n]" in the executed copy
     cell_source: str = ""  # first line of the failing cell
@@ -220,6 +225,20 @@ def _streamed(task: _Task, echo: Echo) -> Iterator[dict[str, Any]]:
         logger.propagate = saved[1]
 
 
+def _kernel_options() -> dict[str, Any]:
+    """papermill (nbclient) arguments for the kernel manager: CurveZMQ transport encryption ("auto": only where
+    the kernelspec declares support, as ipykernel >= 7.4's does) when jupyter_client has the setting (>= 8.10)
+    and pyzmq has curve. Without it ipykernel logs `[IPKernelApp] WARNING | Kernel is running over TCP without
+    encryption ...` to the terminal for every notebook; with it the warning's cause is gone, not hidden."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return {}
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
+
+
 def _execute(task: _Task, device: str | None, echo: Echo) -> Result:
     """Run one notebook with papermill; a failure becomes a Result, never an exception."""
     import papermill
@@ -232,7 +251,7 @@ def _execute(task: _Task, device: str | None, echo: Echo) -> Result:
         with _streamed(task, echo) as stream:
             papermill.execute_notebook(str(task.input), str(task.output), parameters=task.parameters,
                                        kernel_name=task.kernel_name, cwd=str(task.cwd), progress_bar=False,
-                                       **stream)
+                                       **stream, **_kernel_options())
     except PapermillExecutionError as err:
         first = next((line for line in str(err.source).splitlines() if line.strip()), "")
         return Result(status="failed", seconds=time.perf_counter() - start,
@@ -331,6 +350,14 @@ def _check_kernel(kernel_name: str) -> None:
                          f"(install one with `python -m ipykernel install --sys-prefix --name {kernel_name}`)")
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def _echo(message: str) -> None:
     print(message, flush=True)
 
@@ -356,7 +383,7 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
               parameters: Mapping[str, Any] | None = None, cwd: str | Path | None = None,
               kernel_name: str = KERNEL_NAME, stream: bool = True, echo: Echo = _echo,
               figures_dir: str | Path | None = None, tables_dir: str | Path | None = None,
-              env: Mapping[str, str] | None = None) -> list[Result]:
+              env: Mapping[str, str] | None = None, workers_only: bool = False) -> list[Result]:
     """Execute the selected notebooks with papermill and return one Result per notebook, in number order.
 
     profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
@@ -369,7 +396,9 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     the mini profile, other profiles write beside their executed copies (`<out_dir>/<profile>/figures`, ...).
     echo: receives the progress lines (one per notebook start and end; with `stream`, also one per cell and
     per line a notebook prints). env: further environment variables of the kernels (e.g.
-    `paperlib.executors.environment(...)`). All input is checked before anything runs.
+    `paperlib.executors.environment(...)`). workers_only: `gpus` are worker ids, not GPUs asked for
+    (`--workers`): the lines and Results name a worker's CUDA_VISIBLE_DEVICES only where CUDA is available.
+    All input is checked before anything runs.
     """
     if profile not in PROFILE_NAMES:
         raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
@@ -389,13 +418,17 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     # Headless kernels: no tqdm bars (as ipywidgets they flood the kernel's output channel and slow every
     # run several-fold; nobody watches them); the progress lines come from the cells instead.
     kernel_env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1", **(env or {})}
+    name_devices = devices is not None and (not workers_only or _cuda_available())
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
-         + ("serial" if devices is None else f"{len(devices)} worker(s) on CUDA_VISIBLE_DEVICES {','.join(devices)}")
+         + ("serial" if devices is None else f"{len(devices)} worker(s)"
+            + (f" on CUDA_VISIBLE_DEVICES {','.join(devices)}" if name_devices else ""))
          + f", cache {kernel_env['PAPERLIB_CACHE']}, executed copies in {out}")
     position = {p: f"[{i + 1:>{len(str(len(tasks)))}}/{len(tasks)}]" for i, p in enumerate(tasks)}
     results: dict[str, Result] = {}
 
     def finished(prefix: str, result: Result) -> None:
+        if not name_devices and result.device is not None:
+            result = replace(result, device=None)  # worker ids on a machine without CUDA: no device to name
         results[prefix] = result
         echo(f"{position[prefix]} {result.describe()}")
 
@@ -414,15 +447,16 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
                 echo(f"{position[prefix]} {task.notebook}: running")
                 finished(prefix, _execute(task, None, echo))
         else:
-            _run_parallel(rest, devices, kernel_env | threads.env(), position, echo, finished)
+            _run_parallel(rest, devices, kernel_env | threads.env(), position, echo, finished, name_devices)
     write_claims(profile, out, params.get("tables_dir") or "", echo)
     return [results[p] for p in tasks]
 
 
 def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mapping[str, str],
-                  position: Mapping[str, str], echo: Echo, finished: Callable[[str, Result], None]) -> None:
+                  position: Mapping[str, str], echo: Echo, finished: Callable[[str, Result], None],
+                  name_devices: bool = True) -> None:
     """The tasks on one worker process per device (PAPERLIB_THREADS intra-op threads each, `paperlib.threads`),
-    in number order as workers become free."""
+    in number order as workers become free; `name_devices`: say which device runs a notebook."""
     prefix_of = {task.notebook: p for p, task in tasks.items()}
     pending, running = list(tasks), 0
     pool = _Workers(devices, env)
@@ -430,7 +464,8 @@ def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mappi
         while pending or running:
             while pending and (slot := pool.free_slot()) is not None:
                 prefix = pending.pop(0)
-                echo(f"{position[prefix]} {tasks[prefix].notebook}: running (CUDA_VISIBLE_DEVICES={devices[slot]})")
+                where = f" (CUDA_VISIBLE_DEVICES={devices[slot]})" if name_devices else ""
+                echo(f"{position[prefix]} {tasks[prefix].notebook}: running{where}")
                 pool.submit(slot, tasks[prefix])
                 running += 1
             result = pool.next_result()

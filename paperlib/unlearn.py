@@ -166,6 +166,26 @@ def _idk_answers(profile: Profile, method: Method) -> list[str]:
     return checks.check_idk(path)
 
 
+def profile_shape(profile: Profile) -> tuple[int, int] | None:
+    """(V, decoder layers) of the model a tiny profile trains here, known before anything is built (V is the
+    profile's tokenizer size, an upper bound of the trained tokenizer's); None for a checkpoint profile."""
+    if profile.model.original:
+        return None
+    return profile.model.tiny.vocab_size, profile.model.tiny.num_hidden_layers
+
+
+def check_settings(profile: Profile, method: str, overrides: dict[str, Any] | None = None,
+                   model_path: str | None = None) -> tuple[Method, TrainConfig, ReferenceConfig]:
+    """`resolve`, with every setting checked that the profile alone can check, before the benchmark or any model
+    is built: names, types and ranges, the optimizer, and (profile's own model) K <= V and RMU's layer. The
+    model's own V and depth are checked again once it exists. `overrides` may hold `spans` (not a setting)."""
+    m, train_cfg, ref_cfg = resolve(profile, method, {k: v for k, v in (overrides or {}).items() if k != SPANS_KEY})
+    _check_optimizer(train_cfg)
+    if model_path is None and (shape := profile_shape(profile)) is not None:
+        m.check(*shape)
+    return m, train_cfg, ref_cfg
+
+
 def _model_shape(model_path: str) -> tuple[int, int, Any]:
     from transformers import AutoConfig
 
@@ -229,8 +249,7 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
     span_file = str(span_file) if span_file else None
     if span_file:
         span_file_digest(span_file)  # checked before any compute
-    m, train_cfg, ref_cfg = resolve(profile, method, overrides)
-    _check_optimizer(train_cfg)
+    m, train_cfg, ref_cfg = check_settings(profile, method, overrides, model_path)
     needs = m.needs()
     idk = _idk_answers(profile, m) if needs.idk else None
     checks.split_rows(pipeline.benchmark_source(profile), forget)

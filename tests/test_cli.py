@@ -166,7 +166,22 @@ CASES = {
     "spans-out": lambda e, c: _cli(["spans", "--profile", "smoke", "--out", str(_foreign(e))], c),
     "spans-gap": lambda e, c: _cli(["spans", "--profile", "smoke", "--gap", "-1", "--out", str(e / "sp")], c),
     "unlearn-spans-missing": lambda e, c: _un(e, c, "--set", f"spans={e / 'no-such-spans'}"),
+    "tofu-hub-offline": lambda e, c: _hub_tofu(e, c, {"HF_HUB_OFFLINE": "1"}),
 }
+
+
+def _hub_tofu(env: Path, capsys, environ: dict[str, str], model: Path | None = None) -> str:
+    """`paperlib evaluate --benchmark tofu` without --source (the hub's locuslab/TOFU), with an empty local
+    datasets cache (a copy there would be served offline)."""
+    from unittest import mock
+
+    import datasets
+
+    empty = env / "hf-datasets-cache"
+    empty.mkdir(exist_ok=True)
+    with mock.patch.dict(os.environ, environ), mock.patch.object(datasets.config, "HF_DATASETS_CACHE", str(empty)):
+        return _cli(["evaluate", "--benchmark", "tofu", "--forget", "forget05", "--model",
+                     str(model or _model_dir(env)), "--out", str(env / "o")], capsys)
 
 
 def _muse(env: Path) -> Path:
@@ -270,6 +285,51 @@ def test_documented_error(case, env, capsys):
     assert not [p for kind in ("model", "eval", "unlearn") for p in (env / "runs" / kind).glob("*")]
     assert (env / "a-file.txt").read_text() == "keep" if (env / "a-file.txt").exists() else True
     assert (env / "foreign" / "notes.txt").read_text() == "keep me" if (env / "foreign").exists() else True
+
+
+def test_tofu_from_the_hub_without_network_fails_at_once_in_one_line(env, capsys, monkeypatch):
+    """No network (every name lookup fails): one line naming the hub id and asking for a local copy, exit 2, and
+    no hub request retried (huggingface_hub's backoff sleeps 1 + 2 + 4 + 8 + 8 s before its ConnectionError):
+    the hub is asked once whether it answers, then datasets runs in offline mode (a cached copy would be served).
+    A model path that does not exist is reported before the benchmark is even looked at."""
+    import socket
+    import time
+
+    import datasets
+
+    lookups, sleeps, loads = [], [], []
+
+    def no_network(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def load_dataset(*args, **kwargs):
+        loads.append(datasets.config.HF_HUB_OFFLINE)
+        return real_load(*args, **kwargs)
+
+    import huggingface_hub.constants
+
+    from paperlib import hub
+
+    for var in (*hub.OFFLINE_VARS, *hub.PROXY_VARS):  # hermetic: not offline, no proxy, nothing probed yet
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_REACHABLE", set())
+    real_load = datasets.load_dataset
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(time, "sleep", sleeps.append)  # a retry would sleep: record it instead of waiting
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    err = _hub_tofu(env, capsys, {}, model=env / "no-such-model")
+    assert "model" in err and "no-such-model' does not exist" in err and not lookups and not loads
+    start = time.monotonic()
+    err = _hub_tofu(env, capsys, {})
+    assert time.monotonic() - start < 20  # generous: the retries alone take 23 s
+    assert "benchmark 'locuslab/TOFU' is a hub dataset and there is no network" in err, err
+    assert "allowed: a local copy in TOFU's layout" in err and "--source DIR" in err, err
+    assert loads and all(loads), loads  # datasets only ever ran offline: no hub request at all
+    assert not sleeps and len(lookups) == 1, (sleeps, lookups)  # one probe of the hub's host, no retry
+    assert not datasets.config.HF_HUB_OFFLINE  # offline mode was for that call only
 
 
 def test_debug_shows_the_traceback(env):

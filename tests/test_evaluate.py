@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -68,6 +69,22 @@ def test_cli_writes_open_unlearning_logs(smoke, tmp_path):
     n_forget = len(log["forget_Q_A_Prob"]["value_by_index"])
     assert len(log["mia_min_k"]["forget"]["value_by_index"]) == n_forget
     assert len(log["forget_Q_A_PERT_Prob"]["value_by_index"]["0"]["avg_loss"]) == 5
+
+
+def test_the_librarys_own_reference_evaluations_raise_no_warning(tmp_path, monkeypatch):
+    """A notebook executed cold (empty run cache) builds the reference models and the retain model's own
+    evaluation, which has no reference log by design (it IS the reference): no "no retain-model log" warning
+    may reach the notebook (it printed a stderr cell). A user's evaluation without a retain log still warns."""
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "runs"))
+    profile = get_profile("smoke")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # as `pytest -W error::UserWarning`
+        pipeline.retain_log_path(profile, "forget10")  # trains base, original, retain; the retain model's own eval
+        original = pipeline.original_model(profile)
+        pipeline.evaluation(profile, original, "forget10")
+    with pytest.warns(UserWarning, match="no retain-model log given"):
+        evaluate.evaluate_tofu(load_model(original), load_tokenizer(original), profile.model.template,
+                               pipeline.benchmark_source(profile), "forget10", profile.eval, None, progress=False)
 
 
 def test_mini_original_vs_retain(capsys):

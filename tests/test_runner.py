@@ -169,6 +169,25 @@ def test_bad_input_fails_before_anything_runs(ok_notebooks: Path, tmp_path: Path
     assert exit_info.value.code == 2
 
 
+def test_cli_workers_without_cuda_print_no_device_and_no_kernel_transport_warning(ok_notebooks: Path, tmp_path: Path,
+                                                                                  capfd, monkeypatch) -> None:
+    """`make reproduce` (`--workers 2`) on a machine without CUDA: the worker ids are no devices, so no line
+    says CUDA_VISIBLE_DEVICES; and the kernels, whose stderr is the terminal's, log no `[IPKernelApp] WARNING |
+    Kernel is running over TCP without encryption` (their transport is encrypted). `--gpus` still names them."""
+    monkeypatch.setattr(runner, "_cuda_available", lambda: False)
+    nbs = str(ok_notebooks / "notebooks")
+    cli.main(["reproduce", "--profile", "smoke", "--only", "01,02", "--workers", "2", "--notebooks", nbs,
+              "--out", str(tmp_path / "workers")])
+    out, err = capfd.readouterr()  # file-descriptor level: the workers' and kernels' output too
+    assert "01_alpha: ok" in out and "02_beta: ok" in out
+    assert "CUDA_VISIBLE_DEVICES" not in out + err, out + err
+    assert "Kernel is running over TCP" not in out + err, err
+    cli.main(["reproduce", "--profile", "smoke", "--only", "01", "--gpus", "0", "--notebooks", nbs,
+              "--out", str(tmp_path / "gpus")])
+    out, err = capfd.readouterr()
+    assert "01_alpha: ok" in out and "(CUDA_VISIBLE_DEVICES=0)" in out, out
+
+
 def test_cli_executor_settings_reach_the_kernels(ok_notebooks: Path, tmp_path: Path) -> None:
     """`--executor local --partition p --time 30`: every kernel sees the executor (paperlib.executors.current)."""
     cli.main(["reproduce", "--only", "03", "--notebooks", str(ok_notebooks / "notebooks"), "--out", str(tmp_path),

@@ -51,7 +51,11 @@ def load_split(source: str | Path, split: str) -> datasets.Dataset:
         raise FileNotFoundError(f"split {split!r} not found in {folder} (looked for {split}.json/.jsonl/.parquet)")
     if folder.suffix or str(source).startswith((".", "/")):
         raise FileNotFoundError(f"benchmark folder {source!s} does not exist")
-    return datasets.load_dataset(str(source), split, split="train")
+    from paperlib import hub
+
+    return hub.load_dataset(str(source), split, split="train", what="benchmark",
+                            local="a local copy in TOFU's layout (a folder of <split>.json or .parquet files), "
+                                  "e.g. paperlib evaluate --source DIR")
 
 
 _LOADED: dict[tuple, datasets.Dataset] = {}
