@@ -5,7 +5,7 @@ results from the run cache.
   settings), picklable; `Request.run()` computes it, or finds it in the run cache, and returns its folder.
 - Executors (each has `run(requests, echo) -> folders`, in the order given):
   `InProcess` (default): one run after another in this process.
-  `GpuPool(devices)`: one spawned worker process per device (its CUDA_VISIBLE_DEVICES set, cores // workers
+  `GpuPool(devices)`: one spawned worker process per device (its CUDA_VISIBLE_DEVICES set, PAPERLIB_THREADS
   threads), runs handed out as workers become free (`paperlib reproduce --gpus` already gives each notebook
   a device; this pool is for one notebook's runs on a multi-GPU node).
   `Slurm(...)`: submitit, one array job with one task per run; partition, time limit, GPUs / CPUs / memory

@@ -108,9 +108,9 @@ def load(source: str, config: str, split: str) -> list:
         except json.JSONDecodeError as err:
             raise PaperlibError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})") from None
         return _check_rows(rows, config, str(path))
-    import datasets
+    from paperlib import hub
 
-    ds = datasets.load_dataset(source, config, split=split)
+    ds = hub.load_dataset(source, config, split=split, what="MUSE", local="--source DIR (a local copy)")
     rows = list(ds["text"]) if config not in FIELDS else ds.to_list()
     return _check_rows(rows, config, f"{source} {config}/{split}")
 

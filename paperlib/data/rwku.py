@@ -112,9 +112,9 @@ def is_local(source: str | Path) -> bool:
 
 @lru_cache(maxsize=32)
 def _hub(config: str, split: str):
-    from datasets import load_dataset
+    from paperlib import hub
 
-    return load_dataset(HUB_ID, config, split=split)
+    return hub.load_dataset(HUB_ID, config, split=split, what="RWKU", local="--source DIR (a local copy)")
 
 
 def _hub_split(part: str) -> str:
