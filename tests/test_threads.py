@@ -67,9 +67,9 @@ def test_cache_key_covers_the_numerics(monkeypatch):
     assert set(sig) == {"torch", "device", "cuda", "cpu_kernels", "mkl", "threads"}
     key = cache.config_hash({"a": 1}, "eval")
     assert cache.config_hash({"a": 1}, "eval", sig) == key
-    assert cache.config_hash({"a": 1}, "eval", {**sig, "threads": 2}) != key
+    assert cache.config_hash({"a": 1}, "eval", {**sig, "threads": sig["threads"] + 1}) != key
     assert cache.config_hash({"a": 1}, "eval", {**sig, "cpu_kernels": "AVX512"}) != key
-    monkeypatch.setenv(threads.VAR, "2")
+    monkeypatch.setenv(threads.VAR, str(threads.count() + 1))
     assert cache.config_hash({"a": 1}, "eval") != key  # another thread count: another entry, never a wrong hit
 
 
@@ -77,11 +77,11 @@ def test_a_build_runs_at_the_pinned_thread_count(tmp_path):
     import torch
 
     seen = []
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    before, other = torch.get_num_threads(), threads.count() + 1
+    torch.set_num_threads(other)
     try:
         cache.cached_run("eval", {"probe": 1}, lambda out: seen.append(torch.get_num_threads()), root=tmp_path)
-        assert seen == [threads.count()] and torch.get_num_threads() == 2  # restored after the build
+        assert seen == [threads.count()] and torch.get_num_threads() == other  # restored after the build
     finally:
         torch.set_num_threads(before)
     entry = cache.run_dir("eval", {"probe": 1}, tmp_path)
