@@ -7,13 +7,15 @@ this project's machine: the mini base model's weights differ between the native 
 AVX2 ones). So on import paperlib asks for the AVX2 kernels everywhere (`PINNED`: ATen's
 ATEN_CPU_CAPABILITY=avx2, MKL's conditional numerical reproducibility MKL_CBWR=AVX2, oneDNN's
 ONEDNN_MAX_CPU_ISA=AVX2) unless the variables are already set or PAPERLIB_NATIVE_CPU=1 asks for the machine's
-fastest kernels. Together with one intra-op thread (`paperlib.threads`) every x86-64 CPU with AVX2 (Intel
-since 2013, AMD since 2015) computes the tiny profiles' results to the same bytes under the locked packages.
+fastest kernels. Together with one intra-op thread (`paperlib.threads`) every Intel CPU with AVX2 (since
+2013) computes the tiny profiles' results to the same bytes under the locked packages (MKL documents its
+AVX2 branch for Intel CPUs; on other x86 CPUs it falls back to its own dispatch, so GEMM may round otherwise
+there: `signature()` then records another MKL branch and the cache keys differ).
 Variables read when torch loads its kernels only take effect if paperlib is imported before torch runs any
 (the notebooks, the CLI and the tests do so); `signature()` reads what torch and MKL actually use, so a
 process that imported torch first gets other cache keys rather than wrong cache hits.
 
-Not bit-reproducible across: another torch / MKL build, another architecture (arm64 has no AVX2), GPUs
+Not bit-reproducible across: non-Intel x86 CPUs (MKL), another torch / MKL build, arm64 (no AVX2), GPUs
 (cuBLAS and cuDNN pick kernels per GPU model and library version; the paper profile), another PAPERLIB_THREADS.
 `signature()` is part of every cache key; `record()` is what a run's provenance stores.
 """
