@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
@@ -10,6 +14,19 @@ from matplotlib.ticker import NullFormatter
 from paperlib import report
 
 WIDTH = 3.4  # inches: one column of a two-column paper
+JITTER_SEED = 0
+
+
+@contextlib.contextmanager
+def fixed_jitter() -> Iterator[None]:
+    """numpy's global RNG seeded inside the block and restored after it: seaborn's stripplot jitters its dots
+    with it, and a figure must be the same bytes on every run."""
+    state = np.random.get_state()
+    np.random.seed(JITTER_SEED)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _major_labels_only(ax: plt.Axes) -> None:
@@ -153,7 +170,8 @@ def bars(long: pd.DataFrame, title: str = "") -> plt.Figure:
         part = long[long["metric"] == metric]
         sns.barplot(part, x="method", y="value", hue="method", palette=palette, ax=ax, legend=False,
                     errorbar="sd", capsize=0.2, err_kws={"linewidth": 0.8})
-        sns.stripplot(part, x="method", y="value", color="black", size=2, ax=ax, legend=False)
+        with fixed_jitter():
+            sns.stripplot(part, x="method", y="value", color="black", size=2, ax=ax, legend=False)
         ax.set(title=metric, xlabel="", ylabel="", yscale="log" if metric == "FQ" else "linear")
         _major_labels_only(ax)
         ax.tick_params(axis="x", rotation=60, labelsize=6)

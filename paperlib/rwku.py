@@ -472,6 +472,7 @@ def spread_figure(rows: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from paperlib import plots
     from paperlib.report import method_palette
 
     long = rows.melt(id_vars=["method", "target"], value_vars=["forget All", "neighbor All"], var_name="metric",
@@ -483,8 +484,9 @@ def spread_figure(rows: pd.DataFrame):
         part = long[long["metric"] == metric]
         sns.barplot(part, x="method", y="ROUGE-L recall x 100", order=order, hue="method", palette=palette,
                     errorbar=None, alpha=0.45, ax=ax, legend=False)
-        sns.stripplot(part, x="method", y="ROUGE-L recall x 100", order=order, color="black", size=4, ax=ax,
-                      jitter=0.15)
+        with plots.fixed_jitter():
+            sns.stripplot(part, x="method", y="ROUGE-L recall x 100", order=order, color="black", size=4, ax=ax,
+                          jitter=0.15)
         ax.set_title(f"{metric} ({'lower' if metric.startswith('forget') else 'higher'} is better)")
         ax.set_ylim(-3, 103)
         ax.set_xlabel("")
