@@ -473,8 +473,15 @@ def collect(executed: Iterable[str | Path]) -> list[Claim]:
     return found
 
 
-def to_markdown(found: list[Claim], profile: str) -> str:
-    """The claims table (notebook, paper's finding, verdict, evidence) for tables/claims.md and the README."""
+def to_markdown(found: list[Claim], profile: str, compact: bool = False) -> str:
+    """The claims table (notebook, paper's finding, verdict, evidence) for tables/claims.md; `compact` (the
+    README's front door): without the evidence column and the rules, which tables/claims.md holds."""
+    if compact:
+        lines = [f"Verdicts of the executed notebooks ({profile} profile), each a tested function of "
+                 "`paperlib.claims`; the rules and each verdict's evidence: [tables/claims.md](tables/claims.md).", "",
+                 "| notebook | finding | verdict |", "|---|---|---|"]
+        lines += [f"| {c.notebook} | {c.finding} | **{c.verdict}** |" for c in found]
+        return "\n".join(lines) + "\n"
     lines = [f"Verdicts of the executed notebooks ({profile} profile), each a tested function of `paperlib.claims`. "
              + RULES, "",
              "| notebook | finding | verdict | evidence |", "|---|---|---|---|"]
@@ -512,14 +519,15 @@ def _merged(found: list[Claim], profile: str, path: Path) -> list[Claim]:
 
 def write_markdown(found: list[Claim], profile: str, tables_dir: str | Path, readme: str | Path | None = None
                    ) -> Path:
-    """Write `<tables_dir>/claims.md`; with `readme`, put it between the README's claims markers, and each
+    """Write `<tables_dir>/claims.md`; with `readme`, its compact form between the README's claims markers, and each
     table of README_TABLES (its regenerated Markdown) between that table's markers."""
     out = Path(tables_dir) / "claims.md"
-    text = to_markdown(_merged(found, profile, out), profile)
+    merged = _merged(found, profile, out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    out.write_text(to_markdown(merged, profile))
     if readme is not None and Path(readme).is_file():
-        body = replace_between(Path(readme).read_text(), README_BEGIN, README_END, text)
+        body = replace_between(Path(readme).read_text(), README_BEGIN, README_END,
+                               to_markdown(merged, profile, compact=True))
         for name in README_TABLES:
             table = Path(tables_dir) / f"{name}.md"
             if table.is_file():
