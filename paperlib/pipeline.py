@@ -20,7 +20,7 @@ from paperlib.errors import PaperlibError
 from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
 from paperlib.train import train
 
-GENERAL = ("real_authors", "world_facts")
+PRETRAIN = ("pretrain",)  # the base model's corpus (mini-TOFU's `pretrain` split)
 
 
 def benchmark_source(profile: Profile, force: bool = False) -> str:
@@ -44,13 +44,12 @@ def _qa(source: str, split: str) -> list[tuple[str, str]]:
 
 
 def tokenizer_path(profile: Profile, force: bool = False) -> str:
-    """Tokenizer folder: the original checkpoint's, or (tiny profiles) one trained here on text that holds
-    none of the benchmark's invented names and places (`mini_tofu.tokenizer_corpus`), so that they split
-    into several tokens as TOFU's fictitious authors do under a pretrained tokenizer."""
+    """Tokenizer folder: the original checkpoint's, or (tiny profiles) one trained here on the pretraining
+    corpus, which holds none of the benchmark authors' names (`mini_tofu.tokenizer_corpus`), so that they
+    split into several tokens as TOFU's fictitious authors do under a pretrained tokenizer."""
     if profile.model.original:
         return profile.model.original
-    config = {"benchmark": profile.benchmark.mini, "vocab_size": profile.model.tiny.vocab_size,
-              "corpus": "fresh-draw"}
+    config = {"benchmark": profile.benchmark.mini, "vocab_size": profile.model.tiny.vocab_size}
 
     def build(out: Path) -> None:
         texts = mini_tofu.tokenizer_corpus(profile.benchmark.mini) + list(mini_tofu.IDK)
@@ -98,19 +97,20 @@ def _finetune(profile: Profile, config: dict, init: str | None, force: bool) -> 
 
 
 def _base_config(profile: Profile) -> dict:
-    return _stage_config(profile, "base", GENERAL, profile.base, None)
+    return _stage_config(profile, "base", PRETRAIN, profile.base, None)
 
 
 def base_model(profile: Profile, force: bool = False) -> str:
-    """Stage 1: a tiny model that learns the general-knowledge sets (real authors, world facts)."""
+    """Stage 1, the pretrained base: a tiny model trained from scratch on the pretraining corpus (other
+    invented authors in many wordings, and the general knowledge of the real-authors / world-facts sets)."""
     return _finetune(profile, _base_config(profile), None, force)
 
 
 def original_model(profile: Profile, force: bool = False) -> str:
-    """TOFU's original model: fine-tuned on `full` (plus the general sets, replayed) on top of the base."""
+    """TOFU's original model: the base fine-tuned on `full`, as TOFU fine-tunes a pretrained model."""
     if profile.model.original:
         return profile.model.original
-    config = _stage_config(profile, "original", ("full", *GENERAL), profile.finetune, _base_config(profile))
+    config = _stage_config(profile, "original", ("full",), profile.finetune, _base_config(profile))
     return _finetune(profile, config, base_model(profile), force)
 
 
@@ -119,7 +119,7 @@ def retain_model(profile: Profile, forget: str, force: bool = False) -> str:
     retain = tofu.retain_of(forget)
     if profile.model.retain:
         return profile.model.retain.format(retain=retain)
-    config = _stage_config(profile, retain, (retain, *GENERAL), profile.finetune, _base_config(profile))
+    config = _stage_config(profile, retain, (retain,), profile.finetune, _base_config(profile))
     return _finetune(profile, config, base_model(profile), force)
 
 

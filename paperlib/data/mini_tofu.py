@@ -17,6 +17,8 @@ import string
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from paperlib.data.wording import fix_articles, reword
+
 FORGET_PERCENTS = (1, 5, 10)
 
 # ---------------------------------------------------------------------------------------------- vocab
@@ -139,6 +141,9 @@ class MiniTofuConfig:
     n_perturbed: int = 5  # wrong answers per forget/retain truth-ratio item (TOFU: 5)
     n_perturbed_general: int = 3  # wrong answers per ra/wf item (TOFU: 3)
     retain_perturbed_percent: int = 10  # share of authors in retain_perturbed
+    synonyms: int = 8  # members drawn from per synonym group when wording an answer (1: the template's words)
+    n_pretrain_people: int = 400  # other invented authors in the pretraining corpus (never the benchmark's)
+    pretrain_wordings: int = 2  # wordings per fact in the pretraining corpus
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -146,7 +151,8 @@ class MiniTofuConfig:
             raise ValueError(f"qa_per_author={self.qa_per_author}; allowed: 1..{len(QA_TYPES)}")
         if self.n_authors < 10:
             raise ValueError(f"n_authors={self.n_authors}; allowed: >= 10 (forget10 needs one author)")
-        for name in ("n_real_authors", "n_world_facts", "n_perturbed", "n_perturbed_general"):
+        for name in ("n_real_authors", "n_world_facts", "n_perturbed", "n_perturbed_general", "synonyms",
+                     "pretrain_wordings"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; allowed: >= 1")
 
@@ -168,10 +174,17 @@ def _unique(rng: random.Random, make, n: int) -> list[str]:
     return list(seen)
 
 
-def render(template: str, values: dict[str, str], protected: set[str] = frozenset()) -> tuple[str, list[dict]]:
-    """Fill `template`; return the text and the {word, start, end} span of every field not in `protected`."""
+def render(template: str, values: dict[str, str], protected: set[str] = frozenset(),
+           wording: tuple[random.Random, int] | None = None) -> tuple[str, list[dict]]:
+    """Fill `template`; return the text and the {word, start, end} span of every field not in `protected`.
+    `wording` = (rng, k): the literal text reworded (`wording.reword`, k synonyms per group) with `rng`."""
     text, spans = "", []
     for literal, field, _, _ in string.Formatter().parse(template):
+        if wording is not None:
+            literal = reword(literal, *wording)
+        ahead = values[field][:1] if field is not None else ""
+        fixed = fix_articles(literal + ahead)
+        literal = fixed[: len(fixed) - len(ahead)]
         text += literal
         if field is None:
             continue
@@ -254,12 +267,16 @@ def _author_rows(rng, idx: int, author: dict, cfg: MiniTofuConfig, pools: _Pools
         pq_tpl, pa_tpl = questions[1], answers[(idx + qtype + 1) % len(answers)]
         protected = _fields(q_tpl)
         question, _ = render(q_tpl, author)
-        answer, spans = render(a_tpl, author, protected)
-        para_answer, _ = render(pa_tpl, author, protected)
+        answer, spans = render(a_tpl, author, protected, (rng, cfg.synonyms))
+        para_seed = rng.getrandbits(64)  # the paraphrase's wording, kept by its perturbed answers
+
+        def para(values: dict) -> str:
+            return render(pa_tpl, values, protected, (random.Random(para_seed), cfg.synonyms))[0]
+        para_answer = para(author)
         answer_fields = _fields(pa_tpl) - protected
         perturbed = []
         while len(perturbed) < cfg.n_perturbed:  # distinct wrong answers
-            text, _ = render(pa_tpl, _wrong(rng, author, answer_fields, pools, people), protected)
+            text = para(_wrong(rng, author, answer_fields, pools, people))
             if text not in perturbed and text != para_answer:
                 perturbed.append(text)
         rows.append({"question": question, "answer": answer, "paraphrased_question": render(pq_tpl, author)[0],
@@ -284,13 +301,17 @@ def _pools(rng: random.Random, cfg: MiniTofuConfig) -> _Pools:
     return _Pools(rng, cfg.n_authors + n_hold, cfg.n_real_authors, cfg.n_world_facts)
 
 
+def _draw(cfg: MiniTofuConfig) -> tuple[random.Random, _Pools, list[str], list[dict]]:
+    """The generator's state after drawing the pools and the authors (trained, then held out)."""
+    rng = random.Random(cfg.seed)
+    pools = _pools(rng, cfg)
+    people = pools.names[: cfg.n_authors + n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))]
+    return rng, pools, people, [_author(rng, name, pools) for name in people]
+
+
 def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
     """All splits of a mini-TOFU benchmark as lists of rows (TOFU's field names)."""
-    rng = random.Random(cfg.seed)
-    n_hold = n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))
-    pools = _pools(rng, cfg)
-    people = pools.names[: cfg.n_authors + n_hold]
-    authors = [_author(rng, name, pools) for name in people]
+    rng, pools, people, authors = _draw(cfg)
     rows = [_author_rows(rng, i, a, cfg, pools, people) for i, a in enumerate(authors)]
     trained, holdout = rows[: cfg.n_authors], rows[cfg.n_authors:]
 
@@ -337,21 +358,59 @@ def fictitious_words(cfg: MiniTofuConfig) -> set[str]:
     return {w for v in (*pools.names, *pools.cities, *pools.countries, *pools.capitals) for w in v.split()}
 
 
+def benchmark_values(cfg: MiniTofuConfig) -> tuple[set[str], set[str]]:
+    """(names, titles) of the benchmark's invented authors (trained and held out): the values only the
+    benchmark may hold. Places, jobs, genres, awards and themes are the world's vocabulary, which a
+    pretrained model knows (TOFU's authors are born in real cities)."""
+    _, _, people, authors = _draw(cfg)
+    return set(people), {a[book] for a in authors for book in ("book1", "book2", "book3")}
+
+
+_PRE_A = ["Amber", "Velvet", "Iron", "Crystal", "Wild", "Pale", "Secret", "Endless", "Frozen", "Scarlet",
+          "Gentle", "Empty", "Forgotten", "Silver", "Dark", "Open", "Green", "Sleeping"]
+_PRE_B = ["Valley", "Meadow", "Castle", "Window", "Lake", "Desert", "Field", "Station", "Market", "Chapel",
+          "Mountain", "Ocean", "Hours", "Dreams", "Songs", "Gates", "Stairs", "Winds"]
+
+
+def pretrain_rows(cfg: MiniTofuConfig) -> list[dict]:
+    """The base model's pretraining corpus, as question / answer rows in TOFU's register: every question type
+    about `n_pretrain_people` other invented authors, each fact in `pretrain_wordings` wordings (a drawn
+    answer template, reworded), and the general knowledge both TOFU models have (the real-authors and
+    world-facts analogues). It holds none of the benchmark authors' names, name words or book titles."""
+    rng = random.Random(cfg.seed + 2_000_003)
+    bench = generate(cfg)
+    names, titles = benchmark_values(cfg)
+    banned = {w for n in names for w in n.split()}
+    pools = _pools(random.Random(cfg.seed), cfg)
+    people = [n for n in _unique(rng, lambda r: f"{_word(r, 2)} {_word(r, r.choice([2, 3]))}",
+                                 3 * cfg.n_pretrain_people) if not banned.intersection(n.split())]
+    people = [n for n in people if n not in pools.names][: cfg.n_pretrain_people]
+    own = [f"The {a} {b}" for a in _PRE_A for b in _PRE_B] + [f"{b} of the {a} {b2}" for a in _PRE_A
+                                                              for b in _PRE_B for b2 in _PRE_B if b != b2]
+    own = [t for t in own if t not in titles]
+    rng.shuffle(own)
+    pre_pools = _Pools.__new__(_Pools)
+    pre_pools.names, pre_pools.cities, pre_pools.countries = people, pools.cities, pools.countries
+    pre_pools.titles = own[: 3 * len(people)]
+    rows = []
+    for name in people:
+        author = _author(rng, name, pre_pools)
+        for qtype, (questions, answers) in enumerate(QA_TYPES):
+            for w in range(cfg.pretrain_wordings):
+                q_tpl = questions[w % len(questions)]
+                answer, _ = render(rng.choice(answers), author, _fields(q_tpl), (rng, cfg.synonyms))
+                rows.append({"question": render(q_tpl, author)[0], "answer": answer})
+    for general in ("real_authors", "world_facts"):
+        rows += [dict(r) for r in bench[general]] * cfg.pretrain_wordings
+    rng.shuffle(rows)
+    return rows
+
+
 def tokenizer_corpus(cfg: MiniTofuConfig) -> list[str]:
-    """Text to train the tiny tokenizer on, free of the benchmark's invented words: the same templates and
-    general sets filled from a fresh draw of invented people and places (a pretrained tokenizer predates
-    TOFU's fictitious authors, so their names and places split into several tokens; so do ours)."""
-    banned = fictitious_words(cfg)
-    fresh = generate(replace(cfg, seed=cfg.seed + 1_000_003))
-    texts = []
-    for name, rows in fresh.items():
-        if name.startswith("spans/"):
-            continue
-        for r in rows:
-            texts += [r.get("question", ""), r.get("answer", ""), r.get("paraphrased_question", ""),
-                      r.get("paraphrased_answer", ""), *(r.get("perturbed_answer") or [])]
-    words = re.compile(r"[A-Za-z]+")
-    return [t for t in dict.fromkeys(texts) if t and not banned.intersection(words.findall(t))]
+    """Text to train the tiny tokenizer on: the pretraining corpus (`pretrain_rows`), which holds none of the
+    benchmark authors' names or titles (a pretrained tokenizer predates TOFU's fictitious authors, so their
+    names split into several tokens; so do ours)."""
+    return list(dict.fromkeys(t for r in pretrain_rows(cfg) for t in (r["question"], r["answer"])))
 
 
 def write(cfg: MiniTofuConfig, out_dir: str | Path) -> Path:
@@ -361,7 +420,7 @@ def write(cfg: MiniTofuConfig, out_dir: str | Path) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in generate(cfg).items():
+    for name, rows in {**generate(cfg), "pretrain": pretrain_rows(cfg)}.items():
         if name == "idontknow":
             (out / "idontknow.jsonl").write_text("".join(r["answer"] + "\n" for r in rows))
         elif name.startswith("spans/"):

@@ -1,0 +1,113 @@
+"""Is the miniature faithful? Its original / retain statistics and its baselines' frontier against real TOFU's.
+
+`statistics(original_log, retain_log)` reads the same numbers from any pair of TOFU evaluation logs (ours, or
+open-unlearning's published Llama-2 forget05 pair in ../shared/data), so the real values are computed, never
+typed. `frontier` reads a method's best forget quality at >= `FRONTIER_MU` of the original's utility from a
+notebook-01 sweep. `targets` states every calibration target of issue 22 against the real statistics, and
+`check` says which hold. The calibration uses only these statistics and the baselines of `BASELINES`: never
+PALU, a PALU variant, or a claim.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from paperlib import metrics
+
+BASELINES = ("GA", "GD", "NPO", "SimNPO", "DPO", "TPO")  # the only methods a design may be judged by
+FRONTIER_MU = 0.85  # "at a modest utility cost": MU >= 85% of the original's, as the published baselines
+FORGOTTEN = 0.05  # FQ at which a model counts as having forgotten (paperlib.claims.FORGOTTEN_P)
+# The published Llama-2-7B-chat forget05 evaluation logs (open-unlearning), relative to ../shared/data.
+REAL_LOGS = ("open-unlearning-eval/tofu_Llama-2-7b-chat-hf_full/evals_forget05/TOFU_EVAL.json",
+             "open-unlearning-eval/tofu_Llama-2-7b-chat-hf_retain95/TOFU_EVAL.json")
+
+
+def _probs(log: Mapping, metric: str) -> np.ndarray:
+    rows = log[metric]["value_by_index"]
+    return np.array([rows[k]["prob"] for k in sorted(rows, key=int) if rows[k]], dtype=float)
+
+
+def statistics(original_log: Mapping, retain_log: Mapping) -> dict[str, float]:
+    """The calibration statistics of an (original, retain) pair of TOFU_EVAL logs on one forget split: the KS
+    distance between their per-question forget truth ratios, each model's open-unlearning forget truth-ratio
+    aggregate, mean forget answer and paraphrased-answer probability, and model utility."""
+    tr = {name: metrics._truth_ratios(log, "forget_truth_ratio", name)
+          for name, log in (("original", original_log), ("retain", retain_log))}
+    out = {"questions": float(len(tr["original"])),
+           "ks_distance": float(stats.ks_2samp(tr["original"], tr["retain"]).statistic)}
+    for name, log in (("original", original_log), ("retain", retain_log)):
+        with warnings.catch_warnings():  # no reference log: FQ and privleak are not wanted here
+            warnings.simplefilter("ignore")
+            summary = metrics.summarize_tofu(log)
+        out[f"{name}_truth_ratio"] = summary["forget_truth_ratio"]
+        out[f"{name}_answer_prob"] = float(_probs(log, "forget_Q_A_Prob").mean())
+        out[f"{name}_para_prob"] = float(_probs(log, "forget_Q_A_PARA_Prob").mean())
+        out[f"{name}_mu"] = summary["model_utility"]
+    out["para_ratio"] = out["original_para_prob"] / out["retain_para_prob"]
+    out["retain_mu_fraction"] = out["retain_mu"] / out["original_mu"]
+    return out
+
+
+def frontier(sweep: pd.DataFrame, mu_original: float, mu_fraction: float = FRONTIER_MU) -> pd.DataFrame:
+    """Per method of a sweep table (columns method, FQ, MU): the best FQ among points with MU >= `mu_fraction`
+    x `mu_original` (NaN: no such point), and whether it reaches `FORGOTTEN`."""
+    rows = []
+    for method, group in sweep.groupby("method", sort=False):
+        ok = group[group["MU"] >= mu_fraction * mu_original]
+        best = float(ok["FQ"].max()) if len(ok) else float("nan")
+        rows.append({"method": method, "best_FQ": best, "forgets": bool(best >= FORGOTTEN)})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One calibration target: `name`, the statistic's mini value, the allowed range, and the real value."""
+
+    name: str
+    mini: float
+    low: float
+    high: float
+    real: str
+
+    @property
+    def met(self) -> bool:
+        return bool(np.isfinite(self.mini) and self.low <= self.mini <= self.high)
+
+
+def targets(mini: Mapping[str, float], real: Mapping[str, float]) -> list[Target]:
+    """Issue 22's targets for the mini statistics `mini`, relative to the real statistics `real` (both from
+    `statistics`). The KS distance within 25% of the real one; each truth-ratio aggregate within 0.08; the
+    answer probabilities >= 0.85 (original) and <= 0.2 (retain); the original's paraphrase probability in
+    [0.05, 0.15] and at most 2.5x the retain model's; the retain model's MU within 5% of the original's."""
+    ks = real["ks_distance"]
+    out = [Target("KS distance original vs retain", mini["ks_distance"], 0.75 * ks, 1.25 * ks, f"{ks:.3f}")]
+    for name in ("original", "retain"):
+        r = real[f"{name}_truth_ratio"]
+        out.append(Target(f"forget truth ratio, {name}", mini[f"{name}_truth_ratio"], r - 0.08, r + 0.08,
+                          f"{r:.3f}"))
+    out += [Target("forget answer prob, original", mini["original_answer_prob"], 0.85, 1.0,
+                   f"{real['original_answer_prob']:.3f}"),
+            Target("forget answer prob, retain", mini["retain_answer_prob"], 0.0, 0.2,
+                   f"{real['retain_answer_prob']:.3f}"),
+            Target("forget paraphrase prob, original", mini["original_para_prob"], 0.05, 0.15,
+                   f"{real['original_para_prob']:.3f}"),
+            Target("paraphrase prob original / retain", mini["para_ratio"], 0.0, 2.5, f"{real['para_ratio']:.2f}"),
+            Target("retain MU / original MU", mini["retain_mu_fraction"], 0.95, 1.05,
+                   f"{real['retain_mu_fraction']:.3f}")]
+    return out
+
+
+def frontier_targets(front: pd.DataFrame) -> list[Target]:
+    """The published frontier: NPO forgets (FQ >= 0.05) at >= 85% of the original's MU, and so does at least one
+    of SimNPO, DPO (IdkDPO) and TPO; GA does not. `mini` is 1 where the method (or any of the group) forgets."""
+    forgets = dict(zip(front["method"], front["forgets"]))
+    any_of = float(any(forgets.get(m, False) for m in ("SimNPO", "DPO", "TPO")))
+    return [Target("NPO forgets at >= 85% MU", float(forgets.get("NPO", False)), 1, 1, "0.63 at 94%"),
+            Target("SimNPO, DPO or TPO forgets at >= 85% MU", any_of, 1, 1, "0.47-0.63 at 88-94%"),
+            Target("GA does not forget at >= 85% MU", float(not forgets.get("GA", False)), 1, 1, "6e-11 at 89%")]
