@@ -338,7 +338,7 @@ def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
     n_rp = n_forget_authors(cfg.n_authors, cfg.retain_perturbed_percent)
     splits["retain_perturbed"] = perturbed(flat(trained[:n_rp]))
 
-    famous = pools.names[cfg.n_authors + n_hold:]
+    famous = pools.names[len(people):]
     books = rng.sample(pools.titles, cfg.n_real_authors)
     ra = _general_rows(rng, [({"book": b}, n) for b, n in zip(books, famous)], RA_QUESTIONS, "id",
                        cfg.n_perturbed_general)
