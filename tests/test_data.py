@@ -144,14 +144,66 @@ def test_default_mini_forget10_has_tofus_shape(shared_data):
         assert abs(mini_shape[key] - value) <= 0.25 * value, (key, mini_shape[key], value)
 
 
-def test_tokenizer_corpus_holds_no_invented_word():
-    cfg = mini_tofu.MiniTofuConfig(n_authors=20, qa_per_author=10, n_real_authors=6, n_world_facts=6)
-    banned = mini_tofu.fictitious_words(cfg)
+def test_pretraining_corpus_holds_no_benchmark_author():
+    """The base model's corpus (and the tokenizer's) holds no name, name word or book title of the benchmark's
+    authors; it does hold the world's vocabulary (cities) and the general sets' facts, as a pretrained model."""
+    cfg = mini_tofu.MiniTofuConfig(n_authors=20, qa_per_author=10, n_real_authors=6, n_world_facts=6,
+                                   n_pretrain_people=30)
+    names, titles = mini_tofu.benchmark_values(cfg)
     corpus = mini_tofu.tokenizer_corpus(cfg)
+    text = "\n".join(corpus)
     words = {w for t in corpus for w in re.findall(r"[A-Za-z]+", t)}
-    assert corpus and banned and not banned & words
-    answers = " ".join(r["answer"] for r in mini_tofu.generate(cfg)["full"])
-    assert sum(w in answers for w in banned) > len(banned) / 2  # the banned words are the benchmark's own
+    assert len(names) == 22 and len(titles) > 40
+    assert not {w for n in names for w in n.split()} & words
+    assert not [t for t in titles if t in text]
+    bench = mini_tofu.generate(cfg)
+    full = " ".join(r["answer"] for r in bench["full"])
+    assert sum(n in full for n in names) == 20  # the trained authors' names are the benchmark's own
+    assert all(r["answer"] in text for r in bench["world_facts"])  # general knowledge is pretrained
+    assert len(mini_tofu.pretrain_rows(cfg)) == 30 * 10 * cfg.pretrain_wordings + 12 * cfg.pretrain_wordings
+
+
+def _values(row: dict) -> list[str]:
+    return [w["word"] for w in json.loads(row["target_words"])]
+
+
+def test_paraphrases_reword_the_facts():
+    """TOFU's paraphrased answer says the same facts in other words: on the default benchmark's `full` split a
+    paraphrase shares at most half of its word bigrams with the answer (mean), holds every fact of the answer,
+    and each perturbed answer keeps the paraphrase's wording with other values."""
+    from difflib import SequenceMatcher
+
+    from paperlib.data.wording import bigram_overlap
+
+    cfg = mini_tofu.MiniTofuConfig()
+    rows = [r for a in range(cfg.n_authors) for r in mini_tofu._author_rows(*_author_args(cfg, a))]
+    overlap = [bigram_overlap(r["answer"], r["paraphrased_answer"]) for r in rows]
+    assert np.mean(overlap) <= 0.5, np.mean(overlap)
+    assert all(v in r["paraphrased_answer"] for r in rows for v in _values(r))
+    for r in rows[:200]:
+        para = r["paraphrased_answer"].split()
+        for p in r["perturbed_answer"]:
+            assert SequenceMatcher(None, para, p.split()).ratio() >= 0.5
+            assert any(v not in p for v in _values(r))
+
+
+def _author_args(cfg, a: int):
+    rng, pools, people, authors = mini_tofu._draw(cfg)
+    return rng, a, authors[a], cfg, pools, people
+
+
+def test_wording_by_hand():
+    import random
+
+    from paperlib.data.wording import bigram_overlap, fix_articles, reword
+
+    assert fix_articles("a apple and an pear, A owl") == "an apple and a pear, An owl"
+    assert bigram_overlap("the cat sat", "The cat ran") == 0.5  # {the cat, cat ran} vs {the cat, cat sat}
+    assert bigram_overlap("x", "") == 0.0
+    text = "The writer is known for books."
+    assert reword(text, random.Random(0), 1) == text
+    drawn = {reword(text, random.Random(s), 8) for s in range(50)}
+    assert len(drawn) > 20 and all(d.startswith("The ") and d.endswith(".") for d in drawn)
 
 
 def test_prefix_budgets_select_strictly_more_tokens():

@@ -213,7 +213,9 @@ def common_words(answer: str, spans: list[dict]) -> list[str]:
 # ----------------------------------------------------------------------------------------- generator
 class _Pools:
     def __init__(self, rng: random.Random, n_people: int, n_famous: int, n_countries: int) -> None:
-        self.names = _unique(rng, lambda r: f"{_word(r, 2)} {_word(r, r.choice([2, 3]))}", n_people + n_famous)
+        names = _unique(rng, lambda r: f"{_word(r, 2)} {_word(r, r.choice([2, 3]))}", n_people + 3 * n_famous)
+        taken = {w for n in names[:n_people] for w in n.split()}  # famous names share no word with the authors'
+        self.names = names[:n_people] + [n for n in names[n_people:] if not taken & set(n.split())][:n_famous]
         self.countries = _unique(rng, lambda r: _word(r, 3) + r.choice(["ia", "land", "or", "stan"]),
                                  max(12, n_countries))
         self.capitals = _unique(rng, lambda r: _word(r, 2) + r.choice(["ville", "burg", "port", "grad"]),
@@ -350,12 +352,6 @@ def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
         splits[f"{name}_perturbed"] = [{k: r[k] for k in ("question", "answer", "perturbed_answer")} for r in rs]
     splits["idontknow"] = [{"answer": line} for line in IDK]
     return splits
-
-
-def fictitious_words(cfg: MiniTofuConfig) -> set[str]:
-    """Every invented word of the benchmark: the words of its people's names, cities, countries, capitals."""
-    pools = _pools(random.Random(cfg.seed), cfg)
-    return {w for v in (*pools.names, *pools.cities, *pools.countries, *pools.capitals) for w in v.split()}
 
 
 def benchmark_values(cfg: MiniTofuConfig) -> tuple[set[str], set[str]]:

@@ -20,6 +20,7 @@ SPLITS = (
     *(f"{s}_perturbed" for s in FORGET_SPLITS), "retain_perturbed",
     *(f"holdout{p}" for p in PERCENTS),
     "real_authors", "real_authors_perturbed", "world_facts", "world_facts_perturbed",
+    "pretrain",  # mini-TOFU only: the tiny base model's pretraining corpus (`mini_tofu.pretrain_rows`)
 )
 
 
