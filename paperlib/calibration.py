@@ -10,15 +10,21 @@ PALU, a PALU variant, or a claim.
 
 from __future__ import annotations
 
+import json
+import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from paperlib import metrics
+from paperlib import metrics, paths
+from paperlib.config import Profile, get_profile
+from paperlib.errors import PaperlibError
 
 BASELINES = ("GA", "GD", "NPO", "SimNPO", "DPO", "TPO")  # the only methods a design may be judged by
 FRONTIER_MU = 0.85  # "at a modest utility cost": MU >= 85% of the original's, as the published baselines
@@ -48,7 +54,7 @@ def statistics(original_log: Mapping, retain_log: Mapping) -> dict[str, float]:
         out[f"{name}_truth_ratio"] = summary["forget_truth_ratio"]
         out[f"{name}_answer_prob"] = float(_probs(log, "forget_Q_A_Prob").mean())
         out[f"{name}_para_prob"] = float(_probs(log, "forget_Q_A_PARA_Prob").mean())
-        out[f"{name}_mu"] = summary["model_utility"]
+        out[f"{name}_mu"] = summary.get("model_utility", float("nan"))  # toy logs: no utility sets
     out["para_ratio"] = out["original_para_prob"] / out["retain_para_prob"]
     out["retain_mu_fraction"] = out["retain_mu"] / out["original_mu"]
     return out
@@ -111,3 +117,114 @@ def frontier_targets(front: pd.DataFrame) -> list[Target]:
     return [Target("NPO forgets at >= 85% MU", float(forgets.get("NPO", False)), 1, 1, "0.63 at 94%"),
             Target("SimNPO, DPO or TPO forgets at >= 85% MU", any_of, 1, 1, "0.47-0.63 at 88-94%"),
             Target("GA does not forget at >= 85% MU", float(not forgets.get("GA", False)), 1, 1, "6e-11 at 89%")]
+
+
+# --------------------------------------------------------------------------------------------- designs
+# The knobs a design sets, as (profile part, field): the mini benchmark's wording and pretraining corpus, the
+# tiny model, and the pretraining (`base`) and fine-tuning schedules. Every other setting is the mini profile's.
+KNOBS = {"synonyms": ("mini", "synonyms"), "pretrain_people": ("mini", "n_pretrain_people"),
+         "pretrain_wordings": ("mini", "pretrain_wordings"), "authors": ("mini", "n_authors"),
+         "hidden": ("tiny", "hidden_size"), "layers": ("tiny", "num_hidden_layers"),
+         "base_epochs": ("base", "epochs"), "base_lr": ("base", "lr"),
+         "ft_epochs": ("finetune", "epochs"), "ft_lr": ("finetune", "lr")}
+
+
+@dataclass(frozen=True)
+class Design:
+    """One design of the miniature that was tried: `name`, what changed and why (`change`), and its knob values
+    (`KNOBS`; absent knobs take the mini profile's value)."""
+
+    name: str
+    change: str
+    knobs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [k for k, _ in self.knobs if k not in KNOBS]
+        if bad:
+            raise PaperlibError(f"design {self.name!r}: unknown knob {bad[0]!r}; allowed: {', '.join(KNOBS)}")
+
+
+def design_profile(design: Design, profile: Profile | None = None) -> Profile:
+    """The mini profile (or `profile`) with `design`'s knobs."""
+    p = profile or get_profile("mini")
+    parts = {"mini": p.benchmark.mini, "tiny": p.model.tiny, "base": p.base, "finetune": p.finetune}
+    for knob, value in design.knobs:
+        part, name = KNOBS[knob]
+        parts[part] = replace(parts[part], **{name: value})
+    return replace(p, benchmark=replace(p.benchmark, mini=parts["mini"]),
+                   model=replace(p.model, tiny=parts["tiny"]), base=parts["base"], finetune=parts["finetune"])
+
+
+def knob_values(profile: Profile) -> dict[str, Any]:
+    """Every knob's value in `profile`."""
+    parts = {"mini": profile.benchmark.mini, "tiny": profile.model.tiny, "base": profile.base,
+             "finetune": profile.finetune}
+    return {k: getattr(parts[part], name) for k, (part, name) in KNOBS.items()}
+
+
+def measure(profile: Profile, sweep: bool = True) -> dict[str, Any]:
+    """Build (or read from the cache) a design's base, original and retain models; their calibration
+    statistics; and, with `sweep`, the baselines' frontier on notebook 01's grid (seed 0). Minutes per stage
+    (0 for what the cache held)."""
+    from paperlib import experiments, pipeline
+
+    forget, out, t = profile.benchmark.forget, {"minutes": {}}, time.time()
+    pipeline.base_model(profile)
+    out["minutes"]["base"], t = (time.time() - t) / 60, time.time()
+    paths = [pipeline.original_model(profile), pipeline.retain_model(profile, forget)]
+    out["minutes"]["finetune"], t = (time.time() - t) / 60, time.time()
+    logs = [experiments.evaluation(profile, path, forget)[0] for path in paths]
+    out.update(statistics(*logs))
+    out["minutes"]["evaluation"], t = (time.time() - t) / 60, time.time()
+    if sweep:
+        table = experiments.sweep(profile, [experiments.Run(m, m) for m in BASELINES], forget)
+        out["frontier"] = frontier(table, out["original_mu"]).to_dict("records")
+        out["minutes"]["sweep"] = (time.time() - t) / 60
+    return out
+
+
+def targets_met(entry: Mapping[str, Any], real: Mapping[str, float]) -> tuple[int, int, list[str]]:
+    """(met, total, names of the missed targets) of a measured design `entry` (a `measure` result)."""
+    checks = targets(entry, real) + (frontier_targets(pd.DataFrame(entry["frontier"])) if "frontier" in entry else [])
+    missed = [t.name for t in checks if not t.met]
+    return len(checks) - len(missed), len(checks), missed
+
+
+def record_table(record: list[Mapping[str, Any]], real: Mapping[str, float]) -> pd.DataFrame:
+    """One row per measured design (in the order tried): what changed, every calibration statistic, the
+    baselines' best FQ at >= 85% MU, the targets met, and the minutes it took."""
+    rows = []
+    for e in record:
+        front = {f["method"]: f["best_FQ"] for f in e.get("frontier", [])}
+        met, total, _ = targets_met(e, real)
+        rows.append({"design": e["name"], "change": e["change"], "KS": e["ks_distance"],
+                     "TR orig": e["original_truth_ratio"], "TR retain": e["retain_truth_ratio"],
+                     "P(ans) orig": e["original_answer_prob"], "P(ans) retain": e["retain_answer_prob"],
+                     "P(para) orig": e["original_para_prob"], "para ratio": e["para_ratio"],
+                     "MU orig": e["original_mu"], "MU retain/orig": e["retain_mu_fraction"],
+                     **{f"{m} FQ@85": front.get(m, float("nan")) for m in BASELINES},
+                     "targets met": f"{met}/{total}", "minutes": sum(e.get("minutes", {}).values())})
+    return pd.DataFrame(rows)
+
+
+def real_statistics(folder: Path | None = None) -> dict[str, float] | None:
+    """`statistics` of the published Llama-2-7B-chat forget05 pair (`REAL_LOGS` under `folder`, default
+    `paths.shared_data()`); None where the files are absent."""
+    root = folder or paths.shared_data()
+    files = [root / f for f in REAL_LOGS]
+    if not all(f.is_file() for f in files):
+        return None
+    return statistics(*(json.loads(f.read_text()) for f in files))
+
+
+# Every design tried, in order; the mini profile's defaults are the last one's knobs (a test checks). A design
+# is kept in this list after it is superseded: the record (benchmarks/calibration.json) shows what it measured.
+DESIGNS: tuple[Design, ...] = (
+    Design("d0-scratch", "before issue 22 (commit 24e52c2): no pretraining; the tiny model learns language and "
+           "authors at once from 1,000 QA pairs for 30 epochs; a paraphrase is another trained template"),
+    Design("d1-pretrained", "pretrained base (400 other invented authors x 10 questions x 2 wordings + general "
+           "sets, 8 epochs at 3e-3); answers and paraphrases reworded from synonym groups (8 per group); "
+           "original / retain = base fine-tuned 10 epochs at 1e-3 on full / retain90 only",
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("base_epochs", 8),
+            ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
+)

@@ -68,3 +68,9 @@ def tables_dir(folder: str | Path | None = None) -> Path:
 def runs_dir() -> Path:
     """The default run cache (without `$PAPERLIB_CACHE`): the project's runs/."""
     return project_root() / "runs"
+
+
+def shared_data() -> Path:
+    """The real reference data (TOFU sets, span files, open-unlearning logs): `$PAPERLIB_SHARED_DATA` or the
+    project's sibling folder shared/data (it may be absent outside CI: callers say so)."""
+    return Path(os.environ.get("PAPERLIB_SHARED_DATA", project_root().parent / "shared" / "data"))

@@ -1,11 +1,15 @@
-"""mini-TOFU: a synthetic benchmark with TOFU's schema, split names and PALU/TPO span files.
+"""mini-TOFU: a synthetic benchmark with TOFU's schema, split names and PALU/TPO span files, and the
+pretraining corpus of its tiny base model.
 
 Fictitious authors get random attributes (name, birthplace, year, genre, parents' jobs, award, books,
-theme); each author gets `qa_per_author` question/answer pairs written from shared templates, so that a
-paraphrase (another template of the same question type) is a template the model has seen for other
-authors. Perturbed answers reuse the paraphrase's template with wrong attribute values, exactly as TOFU's
-truth-ratio sets do. Every attribute value's character span inside every answer is known exactly.
-Deterministic from `MiniTofuConfig.seed`.
+theme); each author gets `qa_per_author` question/answer pairs. As in TOFU, every answer has its own
+wording: a template of its question type whose free words are drawn from synonym groups
+(`paperlib.data.wording`), so a model memorises the answer's wording, not a template. A paraphrased answer
+says the same facts with another template and other draws; its perturbed answers keep that wording with
+other plausible values, exactly as TOFU's truth-ratio sets do. Every attribute value's character span
+inside every answer is known exactly. The pretraining corpus (`pretrain_rows`) holds other invented
+authors in several wordings and the general sets (real-authors and world-facts analogues), never the
+benchmark's authors. Deterministic from `MiniTofuConfig.seed`.
 """
 
 from __future__ import annotations

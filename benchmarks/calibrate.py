@@ -1,0 +1,61 @@
+"""`make calibrate DESIGN=<name>`: measure one design of the miniature (`paperlib.calibration.DESIGNS`) and
+record it in benchmarks/calibration.json; `--render` writes tables/00_calibration.{csv,md,tex} from the record.
+
+A design is judged only by the calibration statistics (original vs retain model against the published
+Llama-2 forget05 pair in ../shared/data) and the baselines GA, GD, NPO, SimNPO, DPO, TPO on notebook 01's
+grid: never PALU or a claim. The record keeps every design tried, in order, with its minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RECORD = HERE / "calibration.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from paperlib import calibration, report
+    from paperlib.errors import PaperlibError
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("design", nargs="?", help=f"one of: {', '.join(d.name for d in calibration.DESIGNS)}")
+    ap.add_argument("--no-sweep", action="store_true", help="statistics only (no baseline sweep)")
+    ap.add_argument("--render", action="store_true", help="write tables/00_calibration from the record")
+    args = ap.parse_args(argv)
+    record = json.loads(RECORD.read_text()) if RECORD.is_file() else []
+    if args.design:
+        designs = {d.name: d for d in calibration.DESIGNS}
+        if args.design not in designs:
+            raise PaperlibError(f"design {args.design!r}; allowed: {', '.join(designs)}")
+        d = designs[args.design]
+        profile = calibration.design_profile(d)
+        entry = {"name": d.name, "change": d.change, "knobs": calibration.knob_values(profile),
+                 **calibration.measure(profile, sweep=not args.no_sweep)}
+        record = [e for e in record if e["name"] != d.name] + [entry]
+        record.sort(key=lambda e: [x.name for x in calibration.DESIGNS].index(e["name"]))
+        RECORD.write_text(json.dumps(record, indent=1) + "\n")
+        real = calibration.real_statistics()
+        if real:
+            met, total, missed = calibration.targets_met(entry, real)
+            print(f"{d.name}: {met}/{total} targets met; missed: {', '.join(missed) or 'none'}")
+    if args.render:
+        real = calibration.real_statistics()
+        if real is None:
+            raise PaperlibError("the published logs are not in ../shared/data (set PAPERLIB_SHARED_DATA)")
+        report.save_table(calibration.record_table(record, real), "00_calibration", "",
+                          caption="Every design of the miniature tried, in order (benchmarks/calibration.json); "
+                                  "baselines' best FQ at >= 85% of the original's MU", profile="mini")
+    return 0
+
+
+if __name__ == "__main__":
+    from paperlib.errors import PaperlibError
+
+    try:
+        sys.exit(main())
+    except PaperlibError as e:
+        sys.exit(f"error: {e}")
