@@ -204,8 +204,8 @@ class Profile:
     name: str
     benchmark: BenchmarkConfig
     model: ModelConfig
-    base: TrainConfig  # stage 1 (tiny models): general knowledge (real-authors / world-facts analogues)
-    finetune: TrainConfig  # stage 2: original = full, retain = retainYY, on top of the base stage
+    base: TrainConfig  # stage 1 (tiny models): pretraining on the general corpus (`mini_tofu.pretrain_rows`)
+    finetune: TrainConfig  # stage 2: original = base fine-tuned on full, retain = on retainYY (TOFU's recipe)
     eval: EvalConfig
     # settings every unlearning run of the notebooks takes, as (key, value) pairs: TrainConfig fields for every
     # method, a hyperparameter for the methods that have it (e.g. optimizer=adamw where no GPU runs the paper's
@@ -229,7 +229,7 @@ def _profiles() -> dict[str, Profile]:
         mini,
         name="smoke",
         benchmark=BenchmarkConfig(mini=MiniTofuConfig(n_authors=20, qa_per_author=5, n_real_authors=8,
-                                                      n_world_facts=8)),
+                                                      n_world_facts=8, n_pretrain_people=20, pretrain_wordings=1)),
         model=ModelConfig(tiny=TinyLlamaConfig(vocab_size=1024, hidden_size=64, intermediate_size=128,
                                                num_hidden_layers=1, num_attention_heads=2)),
         base=replace(mini_train, epochs=3),
