@@ -4,8 +4,9 @@
 open-unlearning's published Llama-2 forget05 pair in ../shared/data), so the real values are computed, never
 typed. `frontier` reads a method's best forget quality at >= `FRONTIER_MU` of the original's utility from a
 notebook-01 sweep. `targets` states every calibration target of issue 22 against the real statistics, and
-`check` says which hold. The calibration uses only these statistics and the baselines of `BASELINES`: never
-PALU, a PALU variant, or a claim.
+`fidelity_table` lays them out for notebook 00 (`real_statistics` reads the shared logs, None without them);
+`published_frontier` gives the PALU paper's Table 1 points for notebook 01's frontier figure (a picture only). The
+calibration uses only these statistics and the baselines of `BASELINES`: never PALU, a PALU variant, or a claim.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from paperlib import metrics, paths
+from paperlib import metrics, paths, report
 from paperlib.config import Profile, get_profile
 from paperlib.errors import PaperlibError
 
@@ -58,6 +59,17 @@ def statistics(original_log: Mapping, retain_log: Mapping) -> dict[str, float]:
     out["para_ratio"] = out["original_para_prob"] / out["retain_para_prob"]
     out["retain_mu_fraction"] = out["retain_mu"] / out["original_mu"]
     return out
+
+
+def real_statistics(shared: str | Path | None = None) -> dict[str, float] | None:
+    """`statistics` of the published Llama-2 forget05 pair (`REAL_LOGS`) under `shared` (default:
+    `paths.shared_data_dir()`); None when the logs are not there."""
+    folder = Path(shared) if shared is not None else paths.shared_data_dir()
+    files = [folder / p for p in REAL_LOGS]
+    if not all(f.is_file() for f in files):
+        return None
+    original, retain = (json.loads(f.read_text()) for f in files)
+    return statistics(original, retain)
 
 
 def frontier(sweep: pd.DataFrame, mu_original: float, mu_fraction: float = FRONTIER_MU) -> pd.DataFrame:
@@ -107,6 +119,23 @@ def targets(mini: Mapping[str, float], real: Mapping[str, float]) -> list[Target
             Target("retain MU / original MU", mini["retain_mu_fraction"], 0.95, 1.05,
                    f"{real['retain_mu_fraction']:.3f}")]
     return out
+
+
+def fidelity_table(mini: Mapping[str, float], real: Mapping[str, float]) -> pd.DataFrame:
+    """One row per target of `targets`: statistic, mini value, real value, target range, met (yes / no)."""
+    real_values = [t.mini for t in targets(real, real)]  # the same statistics, read from the real pair
+    return pd.DataFrame([{"statistic": t.name, "mini": t.mini, "real": r, "target": f"[{t.low:.3g}, {t.high:.3g}]",
+                          "met": "yes" if t.met else "no"} for t, r in zip(targets(mini, real), real_values)])
+
+
+def published_frontier(split: str = "forget05") -> pd.DataFrame:
+    """The PALU paper's Table 1 unlearning methods (Llama-2-7B-chat, `report.paper_numbers`): method, FQ, MU and
+    MU / MU(original) ("MU fraction")."""
+    ref = report.paper_numbers()
+    ref = ref[(ref["source"] == "PALU") & (ref["split"] == split)]
+    mu_original = float(ref.set_index("method").loc["Original", "MU"])
+    out = ref[~ref["method"].isin(["Original", "Retain"])][["method", "FQ", "MU"]].reset_index(drop=True)
+    return out.assign(**{"MU fraction": out["MU"] / mu_original})
 
 
 def frontier_targets(front: pd.DataFrame) -> list[Target]:
@@ -205,16 +234,6 @@ def record_table(record: list[Mapping[str, Any]], real: Mapping[str, float]) -> 
                      **{f"{m} FQ@85": front.get(m, float("nan")) for m in BASELINES},
                      "targets met": f"{met}/{total}", "minutes": sum(e.get("minutes", {}).values())})
     return pd.DataFrame(rows)
-
-
-def real_statistics(folder: Path | None = None) -> dict[str, float] | None:
-    """`statistics` of the published Llama-2-7B-chat forget05 pair (`REAL_LOGS` under `folder`, default
-    `paths.shared_data()`); None where the files are absent."""
-    root = folder or paths.shared_data()
-    files = [root / f for f in REAL_LOGS]
-    if not all(f.is_file() for f in files):
-        return None
-    return statistics(*(json.loads(f.read_text()) for f in files))
 
 
 # Every design tried, in order; the mini profile's defaults are the last one's knobs (a test checks). A design

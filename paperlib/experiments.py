@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import executors, methods, metrics, pipeline, tuning, unlearn
+from paperlib import calibration, executors, methods, metrics, pipeline, tuning, unlearn
 from paperlib import losses as L
 from paperlib.config import Profile
 from paperlib.data import mini_tofu, tofu
@@ -73,6 +73,12 @@ def truth_ratios(profile: Profile, forget: str) -> pd.DataFrame:
         tr = [v["score"] for v in log["forget_truth_ratio"]["value_by_index"].values()]
         frames.append(pd.DataFrame({"model": model, "truth ratio": tr}))
     return pd.concat(frames, ignore_index=True)
+
+
+def reference_statistics(profile: Profile, forget: str) -> dict[str, float]:
+    """`calibration.statistics` of the original and retain model on `forget` (notebook 00's fidelity table)."""
+    logs = {name: evaluation(profile, path, forget)[0] for name, path in reference_models(profile, forget).items()}
+    return calibration.statistics(logs["Original"], logs["Retain"])
 
 
 def reference_rows(profile: Profile, forget: str) -> pd.DataFrame:

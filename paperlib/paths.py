@@ -13,7 +13,7 @@ the project root: all of them must write the same `figures/` and `tables/` and s
 
 `figures_dir("")` / `tables_dir("")` give `<root>/figures` / `<root>/tables`; a non-empty folder (a notebook
 parameter, a CLI option) is used as given. The run cache is `$PAPERLIB_CACHE` or `<root>/runs`
-(`paperlib.cache.cache_root`).
+(`paperlib.cache.cache_root`). `shared_data_dir()` is the real data beside the project (../shared/data).
 """
 
 from __future__ import annotations
@@ -70,7 +70,11 @@ def runs_dir() -> Path:
     return project_root() / "runs"
 
 
-def shared_data() -> Path:
-    """The real reference data (TOFU sets, span files, open-unlearning logs): `$PAPERLIB_SHARED_DATA` or the
-    project's sibling folder shared/data (it may be absent outside CI: callers say so)."""
-    return Path(os.environ.get("PAPERLIB_SHARED_DATA", project_root().parent / "shared" / "data"))
+SHARED_DATA_ENV = "PAPERLIB_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """The shared real data (TOFU files, open-unlearning logs; never copied into the project):
+    `$PAPERLIB_SHARED_DATA`, else `<project root>/../shared/data`, where tests/conftest.py looks too."""
+    given = os.environ.get(SHARED_DATA_ENV)
+    return Path(given) if given else project_root().parent / "shared" / "data"

@@ -29,7 +29,7 @@ tables_dir = ""  # empty: the project's tables/
 # are longer than N.
 
 # %%
-from paperlib import claims, experiments, pipeline, plots, report
+from paperlib import calibration, claims, experiments, paths, pipeline, plots, report
 from paperlib.config import get_profile
 
 P = get_profile(profile)
@@ -54,9 +54,26 @@ tr = experiments.truth_ratios(P, forget)
 models = experiments.reference_rows(P, forget)
 
 # %% [markdown]
+# ### Fidelity: our pair against real TOFU's
+# Is the miniature's original / retain pair related as real TOFU's is? The same statistics
+# (`paperlib.calibration.statistics`) of our pair and of the published Llama-2-7B-chat forget05 pair
+# (open-unlearning's evaluation logs, read from ../shared/data, never typed): the KS distance between the two
+# models' forget truth ratios (what FQ tests), each model's forget truth-ratio aggregate, forget answer and
+# paraphrased-answer probability, and the retain model's utility relative to the original's. Each row gives
+# the range issue 22 asks of the miniature (`calibration.targets`) and whether our value is in it.
+
+# %%
+mini_stats = experiments.reference_statistics(P, forget)
+real_stats = calibration.real_statistics()
+fidelity = None if real_stats is None else calibration.fidelity_table(mini_stats, real_stats)
+if fidelity is None:
+    print(f"no fidelity table: the published Llama-2 logs are not in {paths.shared_data_dir()} "
+          f"(set PAPERLIB_SHARED_DATA to the shared data folder)")
+
+# %% [markdown]
 # ## Outputs
-# `tables/00_dataset_stats`, `tables/00_span_tokens`, `tables/00_models` (CSV, Markdown, LaTeX),
-# `figures/00_training_curves`, `figures/00_truth_ratios` (PDF, PNG).
+# `tables/00_dataset_stats`, `tables/00_span_tokens`, `tables/00_models`, `tables/00_fidelity` (CSV, Markdown,
+# LaTeX), `figures/00_training_curves`, `figures/00_truth_ratios` (PDF, PNG).
 
 # %%
 report.save_table(stats, "00_dataset_stats", tables_dir, caption="Benchmark splits", profile=profile)
@@ -74,6 +91,13 @@ report.save_table(models, "00_models", tables_dir, caption=models_caption, profi
 _ = report.save_figure(plots.training_curves(curves), "00_training_curves", figures_dir)
 _ = report.save_figure(plots.truth_ratio_hist(tr), "00_truth_ratios", figures_dir)
 report.show(models, profile, caption=models_caption)
+
+# %%
+fidelity_caption = (f"Fidelity: our original / retain pair on {forget} (mini) against open-unlearning's "
+                    f"Llama-2-7B-chat forget05 pair (real); target: the range issue 22 asks of the mini value")
+if fidelity is not None:
+    report.save_table(fidelity, "00_fidelity", tables_dir, caption=fidelity_caption, profile=profile)
+    report.show(fidelity, profile, caption=fidelity_caption)
 
 # %% [markdown]
 # ## What we see

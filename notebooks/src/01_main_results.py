@@ -28,7 +28,7 @@ tables_dir = ""  # empty: the project's tables/
 # models are the reference rows.
 
 # %%
-from paperlib import claims, experiments, plots, report, tuning
+from paperlib import calibration, claims, experiments, plots, report, tuning
 from paperlib.config import get_profile
 
 P = get_profile(profile)
@@ -43,7 +43,10 @@ shown = report.with_paper_numbers(table, P.name, split=forget)
 # ## Outputs
 # `tables/01_tofu_main` (the selected points, mean ± sd over seeds), `tables/01_tofu_sweep` (every grid
 # point, the selected ones marked), `figures/01_fq_mu_scatter` (the selected points with their spread) and
-# `figures/01_frontier` (every sweep point of every method).
+# `figures/01_frontier` (every sweep point of every method, MU as a fraction of the original model's; x: the
+# published point of the same method, PALU paper Table 1, TOFU forget05, Llama-2-7B-chat, its MU as a fraction
+# of that paper's original model's: `calibration.published_frontier`). Both figures mark FQ = 0.05
+# ("forgotten", `claims.FORGOTTEN_P`), the original's FQ and 95% of the original's MU.
 
 # %%
 caption = f"TOFU {forget}: forget quality, utility and truth ratios (mean ± sd over seeds); Fluency = n-gram entropy (bits)"
@@ -53,7 +56,8 @@ report.save_table(experiments.sweep_table(tuned), "01_tofu_sweep", tables_dir,
 refs = experiments.reference_rows(P, forget)
 _ = report.save_figure(plots.fq_mu_scatter(tuned.seeds, refs), "01_fq_mu_scatter", figures_dir)
 _ = report.save_figure(plots.frontier(tuned.sweep, tuned.selected, experiments.original_mu(P, forget),
-                                      tuning.MU_FRACTION), "01_frontier", figures_dir)
+                                      tuning.MU_FRACTION, references=refs,
+                                      published=calibration.published_frontier()), "01_frontier", figures_dir)
 report.show(shown, P.name, caption=caption)
 
 # %% [markdown]

@@ -43,7 +43,9 @@ table = experiments.results_table(P, tuned, forget)
 caption = "Which tokens PALU unlearns (mean ± sd over seeds)"
 report.save_table(table, "02_token_localization", tables_dir, caption=caption, profile=profile)
 long = experiments.seeds_long(tuned, ["FQ", "MU", "Fluency", "F-TR"])
-_ = report.save_figure(plots.bars(long, title="Which tokens to unlearn"), "02_token_localization", figures_dir)
+refs = experiments.reference_rows(P, forget)
+_ = report.save_figure(plots.bars(long, title="Which tokens to unlearn", references=refs), "02_token_localization",
+                       figures_dir)
 report.show(table, profile, caption=caption)
 
 # %% [markdown]

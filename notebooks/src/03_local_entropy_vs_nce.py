@@ -43,8 +43,9 @@ table = experiments.curve_table(curves)
 # %%
 caption = "FQ, MU and forget truth ratio after every epoch at the selected learning rate (mean ± sd over seeds)"
 report.save_table(table, "03_epoch_curves", tables_dir, caption=caption, profile=profile)
+refs = experiments.reference_rows(P, forget)
 _ = report.save_figure(plots.metric_lines(curves, "epoch", ["FQ", "MU", "F-TR"], hue="method",
-                                          title="Per-epoch stability"), "03_stability", figures_dir)
+                                          title="Per-epoch stability", references=refs), "03_stability", figures_dir)
 report.show(table, profile, caption=caption)
 
 # %% [markdown]

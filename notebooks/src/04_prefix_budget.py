@@ -43,7 +43,8 @@ table = experiments.results_table(P, tuned, forget).rename(columns={"method": "N
 caption = "PALU with prefix budget N (mean ± sd over seeds)"
 report.save_table(table, "04_prefix_budget", tables_dir, caption=caption, profile=profile)
 seeds = tuned.seeds[tuned.seeds["status"] == "completed"].rename(columns={"label": "N"})
-_ = report.save_figure(plots.metric_lines(seeds, "N", ["FQ", "MU", "F-TR"], title="Prefix budget N"),
+refs = experiments.reference_rows(P, forget)
+_ = report.save_figure(plots.metric_lines(seeds, "N", ["FQ", "MU", "F-TR"], title="Prefix budget N", references=refs),
                        "04_prefix_budget", figures_dir)
 report.show(table, profile, caption=caption)
 

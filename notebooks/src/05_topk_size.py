@@ -46,8 +46,9 @@ report.save_table(steps, "05_step_times", tables_dir, caption="Seconds per unlea
                   profile=profile)
 seeds = tuned.seeds[tuned.seeds["status"] == "completed"].rename(columns={"label": "K"})
 seeds["K"] = seeds["K"].astype(int)
-_ = report.save_figure(plots.metric_lines(seeds, "K", ["FQ", "MU", "train s / step"], logx=True, title="Top-K size"),
-                       "05_topk_size", figures_dir)
+refs = experiments.reference_rows(P, forget)
+_ = report.save_figure(plots.metric_lines(seeds, "K", ["FQ", "MU", "train s / step"], logx=True, title="Top-K size",
+                                          references=refs), "05_topk_size", figures_dir)
 report.show(table, profile, caption=caption)
 
 # %% [markdown]

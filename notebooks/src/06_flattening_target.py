@@ -41,7 +41,9 @@ table = experiments.results_table(P, tuned, forget).rename(columns={"method": "t
 caption = "PALU with flattening target c (mean ± sd over seeds)"
 report.save_table(table, "06_flattening_target", tables_dir, caption=caption, profile=profile)
 long = experiments.seeds_long(tuned, ["FQ", "MU", "F-TR"])
-_ = report.save_figure(plots.bars(long, title="Flattening target c"), "06_flattening_target", figures_dir)
+refs = experiments.reference_rows(P, forget)
+_ = report.save_figure(plots.bars(long, title="Flattening target c", references=refs), "06_flattening_target",
+                       figures_dir)
 report.show(table, profile, caption=caption)
 
 # %% [markdown]

@@ -49,8 +49,9 @@ report.save_table(timing, "07_loss_timing", tables_dir,
 report.save_table(steps, "07_step_times", tables_dir, caption="Seconds per unlearning step (CPU, mean ± sd over seeds)",
                   profile=profile)
 _ = report.save_figure(plots.timing(timing), "07_loss_timing", figures_dir)
-_ = report.save_figure(plots.metric_lines(curves, "train s", ["FQ", "MU"], hue="method", title="Metric vs wall time"),
-                       "07_convergence", figures_dir)
+refs = experiments.reference_rows(P, forget)
+_ = report.save_figure(plots.metric_lines(curves, "train s", ["FQ", "MU"], hue="method", title="Metric vs wall time",
+                                          references=refs), "07_convergence", figures_dir)
 report.show(steps, profile, caption="Seconds per unlearning step (CPU, mean ± sd over seeds)")
 
 # %% [markdown]

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import string
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from paperlib.data.wording import fix_articles, reword
@@ -276,8 +275,8 @@ def _author_rows(rng, idx: int, author: dict, cfg: MiniTofuConfig, pools: _Pools
         answer, spans = render(a_tpl, author, protected, (rng, cfg.synonyms))
         para_seed = rng.getrandbits(64)  # the paraphrase's wording, kept by its perturbed answers
 
-        def para(values: dict) -> str:
-            return render(pa_tpl, values, protected, (random.Random(para_seed), cfg.synonyms))[0]
+        def para(values: dict, tpl: str = pa_tpl, seed: int = para_seed, keep: set = protected) -> str:
+            return render(tpl, values, keep, (random.Random(seed), cfg.synonyms))[0]
         para_answer = para(author)
         answer_fields = _fields(pa_tpl) - protected
         perturbed = []
@@ -395,7 +394,7 @@ def pretrain_rows(cfg: MiniTofuConfig) -> list[dict]:
     rows = []
     for name in people:
         author = _author(rng, name, pre_pools)
-        for qtype, (questions, answers) in enumerate(QA_TYPES):
+        for questions, answers in QA_TYPES:
             for w in range(cfg.pretrain_wordings):
                 q_tpl = questions[w % len(questions)]
                 answer, _ = render(rng.choice(answers), author, _fields(q_tpl), (rng, cfg.synonyms))
