@@ -11,14 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-RECORD = HERE / "calibration.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from paperlib import calibration, report
+    from paperlib import calibration
     from paperlib.errors import PaperlibError
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -26,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sweep", action="store_true", help="statistics only (no baseline sweep)")
     ap.add_argument("--render", action="store_true", help="write tables/00_calibration from the record")
     args = ap.parse_args(argv)
-    record = json.loads(RECORD.read_text()) if RECORD.is_file() else []
+    record = calibration.load_record()
     if args.design:
         designs = {d.name: d for d in calibration.DESIGNS}
         if args.design not in designs:
@@ -37,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                  **calibration.measure(profile, sweep=not args.no_sweep)}
         record = [e for e in record if e["name"] != d.name] + [entry]
         record.sort(key=lambda e: [x.name for x in calibration.DESIGNS].index(e["name"]))
-        RECORD.write_text(json.dumps(record, indent=1) + "\n")
+        calibration.RECORD.write_text(json.dumps(record, indent=1) + "\n")
         real = calibration.real_statistics()
         if real:
             met, total, missed = calibration.targets_met(entry, real)
@@ -46,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         real = calibration.real_statistics()
         if real is None:
             raise PaperlibError("the published logs are not in ../shared/data (set PAPERLIB_SHARED_DATA)")
-        report.save_table(calibration.record_table(record, real), "00_calibration", "",
-                          caption="Every design of the miniature tried, in order (benchmarks/calibration.json); "
-                                  "baselines' best FQ at >= 85% of the original's MU", profile="mini")
+        calibration.save_record_table(record, real)
     return 0
 
 

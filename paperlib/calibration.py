@@ -140,12 +140,18 @@ def published_frontier(split: str = "forget05") -> pd.DataFrame:
 
 def frontier_targets(front: pd.DataFrame) -> list[Target]:
     """The published frontier: NPO forgets (FQ >= 0.05) at >= 85% of the original's MU, and so does at least one
-    of SimNPO, DPO (IdkDPO) and TPO; GA does not. `mini` is 1 where the method (or any of the group) forgets."""
+    of SimNPO, DPO (IdkDPO) and TPO; GA does not. `mini` is 1 where the method (or any of the group) forgets;
+    `real` quotes the PALU paper's points (`published_frontier`)."""
     forgets = dict(zip(front["method"], front["forgets"]))
+    pub = published_frontier().set_index("method")
+
+    def quote(*names: str) -> str:
+        return "; ".join(f"{n} {pub.loc[n, 'FQ']:.2g} at {pub.loc[n, 'MU fraction']:.0%}"
+                         for n in names if n in pub.index)
     any_of = float(any(forgets.get(m, False) for m in ("SimNPO", "DPO", "TPO")))
-    return [Target("NPO forgets at >= 85% MU", float(forgets.get("NPO", False)), 1, 1, "0.63 at 94%"),
-            Target("SimNPO, DPO or TPO forgets at >= 85% MU", any_of, 1, 1, "0.47-0.63 at 88-94%"),
-            Target("GA does not forget at >= 85% MU", float(not forgets.get("GA", False)), 1, 1, "6e-11 at 89%")]
+    return [Target("NPO forgets at >= 85% MU", float(forgets.get("NPO", False)), 1, 1, quote("NPO")),
+            Target("SimNPO, DPO or TPO forgets at >= 85% MU", any_of, 1, 1, quote("SimNPO", "DPO", "TPO")),
+            Target("GA does not forget at >= 85% MU", float(not forgets.get("GA", False)), 1, 1, quote("GA"))]
 
 
 # --------------------------------------------------------------------------------------------- designs
@@ -153,6 +159,7 @@ def frontier_targets(front: pd.DataFrame) -> list[Target]:
 # tiny model, and the pretraining (`base`) and fine-tuning schedules. Every other setting is the mini profile's.
 KNOBS = {"synonyms": ("mini", "synonyms"), "pretrain_people": ("mini", "n_pretrain_people"),
          "pretrain_wordings": ("mini", "pretrain_wordings"), "authors": ("mini", "n_authors"),
+         "perturb": ("mini", "perturb"),
          "hidden": ("tiny", "hidden_size"), "layers": ("tiny", "num_hidden_layers"),
          "base_epochs": ("base", "epochs"), "base_lr": ("base", "lr"),
          "ft_epochs": ("finetune", "epochs"), "ft_lr": ("finetune", "lr")}
@@ -212,6 +219,21 @@ def measure(profile: Profile, sweep: bool = True) -> dict[str, Any]:
     return out
 
 
+RECORD = paths.project_root() / "benchmarks" / "calibration.json"  # every design measured (benchmarks/calibrate.py)
+
+
+def load_record(path: Path = RECORD) -> list[dict]:
+    """The designs measured so far, in the order tried (empty when there is no record)."""
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def save_record_table(record: list[Mapping[str, Any]], real: Mapping[str, float], folder: str | Path = "") -> None:
+    """Write tables/00_calibration (`record_table`)."""
+    report.save_table(record_table(record, real), "00_calibration", folder,
+                      caption="Every design of the miniature tried, in order (benchmarks/calibration.json); "
+                              "baselines' best FQ at >= 85% of the original's MU; minutes on 2 cores", profile="mini")
+
+
 def targets_met(entry: Mapping[str, Any], real: Mapping[str, float]) -> tuple[int, int, list[str]]:
     """(met, total, names of the missed targets) of a measured design `entry` (a `measure` result)."""
     checks = targets(entry, real) + (frontier_targets(pd.DataFrame(entry["frontier"])) if "frontier" in entry else [])
@@ -244,6 +266,13 @@ DESIGNS: tuple[Design, ...] = (
     Design("d1-pretrained", "pretrained base (400 other invented authors x 10 questions x 2 wordings + general "
            "sets, 8 epochs at 3e-3); answers and paraphrases reworded from synonym groups (8 per group); "
            "original / retain = base fine-tuned 10 epochs at 1e-3 on full / retain90 only",
-           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("base_epochs", 8),
-            ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "all"),
+            ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
+    Design("d2-replay-some-facts", "d1 with: the general sets replayed while fine-tuning (d1 forgot them: MU "
+           "0.29; an exploration on d1's base gave MU 0.73); perturbed answers get 1..all facts wrong, drawn per "
+           "question, as TOFU's (d1's truth ratios spread 3x less than real TOFU's: IQR of log TR 0.2 vs 0.6); "
+           "44 more synonym groups (7 instead of 5 reworded slots per answer); fine-tuning 15 epochs (d1: answer "
+           "prob 0.83 < 0.85)",
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "some"),
+            ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 15), ("ft_lr", 1e-3))),
 )

@@ -71,9 +71,17 @@ if fidelity is None:
           f"(set PAPERLIB_SHARED_DATA to the shared data folder)")
 
 # %% [markdown]
+# ### How the miniature was chosen
+# Every design of the miniature that was tried (`paperlib.calibration.DESIGNS`, measured by
+# `make calibrate DESIGN=<name>` into benchmarks/calibration.json): what changed, the statistics above, the
+# baselines' best FQ at >= 85% of the original's MU on notebook 01's grid (GA, GD, NPO, SimNPO, DPO, TPO only:
+# no PALU number and no claim informed a design), and its minutes. The mini profile is the last design.
+
+# %% [markdown]
 # ## Outputs
-# `tables/00_dataset_stats`, `tables/00_span_tokens`, `tables/00_models`, `tables/00_fidelity` (CSV, Markdown,
-# LaTeX), `figures/00_training_curves`, `figures/00_truth_ratios` (PDF, PNG).
+# `tables/00_dataset_stats`, `tables/00_span_tokens`, `tables/00_models`, `tables/00_fidelity`,
+# `tables/00_calibration` (CSV, Markdown, LaTeX), `figures/00_training_curves`, `figures/00_truth_ratios`
+# (PDF, PNG).
 
 # %%
 report.save_table(stats, "00_dataset_stats", tables_dir, caption="Benchmark splits", profile=profile)
@@ -98,6 +106,12 @@ fidelity_caption = (f"Fidelity: our original / retain pair on {forget} (mini) ag
 if fidelity is not None:
     report.save_table(fidelity, "00_fidelity", tables_dir, caption=fidelity_caption, profile=profile)
     report.show(fidelity, profile, caption=fidelity_caption)
+
+# %%
+record = calibration.load_record()
+if real_stats is not None and record:
+    calibration.save_record_table(record, real_stats, tables_dir)
+    print(calibration.record_table(record, real_stats).drop(columns="change").to_string(index=False))
 
 # %% [markdown]
 # ## What we see

@@ -23,6 +23,7 @@ from pathlib import Path
 from paperlib.data.wording import fix_articles, reword
 
 FORGET_PERCENTS = (1, 5, 10)
+PERTURB = ("all", "some")
 
 # ---------------------------------------------------------------------------------------------- vocab
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "th"]
@@ -147,11 +148,14 @@ class MiniTofuConfig:
     synonyms: int = 8  # members drawn from per synonym group when wording an answer (1: the template's words)
     n_pretrain_people: int = 400  # other invented authors in the pretraining corpus (never the benchmark's)
     pretrain_wordings: int = 2  # wordings per fact in the pretraining corpus
+    perturb: str = "some"  # facts a perturbed answer gets wrong: "all", or "some" (1..all, drawn per question)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.qa_per_author <= len(QA_TYPES):
             raise ValueError(f"qa_per_author={self.qa_per_author}; allowed: 1..{len(QA_TYPES)}")
+        if self.perturb not in PERTURB:
+            raise ValueError(f"perturb={self.perturb!r}; allowed: {', '.join(PERTURB)}")
         if self.n_authors < 10:
             raise ValueError(f"n_authors={self.n_authors}; allowed: >= 10 (forget10 needs one author)")
         for name in ("n_real_authors", "n_world_facts", "n_perturbed", "n_perturbed_general", "synonyms",
@@ -278,10 +282,13 @@ def _author_rows(rng, idx: int, author: dict, cfg: MiniTofuConfig, pools: _Pools
         def para(values: dict, tpl: str = pa_tpl, seed: int = para_seed, keep: set = protected) -> str:
             return render(tpl, values, keep, (random.Random(seed), cfg.synonyms))[0]
         para_answer = para(author)
-        answer_fields = _fields(pa_tpl) - protected
+        answer_fields = sorted(_fields(pa_tpl) - protected)  # sorted: set order changes with PYTHONHASHSEED
+        # how many facts each perturbed answer gets wrong: all of them, or (as TOFU's, which often change one
+        # fact) a number drawn per question
+        n_wrong = len(answer_fields) if cfg.perturb == "all" else rng.randint(1, len(answer_fields))
         perturbed = []
         while len(perturbed) < cfg.n_perturbed:  # distinct wrong answers
-            text = para(_wrong(rng, author, answer_fields, pools, people))
+            text = para(_wrong(rng, author, set(rng.sample(answer_fields, n_wrong)), pools, people))
             if text not in perturbed and text != para_answer:
                 perturbed.append(text)
         rows.append({"question": question, "answer": answer, "paraphrased_question": render(pq_tpl, author)[0],
