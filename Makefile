@@ -12,7 +12,7 @@ PROFILE ?= mini
 # reproduce --gpus 0,1,...)
 WORKERS ?=
 
-.PHONY: venv test lint reproduce docs browser bench clean-cache lock
+.PHONY: venv test lint reproduce docs browser bench calibrate clean-cache lock
 
 venv: $(STAMP)
 
@@ -51,6 +51,11 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Measure one design of the miniature (paperlib.calibration.DESIGNS) into benchmarks/calibration.json and
+# rewrite tables/00_calibration: make calibrate DESIGN=d2-replay-some-facts
+calibrate: $(STAMP)
+	$(BIN)/python benchmarks/calibrate.py $(DESIGN) --render
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (pip-tools in a throwaway venv;
 # torch is resolved as the CPU build of requirements/torch-cpu.in and left out of the lock).

@@ -159,7 +159,7 @@ def frontier_targets(front: pd.DataFrame) -> list[Target]:
 # tiny model, and the pretraining (`base`) and fine-tuning schedules. Every other setting is the mini profile's.
 KNOBS = {"synonyms": ("mini", "synonyms"), "pretrain_people": ("mini", "n_pretrain_people"),
          "pretrain_wordings": ("mini", "pretrain_wordings"), "authors": ("mini", "n_authors"),
-         "perturb": ("mini", "perturb"),
+         "perturb": ("mini", "perturb"), "value_zipf": ("mini", "value_zipf"),
          "hidden": ("tiny", "hidden_size"), "layers": ("tiny", "num_hidden_layers"),
          "base_epochs": ("base", "epochs"), "base_lr": ("base", "lr"),
          "ft_epochs": ("finetune", "epochs"), "ft_lr": ("finetune", "lr")}
@@ -267,12 +267,17 @@ DESIGNS: tuple[Design, ...] = (
            "sets, 8 epochs at 3e-3); answers and paraphrases reworded from synonym groups (8 per group); "
            "original / retain = base fine-tuned 10 epochs at 1e-3 on full / retain90 only",
            (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "all"),
-            ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
+            ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
     Design("d2-replay-some-facts", "d1 with: the general sets replayed while fine-tuning (d1 forgot them: MU "
            "0.29; an exploration on d1's base gave MU 0.73); perturbed answers get 1..all facts wrong, drawn per "
            "question, as TOFU's (d1's truth ratios spread 3x less than real TOFU's: IQR of log TR 0.2 vs 0.6); "
            "44 more synonym groups (7 instead of 5 reworded slots per answer); fine-tuning 15 epochs (d1: answer "
            "prob 0.83 < 0.85)",
            (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "some"),
-            ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 15), ("ft_lr", 1e-3))),
+            ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 15), ("ft_lr", 1e-3))),
+    Design("d3-zipf-values", "d2 with attribute values drawn as the world's are, some common and most rare (weight "
+           "1 / rank), perturbed values still drawn uniformly: d2's retain-model truth ratios were 4x narrower "
+           "than real TOFU's (IQR of log TR 0.15 vs 0.59) and centred on 1 (real: -0.22), KS 0.83",
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "some"),
+            ("value_zipf", 1.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 15), ("ft_lr", 1e-3))),
 )

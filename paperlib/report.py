@@ -154,6 +154,17 @@ def _check_name(name: str) -> None:
                          f"(e.g. '01_fq_mu_scatter')")
 
 
+def save_note(text: str, name: str, folder: str | Path | None = None) -> Path:
+    """Write a generated paragraph (e.g. `experiments.frontier_sentence`) to `<folder>/<name>.md`; `folder` None
+    or "": the project's tables/. The README shows the ones `paperlib.claims.README_TABLES` names."""
+    _check_name(name)
+    out = tables_dir(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.md"
+    path.write_text(text.strip() + "\n")
+    return path
+
+
 def save_figure(fig: Any, name: str, folder: str | Path | None = None) -> list[Path]:
     """Write `<folder>/<name>.pdf` and `.png` (tight bounding box, no dates in the metadata); return the paths.
 

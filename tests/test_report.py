@@ -147,3 +147,12 @@ def test_a_saved_spread_says_what_it_is_over(tmp_path: Path) -> None:
     md = report.save_table(table, "x", folder=tmp_path, caption="PALU (mean ± sd over seeds)", profile="mini")[1]
     assert "0.5000 ± 0.1000" in md.read_text() and "mean ± sd over seeds" in md.read_text()
     report.save_table(table.drop(columns="FQ sd"), "y", folder=tmp_path, profile="mini")  # no spread, no caption
+
+
+def test_save_note_writes_one_markdown_paragraph(tmp_path):
+    from paperlib import report
+
+    path = report.save_note("  A sentence.\n", "01_frontier", tmp_path)
+    assert path == tmp_path / "01_frontier.md" and path.read_text() == "A sentence.\n"
+    with pytest.raises(Exception):
+        report.save_note("x", "../escape", tmp_path)

@@ -65,8 +65,10 @@ report.show(shown, P.name, caption=caption)
 # The verdict below comes from `paperlib.claims.main_claim`: among the methods whose reported point keeps
 # 95% of the original's utility, PALU must have the highest FQ beyond the seed spread and must have forgotten;
 # the comparison is decided only when a compared method forgot (the forgetting rule of `paperlib.claims`),
-# else "not testable here". The paragraph after it reads the whole sweep (`experiments.frontier_sentence`).
+# else "not testable here". The paragraph after it reads the whole sweep (`experiments.frontier_sentence`, also written to `tables/01_frontier.md`, which the README shows).
 
 # %%
 claims.show(claims.main_claim(table))
-print(experiments.frontier_sentence(tuned.sweep, experiments.original_mu(P, forget)))
+frontier_text = experiments.frontier_sentence(tuned.sweep, experiments.original_mu(P, forget))
+report.save_note(frontier_text, "01_frontier", tables_dir)
+print(frontier_text)

@@ -149,6 +149,7 @@ class MiniTofuConfig:
     n_pretrain_people: int = 400  # other invented authors in the pretraining corpus (never the benchmark's)
     pretrain_wordings: int = 2  # wordings per fact in the pretraining corpus
     perturb: str = "some"  # facts a perturbed answer gets wrong: "all", or "some" (1..all, drawn per question)
+    value_zipf: float = 1.0  # attribute values drawn with weight 1 / rank**value_zipf (0: uniformly)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -239,15 +240,28 @@ def _date(rng: random.Random, year: str) -> str:
     return f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {year}"
 
 
-def _author(rng: random.Random, name: str, pools: _Pools) -> dict[str, str]:
-    father, mother = rng.sample(PROFESSIONS, 2)
+def _pick(rng: random.Random, pool: list[str], zipf: float, k: int = 1) -> list[str]:
+    """`k` distinct values of `pool`: uniformly (zipf 0) or with weight 1 / rank**zipf, so that, as in the world,
+    some cities, jobs and genres are common and others rare."""
+    if zipf == 0:
+        return rng.sample(pool, k) if k > 1 else [rng.choice(pool)]
+    out: list[str] = []
+    while len(out) < k:
+        value = rng.choices(pool, weights=[(i + 1) ** -zipf for i in range(len(pool))])[0]
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _author(rng: random.Random, name: str, pools: _Pools, zipf: float = 0.0) -> dict[str, str]:
+    father, mother = _pick(rng, PROFESSIONS, zipf, 2)
     book1, book2, book3 = rng.sample(pools.titles, 3)
-    theme, theme2 = rng.sample(THEMES, 2)
+    theme, theme2 = _pick(rng, THEMES, zipf, 2)
     year = str(rng.randint(1930, 1999))
-    return {"name": name, "city": rng.choice(pools.cities), "country": rng.choice(pools.countries),
-            "year": year, "date": _date(rng, year), "genre": rng.choice(GENRES), "father": father,
-            "mother": mother, "award": rng.choice(AWARDS), "book1": book1, "book2": book2, "book3": book3,
-            "theme": theme, "theme2": theme2, "style": rng.choice(STYLES)}
+    city, country = _pick(rng, pools.cities, zipf)[0], _pick(rng, pools.countries, zipf)[0]
+    return {"name": name, "city": city, "country": country, "year": year, "date": _date(rng, year), "genre": _pick(rng, GENRES, zipf)[0], "father": father,
+            "mother": mother, "award": _pick(rng, AWARDS, zipf)[0], "book1": book1, "book2": book2, "book3": book3,
+            "theme": theme, "theme2": theme2, "style": _pick(rng, STYLES, zipf)[0]}
 
 
 def _wrong(rng: random.Random, author: dict[str, str], fields: set[str], pools: _Pools, people: list[str]) -> dict:
@@ -318,7 +332,7 @@ def _draw(cfg: MiniTofuConfig) -> tuple[random.Random, _Pools, list[str], list[d
     rng = random.Random(cfg.seed)
     pools = _pools(rng, cfg)
     people = pools.names[: cfg.n_authors + n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))]
-    return rng, pools, people, [_author(rng, name, pools) for name in people]
+    return rng, pools, people, [_author(rng, name, pools, cfg.value_zipf) for name in people]
 
 
 def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
@@ -400,7 +414,7 @@ def pretrain_rows(cfg: MiniTofuConfig) -> list[dict]:
     pre_pools.titles = own[: 3 * len(people)]
     rows = []
     for name in people:
-        author = _author(rng, name, pre_pools)
+        author = _author(rng, name, pre_pools, cfg.value_zipf)
         for questions, answers in QA_TYPES:
             for w in range(cfg.pretrain_wordings):
                 q_tpl = questions[w % len(questions)]
