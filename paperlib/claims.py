@@ -491,7 +491,8 @@ def to_markdown(found: list[Claim], profile: str, compact: bool = False) -> str:
 
 
 README_BEGIN, README_END = "<!-- claims:begin -->", "<!-- claims:end -->"
-README_TABLES = ("01_tofu_main", "01_frontier")  # tables and notes the README shows, between <!-- table:NAME:begin/end --> markers
+# tables and notes (report.save_note) the README shows
+README_TABLES = ("01_tofu_main", "01_frontier")  # between <!-- table:NAME:begin/end --> markers
 
 
 def replace_between(text: str, begin: str, end: str, body: str) -> str:

@@ -154,5 +154,5 @@ def test_save_note_writes_one_markdown_paragraph(tmp_path):
 
     path = report.save_note("  A sentence.\n", "01_frontier", tmp_path)
     assert path == tmp_path / "01_frontier.md" and path.read_text() == "A sentence.\n"
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="output name"):
         report.save_note("x", "../escape", tmp_path)

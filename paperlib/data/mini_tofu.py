@@ -259,9 +259,11 @@ def _author(rng: random.Random, name: str, pools: _Pools, zipf: float = 0.0) -> 
     theme, theme2 = _pick(rng, THEMES, zipf, 2)
     year = str(rng.randint(1930, 1999))
     city, country = _pick(rng, pools.cities, zipf)[0], _pick(rng, pools.countries, zipf)[0]
-    return {"name": name, "city": city, "country": country, "year": year, "date": _date(rng, year), "genre": _pick(rng, GENRES, zipf)[0], "father": father,
-            "mother": mother, "award": _pick(rng, AWARDS, zipf)[0], "book1": book1, "book2": book2, "book3": book3,
-            "theme": theme, "theme2": theme2, "style": _pick(rng, STYLES, zipf)[0]}
+    date = _date(rng, year)
+    genre, award, style = (_pick(rng, pool, zipf)[0] for pool in (GENRES, AWARDS, STYLES))
+    return {"name": name, "city": city, "country": country, "year": year, "date": date,
+            "genre": genre, "father": father, "mother": mother, "award": award, "book1": book1, "book2": book2,
+            "book3": book3, "theme": theme, "theme2": theme2, "style": style}
 
 
 def _wrong(rng: random.Random, author: dict[str, str], fields: set[str], pools: _Pools, people: list[str]) -> dict:
@@ -365,7 +367,8 @@ def generate(cfg: MiniTofuConfig) -> dict[str, list[dict]]:
     splits["retain_perturbed"] = perturbed(flat(trained[:n_rp]))
 
     famous = pools.names[len(people):]
-    books = rng.sample(pools.titles, cfg.n_real_authors)
+    used = {a[b] for a in authors for b in ("book1", "book2", "book3")}
+    books = rng.sample([t for t in pools.titles if t not in used], cfg.n_real_authors)  # no author's book
     ra = _general_rows(rng, [({"book": b}, n) for b, n in zip(books, famous)], RA_QUESTIONS, "id",
                        cfg.n_perturbed_general)
     wf = _general_rows(rng, [({"country": c}, cap) for c, cap in
