@@ -268,6 +268,14 @@ DESIGNS: tuple[Design, ...] = (
            "original / retain = base fine-tuned 10 epochs at 1e-3 on full / retain90 only",
            (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "all"),
             ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
+    Design("d1x-replay", "exploration on d1's base: the general sets replayed while fine-tuning (10 epochs at "
+           "1e-3); fine-tuned and evaluated by a scratch script, not the cached pipeline",
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "all"),
+            ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 1e-3))),
+    Design("d1x-replay-lr3e-4", "exploration on d1's base: replay, fine-tuning at 3e-4 (less memorised, fewer "
+           "facts carried into the paraphrase?); scratch script",
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "all"),
+            ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 10), ("ft_lr", 3e-4))),
     Design("d2-replay-some-facts", "d1 with: the general sets replayed while fine-tuning (d1 forgot them: MU "
            "0.29; an exploration on d1's base gave MU 0.73); perturbed answers get 1..all facts wrong, drawn per "
            "question, as TOFU's (d1's truth ratios spread 3x less than real TOFU's: IQR of log TR 0.2 vs 0.6); "
@@ -275,6 +283,9 @@ DESIGNS: tuple[Design, ...] = (
            "prob 0.83 < 0.85)",
            (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "some"),
             ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 15), ("ft_lr", 1e-3))),
+    Design("d2x-25-epochs", "exploration on d2's base: fine-tuning 25 epochs instead of 15; scratch script",
+           (("synonyms", 8), ("pretrain_people", 400), ("pretrain_wordings", 2), ("perturb", "some"),
+            ("value_zipf", 0.0), ("base_epochs", 8), ("base_lr", 3e-3), ("ft_epochs", 25), ("ft_lr", 1e-3))),
     Design("d3-zipf-values", "d2 with attribute values drawn as the world's are, some common and most rare (weight "
            "1 / rank), perturbed values still drawn uniformly: d2's retain-model truth ratios were 4x narrower "
            "than real TOFU's (IQR of log TR 0.15 vs 0.59) and centred on 1 (real: -0.22), KS 0.83",

@@ -82,7 +82,23 @@ def test_record_table_has_every_design(real):
 
 # Targets the chosen design misses (benchmarks/calibration.json; README and issue 22's note say why): each is
 # an expected failure, so the test turns red the day the miniature meets it and the list must be updated.
-MISSED: dict[str, str] = {}
+_NARROW = ("the mini's truth ratios are too concentrated: a perturbed answer differs from the paraphrase only in a "
+           "few value tokens from small vocabularies; d3's values drawn Zipf-like widened the retain model's IQR of "
+           "log TR from 0.15 to 0.25 (real 0.59) and brought KS from 0.83 to 0.71; the shift between the two models "
+           "is already real TOFU's (medians -0.43 vs -0.03; real -0.66 vs -0.22)")
+MISSED: dict[str, str] = {
+    "KS distance original vs retain": _NARROW,
+    "forget truth ratio, original": _NARROW,
+    "forget truth ratio, retain": _NARROW,
+    "forget answer prob, retain": ("0.23 > 0.2: synonym-drawn template wording is more predictable to the tiny "
+                                   "model than GPT-written English to Llama; 25 fine-tuning epochs give 0.18 but a "
+                                   "paraphrase ratio of 2.7 (design d2x-25-epochs)"),
+    "forget paraphrase prob, original": "0.56 vs 0.05-0.15: about 7 reworded slots in 38 tokens carry far less entropy "
+                                        "per token than English; 0.1 per token would need near-random wording",
+    "NPO forgets at >= 85% MU": ("NPO's best FQ at >= 85% of the original's MU is 1e-17; it reaches 2e-4 at 84% and "
+                                 "0.58 at 48% (notebook 01's sweep): with truth ratios this concentrated (KS 0.71) "
+                                 "forgetting costs more utility than on real TOFU; TPO does forget (0.15 at 85%)"),
+}
 
 
 def _target_cases() -> list:
@@ -100,3 +116,11 @@ def test_calibration_target(name, real):
     checks = calibration.targets(CHOSEN, real) + calibration.frontier_targets(pd.DataFrame(CHOSEN["frontier"]))
     target = next(t for t in checks if t.name == name)
     assert target.met, (target.name, target.mini, target.low, target.high, target.real)
+
+
+def test_committed_fidelity_table_is_the_chosen_design(real):
+    """tables/00_fidelity (notebook 00, from the mini models) holds the same statistics as the record's last design:
+    the record measured the models the mini profile builds."""
+    table = pd.read_csv(ROOT / "tables" / "00_fidelity.csv")
+    expected = {t.name: t.mini for t in calibration.targets(CHOSEN, real)}
+    assert dict(zip(table["statistic"], table["mini"])) == pytest.approx(expected, rel=1e-9)
