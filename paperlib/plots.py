@@ -43,7 +43,8 @@ def training_curves(steps: pd.DataFrame) -> plt.Figure:
     report.set_paper_style()
     fig, ax = plt.subplots(figsize=(WIDTH, 2.3))
     sns.lineplot(steps, x="step", y="loss", hue="stage", ax=ax, linewidth=1)
-    ax.set(yscale="log", xlabel="optimizer step", ylabel="answer NLL", title="Pretraining (base) and fine-tuning the tiny models")
+    ax.set(yscale="log", xlabel="optimizer step", ylabel="answer NLL",
+           title="Pretraining (base) and fine-tuning the tiny models")
     return fig
 
 
