@@ -40,6 +40,11 @@ def _probs(log: Mapping, metric: str) -> np.ndarray:
     return np.array([rows[k]["prob"] for k in sorted(rows, key=int) if rows[k]], dtype=float)
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b; NaN where b is 0 (e.g. a smoke-sized model's utility), which no target counts as met."""
+    return a / b if b else float("nan")
+
+
 def statistics(original_log: Mapping, retain_log: Mapping) -> dict[str, float]:
     """The calibration statistics of an (original, retain) pair of TOFU_EVAL logs on one forget split: the KS
     distance between their per-question forget truth ratios, each model's open-unlearning forget truth-ratio
@@ -56,8 +61,8 @@ def statistics(original_log: Mapping, retain_log: Mapping) -> dict[str, float]:
         out[f"{name}_answer_prob"] = float(_probs(log, "forget_Q_A_Prob").mean())
         out[f"{name}_para_prob"] = float(_probs(log, "forget_Q_A_PARA_Prob").mean())
         out[f"{name}_mu"] = summary.get("model_utility", float("nan"))  # toy logs: no utility sets
-    out["para_ratio"] = out["original_para_prob"] / out["retain_para_prob"]
-    out["retain_mu_fraction"] = out["retain_mu"] / out["original_mu"]
+    out["para_ratio"] = _ratio(out["original_para_prob"], out["retain_para_prob"])
+    out["retain_mu_fraction"] = _ratio(out["retain_mu"], out["original_mu"])
     return out
 
 

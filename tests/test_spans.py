@@ -92,7 +92,8 @@ def test_spans_command_and_palu_on_automatic_spans(tmp_path, capsys):
     from paperlib.unlearn import read_run, unlearn
 
     out = tmp_path / "auto"
-    cli_main(["spans", "--profile", "smoke", "--forget", "forget10", "--out", str(out)])
+    # the smoke models are trained 3 epochs from a 3-epoch base: they differ by less than the default 1 nat
+    cli_main(["spans", "--profile", "smoke", "--forget", "forget10", "--threshold", "0.1", "--out", str(out)])
     printed = capsys.readouterr().out
     lines = printed.splitlines()
     start, end = lines.index("{"), len(lines) - lines[::-1].index("}")  # the summary (after any training log)

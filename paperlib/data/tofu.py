@@ -20,8 +20,8 @@ SPLITS = (
     *(f"{s}_perturbed" for s in FORGET_SPLITS), "retain_perturbed",
     *(f"holdout{p}" for p in PERCENTS),
     "real_authors", "real_authors_perturbed", "world_facts", "world_facts_perturbed",
-    "pretrain",  # mini-TOFU only: the tiny base model's pretraining corpus (`mini_tofu.pretrain_rows`)
 )
+PRETRAIN = "pretrain"  # mini-TOFU only, not a TOFU split: the tiny base model's corpus (mini_tofu.pretrain_rows)
 
 
 def check_split(split: str, allowed: tuple[str, ...] = SPLITS) -> str:
@@ -43,7 +43,7 @@ def holdout_of(forget: str) -> str:
 
 def load_split(source: str | Path, split: str) -> datasets.Dataset:
     """Split `split` from a local folder in TOFU's layout, else from the hub dataset id `source`."""
-    check_split(split)
+    check_split(split, (*SPLITS, PRETRAIN))
     folder = Path(source)
     if folder.is_dir():
         for name, kind in ((f"{split}.json", "json"), (f"{split}.jsonl", "json"), (f"{split}.parquet", "parquet")):
