@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--workers", type=int, default=None,
                     help="N parallel worker processes (device ids 0..N-1), each computing with PAPERLIB_THREADS "
                          "(default 1) threads; default: one per core on a CPU machine, 1 on a GPU machine; "
-                         "notebook 00, which every other one waits for, runs first")
+                         "notebook 00 runs first, beside it only the notebooks that do not need it (MUSE, RWKU), "
+                         "then the rest, the longest first")
     rp.add_argument("--executor", default=None,
                     help="where each notebook's unlearning runs execute (paperlib.executors): inprocess (default), "
                          "gpus:0,1 (a worker per GPU), slurm (submitit array jobs), local (submitit's local "

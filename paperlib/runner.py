@@ -4,10 +4,12 @@
   with `profile` (and any extra parameters) injected by papermill. Executed copies, outputs included,
   go to `<out_dir>/<profile>/NN_name.ipynb`, also when a notebook fails.
 - The one dependency: notebook `FIRST` (00: the benchmark and the models every other notebook uses) runs
-  first, in this process; if it fails, the others are skipped. The others are independent:
-  a failure is reported (notebook, cell, error, executed copy) and the rest still run.
-- With `gpus=[0, 1, ...]` one worker process per entry runs the other notebooks in parallel, each with its
-  own CUDA_VISIBLE_DEVICES (the kernels papermill starts inherit the worker's environment). This works on
+  first; if it fails, the notebooks that need it are skipped. The others are independent: a failure is
+  reported (notebook, cell, error, executed copy) and the rest still run.
+- With `gpus=[0, 1, ...]` one worker process per entry runs the notebooks in parallel, each with its own
+  CUDA_VISIBLE_DEVICES: FIRST first, beside it the `INDEPENDENT` ones (MUSE, RWKU), then the rest, the
+  longest expected first (`run_order`, from the last measured cold run) so that no worker idles at the end
+  (the kernels papermill starts inherit the worker's environment). This works on
   CPU-only machines too: the variable is set, torch simply sees no GPU. The progress lines name a worker's
   device only where it means one: GPUs asked for (`--gpus`), or CUDA available (`--workers` on a CPU
   machine: ids, not devices).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -57,6 +60,10 @@ from paperlib.config import (
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
 FIRST = "00"  # the notebook every other one needs (benchmark and models): run first, the rest skipped if it fails
+# notebooks that train nothing FIRST trains (MUSE, RWKU: their own models; the one thing they share with it, the
+# tokenizer, is built under the run cache's lock by whichever asks first): workers run them beside FIRST
+INDEPENDENT = frozenset({"11", "12"})
+COSTS = "benchmarks/reproduce.json"  # measured cold seconds per notebook (mini): the parallel order's hint
 KERNEL_NAME = "python3"
 STATUSES = ("ok", "failed", "skipped")
 Echo = Callable[[str], None]
@@ -388,8 +395,9 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
 
     profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
     inject. only: prefixes ("04") or names to run (default all). gpus: None runs the notebooks one after
-    another in this process; [0, 1, ...] runs notebook FIRST (00) here, then the others in parallel on one
-    worker per entry with that CUDA_VISIBLE_DEVICES. out_dir: executed copies go to `<out_dir>/<profile>/`.
+    another in this process; [0, 1, ...] runs them in parallel on one worker per entry with that
+    CUDA_VISIBLE_DEVICES (FIRST and the `INDEPENDENT` ones first, then the rest; `_run_parallel`).
+    out_dir: executed copies go to `<out_dir>/<profile>/`.
     cwd: the kernels' working directory, where relative outputs land (default: the folder above
     `notebooks_dir`). figures_dir / tables_dir: injected as the notebooks' `figures_dir` / `tables_dir`
     parameters; by default the committed `figures/` and `tables/` (the notebooks' own defaults) only for
@@ -433,44 +441,82 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
         echo(f"{position[prefix]} {result.describe()}")
 
     with _environ(kernel_env):
-        rest = dict(tasks)
-        if FIRST in rest and len(rest) > 1:
-            first = rest.pop(FIRST)
-            echo(f"{position[FIRST]} {first.notebook}: running")
-            finished(FIRST, _execute(first, None, echo))
-        if FIRST in results and not results[FIRST].ok:
-            for prefix, task in rest.items():
-                finished(prefix, Result(task.notebook, "skipped",
-                                        error=f"depends on {results[FIRST].notebook}, which did not succeed"))
-        elif devices is None:
-            for prefix, task in rest.items():
+        if devices is not None:
+            _run_parallel(tasks, devices, kernel_env | threads.env(), position, echo, finished, name_devices,
+                          expected_seconds(profile))
+        else:
+            for prefix, task in tasks.items():
+                if needs_first(prefix) and FIRST in results and not results[FIRST].ok:
+                    finished(prefix, _skipped(task, results[FIRST]))
+                    continue
                 echo(f"{position[prefix]} {task.notebook}: running")
                 finished(prefix, _execute(task, None, echo))
-        else:
-            _run_parallel(rest, devices, kernel_env | threads.env(), position, echo, finished, name_devices)
     write_claims(profile, out, params.get("tables_dir") or "", echo)
     return [results[p] for p in tasks]
 
 
+def _skipped(task: _Task, first: Result) -> Result:
+    return Result(task.notebook, "skipped", error=f"depends on {first.notebook}, which did not succeed")
+
+
+def needs_first(prefix: str) -> bool:
+    """Whether a notebook reads what notebook FIRST builds (so it waits for FIRST, and is skipped if it fails)."""
+    return prefix != FIRST and prefix not in INDEPENDENT
+
+
+def expected_seconds(profile: str) -> dict[str, float]:
+    """{notebook stem: seconds} of the last measured cold `make reproduce` of `profile` (`COSTS`; the mini
+    profile only), else {}."""
+    from paperlib.paths import project_root
+
+    path = project_root() / COSTS
+    if profile != "mini" or not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text()).get("cold", {}).get("notebooks", {}))
+
+
+def run_order(tasks: Mapping[str, _Task], expected: Mapping[str, float]) -> list[str]:
+    """The order workers take notebooks in: FIRST, then the longest expected first (a notebook with no measured
+    time before the measured ones, in number order), so that no worker idles at the end behind a long one."""
+    def key(prefix: str) -> tuple:
+        cost = expected.get(tasks[prefix].notebook)
+        return (prefix != FIRST, cost is not None, -(cost or 0.0), prefix)
+
+    return sorted(tasks, key=key)
+
+
 def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mapping[str, str],
                   position: Mapping[str, str], echo: Echo, finished: Callable[[str, Result], None],
-                  name_devices: bool = True) -> None:
-    """The tasks on one worker process per device (PAPERLIB_THREADS intra-op threads each, `paperlib.threads`),
-    in number order as workers become free; `name_devices`: say which device runs a notebook."""
+                  name_devices: bool = True, expected: Mapping[str, float] | None = None) -> None:
+    """The tasks on one worker process per device (PAPERLIB_THREADS intra-op threads each, `paperlib.threads`), in
+    `run_order` as workers become free: FIRST first, beside it only the `INDEPENDENT` notebooks; the others
+    once FIRST succeeded (skipped if it failed); `name_devices`: say which device runs a notebook."""
     prefix_of = {task.notebook: p for p, task in tasks.items()}
-    pending, running = list(tasks), 0
+    pending, running = run_order(tasks, expected or {}), 0
+    first: Result | None = None if FIRST in tasks else Result("", "ok")
     pool = _Workers(devices, env)
     try:
         while pending or running:
-            while pending and (slot := pool.free_slot()) is not None:
-                prefix = pending.pop(0)
+            if first is not None and not first.ok:
+                for prefix in [p for p in pending if needs_first(p)]:
+                    pending.remove(prefix)
+                    finished(prefix, _skipped(tasks[prefix], first))
+            ready = [p for p in pending if first is not None or not needs_first(p)]
+            while ready and (slot := pool.free_slot()) is not None:
+                prefix = ready.pop(0)
+                pending.remove(prefix)
                 where = f" (CUDA_VISIBLE_DEVICES={devices[slot]})" if name_devices else ""
                 echo(f"{position[prefix]} {tasks[prefix].notebook}: running{where}")
                 pool.submit(slot, tasks[prefix])
                 running += 1
+            if not running:
+                continue
             result = pool.next_result()
             running -= 1
-            finished(prefix_of[result.notebook], result)
+            prefix = prefix_of[result.notebook]
+            if prefix == FIRST:
+                first = result
+            finished(prefix, result)
     finally:
         pool.close()
 

@@ -137,9 +137,38 @@ def test_a_failed_first_notebook_skips_the_others(tmp_path: Path) -> None:
     first, after = runner.reproduce("smoke", gpus=[0], out_dir=tmp_path / "executed",
                                     notebooks_dir=tmp_path / "notebooks", parameters={"out": str(tmp_path / "lib")},
                                     echo=lines.append)
-    assert (first.status, after.status) == ("failed", "skipped") and first.device is None  # 00 ran here
+    assert (first.status, after.status) == ("failed", "skipped") and first.device == "0"
     assert "00_setup" in after.error and not (tmp_path / "lib" / "01_after.txt").exists()
     assert "[2/2] 01_after: skipped (depends on 00_setup, which did not succeed)" in lines
+
+
+def test_workers_run_the_independent_notebooks_beside_the_first_and_the_rest_longest_first(tmp_path: Path) -> None:
+    """00 first; 11 (independent of 00) starts beside it, before 00 ends; 01 and 02 wait for 00 and start in
+    the order of their expected cost (the longer first); when 00 fails, 11 still runs."""
+    names = ("00_setup", "01_short", "02_long", "11_muse")
+    for name in names:
+        make_notebook(tmp_path / "notebooks", name)
+    tasks = {n[:2]: runner._Task(n, Path(n), Path(n), {}, "python3", tmp_path, False) for n in names}
+    assert runner.run_order(tasks, {"01_short": 5.0, "02_long": 50.0, "11_muse": 20.0}) == ["00", "02", "11", "01"]
+    assert runner.run_order(tasks, {"01_short": 5.0}) == ["00", "02", "11", "01"]  # unmeasured first, by number
+    assert [p for p in tasks if runner.needs_first(p)] == ["01", "02"]
+
+    lines: list[str] = []
+    runner.reproduce("smoke", gpus=[0, 1], out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks",
+                     parameters={"out": str(tmp_path / "lib")}, echo=lines.append, stream=False)
+    starts = [line.split()[1].rstrip(":") for line in lines if line.endswith("running (CUDA_VISIBLE_DEVICES=0)")
+              or line.endswith("running (CUDA_VISIBLE_DEVICES=1)")]
+    assert starts[:2] == ["00_setup", "11_muse"] and sorted(starts[2:]) == ["01_short", "02_long"]
+    first_done = next(i for i, line in enumerate(lines) if "00_setup: ok" in line)
+    started = [lines.index(next(x for x in lines if f"{n}: running" in x)) for n in ("01_short", "02_long")]
+    assert min(started) > first_done
+
+    make_notebook(tmp_path / "broken", "00_setup", fail=True)
+    make_notebook(tmp_path / "broken", "01_after")
+    make_notebook(tmp_path / "broken", "12_rwku")
+    results = runner.reproduce("smoke", gpus=[0, 1], out_dir=tmp_path / "executed2", notebooks_dir=tmp_path / "broken",
+                               parameters={"out": str(tmp_path / "lib2")}, echo=lambda _: None)
+    assert [r.status for r in results] == ["failed", "skipped", "ok"]
 
 
 def test_cli_exits_nonzero_naming_notebook_and_cell(failing_notebooks: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from paperlib.data.wording import fix_articles, reword
@@ -219,21 +219,29 @@ def common_words(answer: str, spans: list[dict]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- generator
+@dataclass(frozen=True)
 class _Pools:
-    def __init__(self, rng: random.Random, n_people: int, n_famous: int, n_countries: int) -> None:
-        names = _unique(rng, lambda r: f"{_word(r, 2)} {_word(r, r.choice([2, 3]))}", n_people + 3 * n_famous)
-        taken = {w for n in names[:n_people] for w in n.split()}  # famous names share no word with the authors'
-        self.names = names[:n_people] + [n for n in names[n_people:] if not taken & set(n.split())][:n_famous]
-        self.countries = _unique(rng, lambda r: _word(r, 3) + r.choice(["ia", "land", "or", "stan"]),
-                                 max(12, n_countries))
-        self.capitals = _unique(rng, lambda r: _word(r, 2) + r.choice(["ville", "burg", "port", "grad"]),
-                                len(self.countries))
-        self.cities = _unique(rng, lambda r: _word(r, 2) + r.choice(["ton", "ford", "mere", "dale"]), 40)
-        titles = [f"The {a} {b}" for a in _TITLE_A for b in _TITLE_B]
-        longer = [f"{b} of the {a} {b2}" for a in _TITLE_A for b in _TITLE_B for b2 in _TITLE_B if b != b2]
-        titles += rng.sample(longer, len(titles))  # half the titles have five words
-        rng.shuffle(titles)
-        self.titles = titles
+    """The invented values a generator draws from: people, countries and their capitals, cities, book titles."""
+
+    names: list[str]
+    countries: list[str]
+    capitals: list[str]
+    cities: list[str]
+    titles: list[str]
+
+
+def _draw_pools(rng: random.Random, n_people: int, n_famous: int, n_countries: int) -> _Pools:
+    names = _unique(rng, lambda r: f"{_word(r, 2)} {_word(r, r.choice([2, 3]))}", n_people + 3 * n_famous)
+    taken = {w for n in names[:n_people] for w in n.split()}  # famous names share no word with the authors'
+    names = names[:n_people] + [n for n in names[n_people:] if not taken & set(n.split())][:n_famous]
+    countries = _unique(rng, lambda r: _word(r, 3) + r.choice(["ia", "land", "or", "stan"]), max(12, n_countries))
+    capitals = _unique(rng, lambda r: _word(r, 2) + r.choice(["ville", "burg", "port", "grad"]), len(countries))
+    cities = _unique(rng, lambda r: _word(r, 2) + r.choice(["ton", "ford", "mere", "dale"]), 40)
+    titles = [f"The {a} {b}" for a in _TITLE_A for b in _TITLE_B]
+    longer = [f"{b} of the {a} {b2}" for a in _TITLE_A for b in _TITLE_B for b2 in _TITLE_B if b != b2]
+    titles += rng.sample(longer, len(titles))  # half the titles have five words
+    rng.shuffle(titles)
+    return _Pools(names, countries, capitals, cities, titles)
 
 
 def _date(rng: random.Random, year: str) -> str:
@@ -326,7 +334,7 @@ def _general_rows(rng, facts: list[tuple[dict, str]], templates: list[str], key:
 
 def _pools(rng: random.Random, cfg: MiniTofuConfig) -> _Pools:
     n_hold = n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))
-    return _Pools(rng, cfg.n_authors + n_hold, cfg.n_real_authors, cfg.n_world_facts)
+    return _draw_pools(rng, cfg.n_authors + n_hold, cfg.n_real_authors, cfg.n_world_facts)
 
 
 def _draw(cfg: MiniTofuConfig) -> tuple[random.Random, _Pools, list[str], list[dict]]:
@@ -386,6 +394,10 @@ def benchmark_values(cfg: MiniTofuConfig) -> tuple[set[str], set[str]]:
     benchmark may hold. Places, jobs, genres, awards and themes are the world's vocabulary, which a
     pretrained model knows (TOFU's authors are born in real cities)."""
     _, _, people, authors = _draw(cfg)
+    return _values(people, authors)
+
+
+def _values(people: list[str], authors: list[dict]) -> tuple[set[str], set[str]]:
     return set(people), {a[book] for a in authors for book in ("book1", "book2", "book3")}
 
 
@@ -395,16 +407,17 @@ _PRE_B = ["Valley", "Meadow", "Castle", "Window", "Lake", "Desert", "Field", "St
           "Mountain", "Ocean", "Hours", "Dreams", "Songs", "Gates", "Stairs", "Winds"]
 
 
-def pretrain_rows(cfg: MiniTofuConfig) -> list[dict]:
+def pretrain_rows(cfg: MiniTofuConfig, splits: dict[str, list[dict]] | None = None) -> list[dict]:
     """The base model's pretraining corpus, as question / answer rows in TOFU's register: every question type
     about `n_pretrain_people` other invented authors, each fact in `pretrain_wordings` wordings (a drawn
     answer template, reworded), and the general knowledge both TOFU models have (the real-authors and
-    world-facts analogues). It holds none of the benchmark authors' names, name words or book titles."""
+    world-facts analogues; from `splits`, the benchmark's `generate(cfg)`, when given). It holds none of the
+    benchmark authors' names, name words or book titles."""
     rng = random.Random(cfg.seed + 2_000_003)
-    bench = generate(cfg)
-    names, titles = benchmark_values(cfg)
+    bench = generate(cfg) if splits is None else splits
+    _, pools, bench_people, bench_authors = _draw(cfg)
+    names, titles = _values(bench_people, bench_authors)
     banned = {w for n in names for w in n.split()}
-    pools = _pools(random.Random(cfg.seed), cfg)
     people = [n for n in _unique(rng, lambda r: f"{_word(r, 2)} {_word(r, r.choice([2, 3]))}",
                                  3 * cfg.n_pretrain_people) if not banned.intersection(n.split())]
     people = [n for n in people if n not in pools.names][: cfg.n_pretrain_people]
@@ -412,9 +425,7 @@ def pretrain_rows(cfg: MiniTofuConfig) -> list[dict]:
                                                               for b in _PRE_B for b2 in _PRE_B if b != b2]
     own = [t for t in own if t not in titles]
     rng.shuffle(own)
-    pre_pools = _Pools.__new__(_Pools)
-    pre_pools.names, pre_pools.cities, pre_pools.countries = people, pools.cities, pools.countries
-    pre_pools.titles = own[: 3 * len(people)]
+    pre_pools = replace(pools, names=people, titles=own[: 3 * len(people)])  # the world's places, own people
     rows = []
     for name in people:
         author = _author(rng, name, pre_pools, cfg.value_zipf)
@@ -443,7 +454,8 @@ def write(cfg: MiniTofuConfig, out_dir: str | Path) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in {**generate(cfg), "pretrain": pretrain_rows(cfg)}.items():
+    splits = generate(cfg)
+    for name, rows in {**splits, "pretrain": pretrain_rows(cfg, splits)}.items():
         if name == "idontknow":
             (out / "idontknow.jsonl").write_text("".join(r["answer"] + "\n" for r in rows))
         elif name.startswith("spans/"):
