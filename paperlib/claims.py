@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +52,12 @@ RULES = ("A row *forgot* when its FQ (mean over seeds) >= 0.05 (MUSE: KnowMem-fo
          "every part of the finding holds and the claimed row forgot; **not reproduced**: the opposite effect "
          "exceeds the spread, a part of the finding fails, or the claimed row did not forget; **inconclusive**: "
          "within the spread. 00 and 07 are not about forgetting. ± in the evidence: sd over seeds (12: over "
-         "seeds of the mean over targets; 07: over timing repeats).")
+         "seeds of the mean over targets; 07: over timing repeats). *Second draw*: the same verdict function on "
+         "tiny base, original and retain models trained from another seed, every selected point (no new sweep) "
+         "re-run on them with every seed; a finding whose two verdicts differ is **fragile**; – where no second "
+         "draw was made.")
+FRAGILE = "fragile"
+NO_DRAW = "–"  # the second-draw cell of a claim that was not re-derived
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,23 @@ class Claim:
     finding: str
     verdict: str
     evidence: str
+    second: str = ""  # the verdict on the second draw of the models (`robust`), "" where none was made
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r}; allowed: {', '.join(VERDICTS)}")
+        for verdict in (self.verdict, *([self.second] if self.second else [])):
+            if verdict not in VERDICTS:
+                raise ValueError(f"verdict {verdict!r}; allowed: {', '.join(VERDICTS)}")
+
+    @property
+    def fragile(self) -> bool:
+        """The verdict changed with the second draw of the models."""
+        return bool(self.second) and self.second != self.verdict
+
+    def robustness(self) -> str:
+        """The claims table's second-draw cell: that verdict, marked fragile when it differs."""
+        if not self.second:
+            return NO_DRAW
+        return f"**{FRAGILE}**: {self.second}" if self.fragile else self.second
 
     def _repr_markdown_(self) -> str:
         return f"**{self.verdict.capitalize()}**: {self.finding}. {self.evidence}"
@@ -176,6 +194,16 @@ def _decide(notebook: str, finding: str, verdict: str, evidence: str, forgot: Se
 
 
 FQ_RULE = f"FQ >= {FORGOTTEN_P}"
+
+
+def robust(claim: Claim, second: Claim | None) -> Claim:
+    """`claim` with the verdict of the same claim function on the second draw of the models
+    (`experiments.redraw`; None: no second draw, e.g. the paper profiles) and that draw's evidence appended."""
+    if second is None:
+        return claim
+    if (second.notebook, second.finding) != (claim.notebook, claim.finding):
+        raise ValueError(f"second draw of another claim: {second.notebook} {second.finding!r}")
+    return replace(claim, second=second.verdict, evidence=f"{claim.evidence}. Second draw: {second.evidence}")
 
 
 # ----------------------------------------------------------------------------------------- the notebooks' claims
@@ -477,16 +505,22 @@ def to_markdown(found: list[Claim], profile: str, compact: bool = False) -> str:
     """The claims table (notebook, paper's finding, verdict, evidence) for tables/claims.md; `compact` (the
     README's front door): without the evidence column and the rules, which tables/claims.md holds."""
     if compact:
+        fragile = [c.notebook for c in found if c.fragile]
         lines = [f"Verdicts of the executed notebooks ({profile} profile), each a tested function of "
-                 "`paperlib.claims`; the rules and each verdict's evidence: [tables/claims.md](tables/claims.md).", "",
-                 "| notebook | finding | verdict |", "|---|---|---|"]
-        lines += [f"| {c.notebook} | {c.finding} | **{c.verdict}** |" for c in found]
+                 "`paperlib.claims`, beside the same verdict on a second draw of the tiny models (another seed); "
+                 "the rules and each verdict's evidence: [tables/claims.md](tables/claims.md). "
+                 + (f"**Fragile** (the verdict changes with the draw): {', '.join(fragile)}." if fragile else
+                    "No verdict changes with the draw." if any(c.second for c in found) else
+                    "No second draw was made."), "",
+                 "| notebook | finding | verdict | second draw |", "|---|---|---|---|"]
+        lines += [f"| {c.notebook} | {c.finding} | **{c.verdict}** | {c.robustness()} |" for c in found]
         return "\n".join(lines) + "\n"
     lines = [f"Verdicts of the executed notebooks ({profile} profile), each a tested function of `paperlib.claims`. "
              + RULES, "",
-             "| notebook | finding | verdict | evidence |", "|---|---|---|---|"]
+             "| notebook | finding | verdict | second draw | evidence |", "|---|---|---|---|---|"]
     for c in found:
-        lines.append(f"| {c.notebook} | {c.finding} | **{c.verdict}** | {c.evidence.replace('|', '/')} |")
+        lines.append(f"| {c.notebook} | {c.finding} | **{c.verdict}** | {c.robustness()} | "
+                     f"{c.evidence.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -513,8 +547,10 @@ def _merged(found: list[Claim], profile: str, path: Path) -> list[Claim]:
     kept = []
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and re.fullmatch(r"\d\d", cells[0]) and cells[0] not in have:
-            kept.append(Claim(notebook=cells[0], finding=cells[1], verdict=cells[2].strip("*"), evidence=cells[3]))
+        if len(cells) in (4, 5) and re.fullmatch(r"\d\d", cells[0]) and cells[0] not in have:
+            second = cells[3].rsplit(":", 1)[-1].strip() if len(cells) == 5 and cells[3] != NO_DRAW else ""
+            kept.append(Claim(notebook=cells[0], finding=cells[1], verdict=cells[2].strip("*"), evidence=cells[-1],
+                              second=second))
     return sorted(found + kept, key=lambda c: c.notebook)
 
 

@@ -4,7 +4,7 @@ plot the frames with `paperlib.plots` and save them with `paperlib.report`)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -232,11 +232,11 @@ def select(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataF
 
 
 def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataFrame,
-              sweep_table: pd.DataFrame, curves: bool = False) -> pd.DataFrame:
+              sweep_table: pd.DataFrame | None, curves: bool = False) -> pd.DataFrame:
     """Every run at its selected point with each seed of the grid: one row per (label, seed) with the TOFU
-    summary (or status "diverged"). Seed 0 is the sweep's own checkpoint; other seeds train the same
-    schedule up to the selected epoch. With `curves`, every seed trains all epochs and is evaluated after
-    each (rows per (label, seed, epoch))."""
+    summary (or status "diverged"). Seed 0 is the sweep's own checkpoint (trained like the others when
+    `sweep_table` is None); other seeds train the same schedule up to the selected epoch. With `curves`, every
+    seed trains all epochs and is evaluated after each (rows per (label, seed, epoch))."""
     g = tuning.grid(profile)
     chosen = selected.set_index("label")
     rows = []
@@ -245,12 +245,13 @@ def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataF
     def point(run: Run) -> tuple[float, int]:
         return float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
 
+    from_sweep = sweep_table is not None
     executors.run_all([_request(profile, run, forget, point(run)[0], seed, 0 if curves else point(run)[1], curves)
-                       for run, seed in todo if seed != 0])
+                       for run, seed in todo if seed != 0 or not from_sweep])
     for run, seed in todo:
         lr, epoch = point(run)
         base = {"label": run.label, "method": run.method, "seed": seed, "lr": lr}
-        if seed == 0:  # the sweep's own run at this lr: the same computation, already done
+        if seed == 0 and from_sweep:  # the sweep's own run at this lr: the same computation, already done
             same = sweep_table[(sweep_table["label"] == run.label) & (sweep_table["lr"] == lr)]
             points = same if curves else same[(same["epoch"] == epoch) & (same["status"] == STATUS_OK)]
             rows += [{**p, "seed": seed} for p in points.to_dict("records")]
@@ -286,6 +287,31 @@ def tune(profile: Profile, runs: list[Run], forget: str, curves: bool = False) -
     table = sweep(profile, runs, forget)
     chosen = select(profile, table, forget)
     return Tuned(table, chosen, seed_runs(profile, runs, forget, chosen, table, curves))
+
+
+DRAW_SEED = 1  # the second draw of the tiny models: base, original and retain trained from this seed (issue 24)
+
+
+def second_draw(profile: Profile) -> Profile | None:
+    """`profile` with its tiny base, original and retain models trained from seed `DRAW_SEED` (the same benchmark,
+    tokenizer and tuning grid): the models are one random draw, and a verdict should not hang on it. None where
+    the models are given (the paper profiles: one published original)."""
+    if profile.model.original:
+        return None
+    return replace(profile, base=replace(profile.base, seed=DRAW_SEED), finetune=replace(profile.finetune,
+                                                                                        seed=DRAW_SEED))
+
+
+def redraw(profile: Profile, tuned: Tuned, runs: list[Run], forget: str,
+           curves: bool = False) -> tuple[Profile, Tuned] | None:
+    """Every run's selected point (its lr and epoch: no new sweep) re-run with every seed of the grid on the
+    models of `second_draw` (its MU95 flag against that draw's original), as (that profile, its Tuned); None
+    where there is no second draw."""
+    other = second_draw(profile)
+    if other is None:
+        return None
+    selected = tuned.selected.assign(**{"MU original": original_mu(other, forget)})
+    return other, Tuned(pd.DataFrame(), selected, seed_runs(other, runs, forget, selected, None, curves))
 
 
 def spread_table(seeds: pd.DataFrame, selected: pd.DataFrame, columns: tuple[str, ...],
@@ -533,7 +559,7 @@ def _forget_size(profile: Profile, forget: str = "") -> int:
 def _planned(profile: Profile, run: Run, curves: bool) -> list[dict]:
     """The runs the tuning protocol launches for `run`: one per learning rate of the grid (evaluated after
     every epoch), then one per further seed at the selected point (at most every epoch; evaluated once,
-    or after every epoch with `curves`)."""
+    or after every epoch with `curves`), and every seed at that point on the second draw's models (`redraw`)."""
     m, train_cfg, _ = unlearn.resolve(profile, run.method, run.overrides)
     g = tuning.grid(profile, run.method)
     common = {"model": pipeline.original_model(profile), "method": run.method, "n_examples": _forget_size(profile),
@@ -542,6 +568,11 @@ def _planned(profile: Profile, run: Run, curves: bool) -> list[dict]:
     out = [{**common, "hyperparameters": {**run.overrides, "lr": lr}, "evaluations": evals} for lr in g.lrs]
     out += [{**common, "hyperparameters": {**run.overrides, "lr": "selected", "seed": s},
              "evaluations": evals if curves else 1} for s in g.seeds if s != 0]
+    other = second_draw(profile)
+    if other is not None:  # `redraw`: every seed at the selected point on the second draw's models
+        out += [{**common, "model": pipeline.original_model(other),
+                 "hyperparameters": {**run.overrides, "lr": "selected", "seed": s, "draw": DRAW_SEED},
+                 "evaluations": evals if curves else 1} for s in g.seeds]
     return out
 
 

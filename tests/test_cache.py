@@ -307,3 +307,4 @@ def test_fingerprint_follows_imports_but_not_inert_modules():
     assert {"pipeline", "train", "models", "data/mini_tofu", "data/encoding"} <= set(mods)
     assert not set(mods) & cache.INERT
     assert "report" not in cache.code_modules("unlearn")  # editing a figure re-keys no training run
+    assert "calibration" not in cache.code_modules("loss-timing")  # notebook 00's analysis, no cached result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -272,21 +273,48 @@ def test_claims_round_trip_through_an_executed_notebook(tmp_path):
     claims.write_markdown([claim], "mini", tmp_path / "tables", readme)
     text = readme.read_text()
     assert "stale row" not in text and text.endswith("bottom\n")
-    assert "| 04 | a finding | **not testable here** |\n" in text and "numbers" not in text  # compact: no evidence
-    assert "| 04 | a finding | **not testable here** | numbers |" in (tmp_path / "tables" / "claims.md").read_text()
+    assert "| 04 | a finding | **not testable here** | – |\n" in text and "numbers" not in text  # compact: no evidence
+    assert "| 04 | a finding | **not testable here** | – | numbers |" in (tmp_path / "tables" / "claims.md").read_text()
+
+
+def test_robust_sets_the_second_draws_verdict_and_fragile_marks_a_change():
+    first = claims.Claim("02", "a finding", claims.REPRODUCED, "numbers")
+    same = claims.robust(first, claims.Claim("02", "a finding", claims.REPRODUCED, "other numbers"))
+    flipped = claims.robust(first, claims.Claim("02", "a finding", claims.NOT_TESTABLE, "n2"))
+    assert (same.second, same.fragile, same.robustness()) == (claims.REPRODUCED, False, claims.REPRODUCED)
+    assert flipped.fragile and flipped.robustness() == "**fragile**: not testable here"
+    assert flipped.evidence == "numbers. Second draw: n2" and flipped.verdict == claims.REPRODUCED
+    assert claims.robust(first, None) == first and first.robustness() == claims.NO_DRAW  # no second draw made
+    with pytest.raises(ValueError, match="another claim"):
+        claims.robust(first, claims.Claim("03", "other", claims.REPRODUCED, "x"))
+    with pytest.raises(ValueError, match="allowed"):
+        claims.Claim("02", "f", claims.REPRODUCED, "e", second="probably")
+    compact = claims.to_markdown([flipped, claims.robust(claims.Claim("05", "f5", claims.INCONCLUSIVE, "e"),
+                                                         claims.Claim("05", "f5", claims.INCONCLUSIVE, "e"))],
+                                 "mini", compact=True)
+    assert "**Fragile** (the verdict changes with the draw): 02." in compact
+    assert "| 05 | f5 | **inconclusive** | inconclusive |" in compact
+    assert "No verdict changes" in claims.to_markdown([same], "mini", compact=True)
+    assert "No second draw was made." in claims.to_markdown([first], "mini", compact=True)
 
 
 def test_partial_reproduce_keeps_the_other_notebooks_claims(tmp_path):
     """`reproduce --only 12` updates row 12 and keeps rows 00 and 04 of the same profile, in notebook order; a
     table of another profile is replaced, not merged."""
     old = [claims.Claim("00", "f0", claims.REPRODUCED, "e0"), claims.Claim("12", "f12", claims.INCONCLUSIVE, "x"),
-           claims.Claim("04", "f4", claims.NOT_REPRODUCED, "a / b"), claims.Claim("05", "f5", claims.NOT_TESTABLE, "z")]
+           claims.Claim("04", "f4", claims.NOT_REPRODUCED, "a / b", second=claims.NOT_TESTABLE),
+           claims.Claim("05", "f5", claims.NOT_TESTABLE, "z", second=claims.NOT_TESTABLE)]
     claims.write_markdown(old, "mini", tmp_path)
     claims.write_markdown([claims.Claim("12", "f12", claims.REPRODUCED, "y")], "mini", tmp_path)
     rows = [line for line in (tmp_path / "claims.md").read_text().splitlines() if line.startswith("| 0") or
             line.startswith("| 1")]
-    assert rows == ["| 00 | f0 | **reproduced** | e0 |", "| 04 | f4 | **not reproduced** | a / b |",
-                    "| 05 | f5 | **not testable here** | z |", "| 12 | f12 | **reproduced** | y |"]
+    assert rows == ["| 00 | f0 | **reproduced** | – | e0 |",
+                    "| 04 | f4 | **not reproduced** | **fragile**: not testable here | a / b |",
+                    "| 05 | f5 | **not testable here** | not testable here | z |",
+                    "| 12 | f12 | **reproduced** | – | y |"]
+    # the kept rows read back with their second-draw verdicts
+    claims.write_markdown([claims.Claim("12", "f12", claims.REPRODUCED, "y")], "mini", tmp_path)
+    assert (tmp_path / "claims.md").read_text().count("**fragile**: not testable here") == 1
     claims.write_markdown([claims.Claim("12", "f12", claims.REPRODUCED, "y")], "smoke", tmp_path)
     assert "| 00 |" not in (tmp_path / "claims.md").read_text()
 
@@ -311,6 +339,19 @@ def test_same_seed_same_selection_and_numbers(tmp_path, monkeypatch):
     g = tuning.grid(P)
     assert len(first.sweep) == len(runs) * len(g.lrs) * g.epochs
     assert list(first.seeds.groupby("label").size()) == [len(g.seeds)] * len(runs)
+
+    # the second draw (issue 24): the same selected points, every seed, on models trained from another seed
+    from paperlib import pipeline
+
+    other, redrawn = experiments.redraw(P, first, runs, "forget10")
+    assert other.base.seed == other.finetune.seed == experiments.DRAW_SEED and other.benchmark == P.benchmark
+    assert pipeline.original_model(other) != pipeline.original_model(P)
+    assert redrawn.sweep.empty and list(redrawn.seeds.groupby("label").size()) == [len(g.seeds)] * len(runs)
+    point = ["label", "lr", "epoch"]
+    pd.testing.assert_frame_equal(redrawn.selected[point], first.selected[point])
+    assert redrawn.selected["MU original"].iloc[0] == experiments.original_mu(other, "forget10")
+    assert not np.array_equal(redrawn.seeds["F-TR"], first.seeds["F-TR"])  # seed 0 too: trained on the other draw
+    assert experiments.second_draw(get_profile("paper")) is None  # one published original
 
 
 def test_fq_is_compared_on_the_log_scale_when_the_table_has_it():

@@ -116,6 +116,11 @@ if real_stats is not None and record:
 # %% [markdown]
 # ## What we see
 # The verdict below comes from `paperlib.claims.benchmark_claim` (tested on hand-made tables).
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.benchmark_claim(models))
+second = experiments.second_draw(P)  # the tiny models trained from another seed
+claims.show(claims.robust(claims.benchmark_claim(models),
+                          second and claims.benchmark_claim(experiments.reference_rows(second, forget))))

@@ -66,9 +66,14 @@ report.show(shown, P.name, caption=caption)
 # 95% of the original's utility, PALU must have the highest FQ beyond the seed spread and must have forgotten;
 # the comparison is decided only when a compared method forgot (the forgetting rule of `paperlib.claims`),
 # else "not testable here". The paragraph after it reads the whole sweep (`experiments.frontier_sentence`, also written to `tables/01_frontier.md`, which the README shows).
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.main_claim(table))
+second = experiments.redraw(P, tuned, runs, forget)  # the selected points on a second draw of the models
+claims.show(claims.robust(claims.main_claim(table), second and claims.main_claim(
+    experiments.results_table(*second, forget, with_references=True))))
 frontier_text = experiments.frontier_sentence(tuned.sweep, experiments.original_mu(P, forget))
 report.save_note(frontier_text, "01_frontier", tables_dir)
 print(frontier_text)

@@ -53,6 +53,11 @@ report.show(table, profile, caption=caption)
 # The verdict comes from `paperlib.claims.localization_claim`: at the same utility floor, the prefix must
 # forget more than whole-answer unlearning beyond the seed spread; decided only when one of the two forgot
 # (the forgetting rule of `paperlib.claims`), else "not testable here".
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.localization_claim(table))
+second = experiments.redraw(P, tuned, experiments.localization_runs(P), forget)
+claims.show(claims.robust(claims.localization_claim(table),
+                          second and claims.localization_claim(experiments.results_table(*second, forget))))

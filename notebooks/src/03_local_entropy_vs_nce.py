@@ -53,6 +53,12 @@ report.show(table, profile, caption=caption)
 # The verdict comes from `paperlib.claims.stability_claim`: the largest utility drop over the epochs,
 # per seed, must be smaller for local entropy than for negated CE beyond the spread; decided only when one of
 # them forgot at some epoch (the forgetting rule of `paperlib.claims`), else "not testable here".
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.stability_claim(curves, experiments.original_mu(P, forget)))
+second = experiments.redraw(P, tuned, experiments.nce_runs(P), forget, curves=True)
+claims.show(claims.robust(claims.stability_claim(curves, experiments.original_mu(P, forget)), second and
+                          claims.stability_claim(experiments.epoch_curves(*second, forget),
+                                                 experiments.original_mu(second[0], forget))))

@@ -53,6 +53,11 @@ report.show(table, profile, caption=caption)
 # The verdict comes from `paperlib.claims.prefix_claim`: N = 3 must forget (the forgetting rule of
 # `paperlib.claims`) and not forget less than every sensitive token beyond the spread; when neither N = 3 nor
 # N = all forgot, "not testable here".
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.prefix_claim(table))
+second = experiments.redraw(P, tuned, experiments.prefix_runs(P), forget)
+claims.show(claims.robust(claims.prefix_claim(table), second and claims.prefix_claim(
+    experiments.results_table(*second, forget).rename(columns={"method": "N"}))))

@@ -56,6 +56,11 @@ report.show(table, profile, caption=caption)
 # The verdict comes from `paperlib.claims.topk_claim`: K = 1 must forget least (below every other K) and a
 # middle K most (above both ends of the grid), beyond the seed spread; decided only when some K forgot (the
 # forgetting rule of `paperlib.claims`), else "not testable here".
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.topk_claim(table))
+second = experiments.redraw(P, tuned, experiments.topk_runs(P), forget)
+claims.show(claims.robust(claims.topk_claim(table), second and claims.topk_claim(experiments.results_table(
+    *second, forget, columns=("FQ", "MU", "F-TR", "EM")).rename(columns={"method": "K"}))))

@@ -51,6 +51,11 @@ report.show(table, profile, caption=caption)
 # The verdict comes from `paperlib.claims.target_claim`: among the targets whose reported point keeps MU95,
 # the global mean must have the highest FQ beyond the seed spread and must have forgotten; decided only when
 # a compared target forgot (the forgetting rule of `paperlib.claims`), else "not testable here".
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.target_claim(table))
+second = experiments.redraw(P, tuned, experiments.target_runs(P), forget)
+claims.show(claims.robust(claims.target_claim(table), second and claims.target_claim(
+    experiments.results_table(*second, forget).rename(columns={"method": "target"}))))
