@@ -87,6 +87,7 @@ def test_the_librarys_own_reference_evaluations_raise_no_warning(tmp_path, monke
                                pipeline.benchmark_source(profile), "forget10", profile.eval, None, progress=False)
 
 
+@pytest.mark.mini
 def test_mini_original_vs_retain(capsys):
     profile = get_profile("mini")
     retain = pipeline.retain_model(profile, "forget10")

@@ -43,6 +43,7 @@ def test_same_seed_same_weights(tmp_path):
         assert files[0] and [f.read_bytes() for f in files[0]] == [f.read_bytes() for f in files[1]], pattern
 
 
+@pytest.mark.mini
 def test_mini_original_memorises_and_retain_does_not_know(capsys):
     """Default mini size (cached in runs/; trained on first use, about 2.5 minutes)."""
     report = pipeline.finetune_report(get_profile("mini"), "forget10")

@@ -14,7 +14,7 @@ from paperlib.config import get_profile
 from paperlib.metrics import palu_columns
 from paperlib.unlearn import read_run, unlearn
 
-pytestmark = pytest.mark.slow  # trains the mini models on a clean checkout (~2.5 min); ~30 s once cached
+pytestmark = [pytest.mark.slow, pytest.mark.mini]  # trains the mini models on a clean checkout; ~30 s once cached
 
 FORGET = "forget10"
 MU_DROP = 0.15
