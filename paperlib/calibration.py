@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from paperlib import metrics, paths, report
 from paperlib.config import Profile, get_profile
@@ -49,6 +48,8 @@ def statistics(original_log: Mapping, retain_log: Mapping) -> dict[str, float]:
     """The calibration statistics of an (original, retain) pair of TOFU_EVAL logs on one forget split: the KS
     distance between their per-question forget truth ratios, each model's open-unlearning forget truth-ratio
     aggregate, mean forget answer and paraphrased-answer probability, and model utility."""
+    from scipy import stats  # loaded where used: a notebook that imports calibration may never call this
+
     tr = {name: metrics._truth_ratios(log, "forget_truth_ratio", name)
           for name, log in (("original", original_log), ("retain", retain_log))}
     out = {"questions": float(len(tr["original"])),

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -34,6 +34,9 @@ from paperlib.config import Profile
 from paperlib.constants import IGNORE
 from paperlib.progress import bar as progress_bar
 from paperlib.report import SPREAD
+
+if TYPE_CHECKING:  # matplotlib loads with the first figure
+    import matplotlib.pyplot as plt
 
 TARGET_METHODS = ("Unilogit", "UnDIAL")  # the methods whose forget term distils towards a soft target
 OTHER_METHODS = ("GA", "NPO")  # no soft target: only their final models' KL (c) and the sweep
@@ -277,6 +280,8 @@ def forget_retain_scatter(sweep: pd.DataFrame, selected: pd.DataFrame, reference
     as forget score (ROUGE-L recall on the forget set, lower = more forgotten) against retain score (ROUGE-L
     recall on the retain set, higher = kept), epochs of one lr joined by a line, the reported point circled;
     `references` {"Original": summary, "Retain": summary} as fixed markers in every panel."""
+    import matplotlib.pyplot as plt
+
     report.set_paper_style()
     names = list(dict.fromkeys(sweep["label"]))
     cols = min(3, len(names))
@@ -315,6 +320,8 @@ def forget_retain_scatter(sweep: pd.DataFrame, selected: pd.DataFrame, reference
 def figure5_plot(fig5: Figure5) -> plt.Figure:
     """(a) soft-target KL per method, (b) its progression over the epochs, (c) the final models' output KL with
     the original model's as a dashed baseline; bars and bands: ± sd over seeds."""
+    import matplotlib.pyplot as plt
+
     report.set_paper_style()
     a, b, c = fig5.target_table(), fig5.epoch_table(), fig5.output_table()
     palette = report.method_palette([*c["method"], *a["method"]])

@@ -21,14 +21,15 @@ import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
-from rouge_score import rouge_scorer
-from scipy import stats
-from sklearn.metrics import roc_auc_score
 
 from paperlib.errors import NonFiniteError, PaperlibError
+
+if TYPE_CHECKING:
+    from rouge_score import rouge_scorer
 
 EPS = 1e-10  # open-unlearning's guard in truth ratio, normalised prob and privleak
 MU_NAMES = ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio", "ra_Q_A_Prob_normalised",
@@ -78,6 +79,8 @@ def forget_quality(tr_unlearned: ArrayLike, tr_retain: ArrayLike) -> float:
     per-sample forget-set truth ratios."""
     a = check_finite(tr_unlearned, "forget_quality: tr_unlearned")
     b = check_finite(tr_retain, "forget_quality: tr_retain")
+    from scipy import stats  # scipy, rouge_score and sklearn load where used (a warm notebook needs none)
+
     return float(stats.ks_2samp(a, b).pvalue)
 
 
@@ -92,11 +95,17 @@ def model_utility(values: Mapping[str, float] | Sequence[float]) -> float:
     v = np.asarray(values, dtype=float)
     if v.shape != (len(MU_NAMES),) or np.isnan(v).any() or (v < 0).any():
         raise PaperlibError(f"model_utility needs 9 non-negative numbers ({', '.join(MU_NAMES)}); got {values}")
-    return 0.0 if (v == 0).any() else float(stats.hmean(v))
+    if (v == 0).any():
+        return 0.0
+    from scipy import stats
+
+    return float(stats.hmean(v))
 
 
 @lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
 
 
@@ -128,6 +137,8 @@ def mia_auc(forget_scores: ArrayLike, holdout_scores: ArrayLike) -> float:
     AUC near 1 means the forget set is still told apart, i.e. memorised)."""
     f = check_finite(np.ravel(forget_scores), "mia_auc: forget_scores")
     h = check_finite(np.ravel(holdout_scores), "mia_auc: holdout_scores")
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(np.r_[np.zeros(f.size), np.ones(h.size)], np.r_[f, h]))
 
 

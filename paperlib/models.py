@@ -5,19 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedTokenizerFast,
-)
 
 from paperlib.config import ModelConfig, TinyLlamaConfig
 from paperlib.data.encoding import TINY_ASSISTANT, TINY_USER
+
+if TYPE_CHECKING:  # transformers is imported where it is used: a warm notebook never loads a model
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 SPECIAL = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -33,6 +29,9 @@ def auto_device() -> tuple[torch.device, torch.dtype]:
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on `texts` (digits split one by one), wrapped as a transformers fast tokenizer
     with the tiny template's special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE())
     # digits one by one, as the Llama tokenizers split numbers
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
@@ -49,6 +48,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
 
 def tiny_llama(cfg: TinyLlamaConfig, tokenizer) -> LlamaForCausalLM:
     """A randomly initialised LlamaForCausalLM sized by `cfg` for `tokenizer` (seed with torch.manual_seed)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
@@ -72,6 +73,8 @@ def _resolve(path: str | Path) -> str:
 
 def load_tokenizer(path: str | Path):
     """Tokenizer of a checkpoint folder or hub id; a pad token is added (= EOS) when missing."""
+    from transformers import AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(_resolve(path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -80,6 +83,8 @@ def load_tokenizer(path: str | Path):
 
 def load_model(path: str | Path, device: torch.device | None = None, dtype: torch.dtype | None = None):
     """Causal LM from a checkpoint folder (tiny model or hub download) or a hub id, on the auto device."""
+    from transformers import AutoModelForCausalLM
+
     auto_dev, auto_dtype = auto_device()
     model = AutoModelForCausalLM.from_pretrained(_resolve(path), dtype=dtype or auto_dtype)
     return model.to(device or auto_dev)

@@ -22,15 +22,17 @@ import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from rouge_score import rouge_scorer
-from scipy import stats
 
 from paperlib import evaluate, metrics, scores
 from paperlib.data import rawtext
 from paperlib.errors import PaperlibError
+
+if TYPE_CHECKING:  # rouge_score (nltk) and scipy load where used
+    from rouge_score import rouge_scorer
 
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")  # MUSE's KnowMem stop strings
 MIN_K = 0.4
@@ -44,6 +46,8 @@ EVAL_FILE, SUMMARY_FILE = "MUSE_EVAL.json", "MUSE_SUMMARY.json"
 
 @lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
 
 
@@ -72,6 +76,8 @@ def bootstrap_ci(values: Sequence[float], n_resamples: int = N_RESAMPLES, seed: 
     v = metrics.check_finite(np.asarray(values, dtype=float).ravel(), "bootstrap_ci")
     if np.all(v == v[0]):
         return float(v[0]), float(v[0])
+    from scipy import stats
+
     res = stats.bootstrap((v,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
                           method="percentile", random_state=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)

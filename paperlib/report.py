@@ -28,7 +28,6 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from paperlib.config import PROFILE_NAMES
 from paperlib.metrics import PALU_COLUMNS
@@ -88,6 +87,8 @@ FALLBACK_COLORS = ("#7f7f7f", "#e377c2", "#dbdb8d", "#9edae5", "#f7b6d2", "#393b
 
 
 def _style_rc() -> dict[str, Any]:
+    import seaborn as sns  # loaded by the first figure, not by every table
+
     rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper")}
     rc.update(PAPER_RC)
     return rc

@@ -21,17 +21,17 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
-from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import parse_flag_from_env
 from torch.utils.data import DataLoader
-from transformers import get_scheduler
 
 from paperlib.config import BNB_OPTIMIZERS, TrainConfig
 from paperlib.errors import PaperlibError
 from paperlib.progress import bar as progress_bar
+
+if TYPE_CHECKING:  # accelerate and transformers are imported where a run trains (a warm notebook never does)
+    from accelerate import Accelerator
 
 LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict[str, "torch.Tensor | float"]]]
 
@@ -95,6 +95,8 @@ def check_precision(cfg: TrainConfig) -> None:
 def check_launch() -> None:
     """Refuse an FSDP launch (configs/accelerate/fsdp.yaml) of a run that evaluates and saves its model on the
     main process (every `paperlib.unlearn` run): with sharded weights that process does not hold the model."""
+    from accelerate.utils import parse_flag_from_env
+
     if parse_flag_from_env("ACCELERATE_USE_FSDP"):
         raise PaperlibError("accelerate launch with FSDP: this run evaluates and saves its model on the main "
                             "process, which holds only a shard of the weights under FSDP (gathering them is not "
@@ -180,6 +182,11 @@ def train(model: torch.nn.Module, data: Sequence[dict], loss_fn: LossFn, cfg: Tr
         check_mask(model, update_mask)
     check_optimizer(cfg)
     check_precision(cfg)
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import parse_flag_from_env
+    from transformers import get_scheduler
+
     torch.manual_seed(cfg.seed)
     if AcceleratorState._shared_state.get("_mixed_precision", cfg.mixed_precision) != cfg.mixed_precision:
         AcceleratorState._reset_state()  # one process, runs of several precisions (the process group stays)

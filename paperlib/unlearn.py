@@ -35,11 +35,9 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
 
 from paperlib import checks, evaluate, methods, pipeline
 from paperlib.cache import cache_root, cached_run, read_manifest, run_dir
@@ -50,6 +48,9 @@ from paperlib.errors import NonFiniteError, PaperlibError
 from paperlib.methods import Method, Needs, hparam_names, make_method, parse_value, profile_hparams, train_config
 from paperlib.reference import ReferenceConfig, make_reference
 from paperlib.train import Diverged, check_launch, check_mask, check_optimizer, check_precision, train
+
+if TYPE_CHECKING:  # accelerate is imported where a run trains (a warm notebook never does)
+    from accelerate import PartialState
 
 KIND = "unlearn"
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -472,6 +473,9 @@ def _deliver(run: Path, out: str | Path) -> None:
 
 def _state() -> PartialState:
     """The process state (`accelerate launch` / torchrun; ACCELERATE_USE_CPU=1 runs several CPU processes)."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
