@@ -21,8 +21,10 @@ selection rule for all, `paperlib.tuning`), its tables and figures, and the dry-
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,6 +46,9 @@ UNDIAL_BETAS = (3.0, 10.0, 30.0)  # the Unilogit paper's UnDIAL betas (10 = UnDI
 FORGET_SCORE, RETAIN_SCORE = "forget_Q_A_ROUGE", "retain_Q_A_ROUGE"  # the scatter's axes (ROUGE-L recall)
 TARGET_KL, OUTPUT_KL = "target KL", "output KL"  # the table columns of (a) / (b) and of (c)
 BASELINE = "Original"
+KL_ANALYSIS = "kl-analysis"  # cache kind of `figure5` (its code: paperlib.cache.CODE)
+KL_FILE = "figure5.json"
+POINT_COLUMNS = ["label", "method", "seed", "epoch", "final", TARGET_KL, OUTPUT_KL]
 
 
 # ----------------------------------------------------------------------------------------- tensors
@@ -245,15 +250,66 @@ class Figure5:
         return pd.DataFrame(rows)
 
 
-def figure5(profile: Profile, forget: str, ckpts: pd.DataFrame) -> Figure5:
+def compute_figure5(profile: Profile, forget: str, ckpts: pd.DataFrame) -> Figure5:
     """KL(p_retain || .) of every checkpoint's outputs and Unilogit target, of the original model's, and of
-    UnDIAL's fixed targets, on the forget set's answer tokens."""
+    UnDIAL's fixed targets, on the forget set's answer tokens (computed here; `figure5` caches it)."""
     rows = []
     for r in progress_bar(ckpts.to_dict("records"), "KL to the retain model"):
         rows.append({k: r[k] for k in ("label", "method", "seed", "epoch", "final")} | model_kls(profile, forget,
                                                                                                r["path"]))
-    columns = ["label", "method", "seed", "epoch", "final", TARGET_KL, OUTPUT_KL]
-    return Figure5(pd.DataFrame(rows, columns=columns), model_kls(profile, forget), undial_kls(profile, forget))
+    return Figure5(pd.DataFrame(rows, columns=POINT_COLUMNS), model_kls(profile, forget), undial_kls(profile, forget))
+
+
+def _identity(path: str) -> str | dict:
+    """What identifies a model: the sha256 of its weight, config and tokenizer files as recorded in the cache
+    manifest of the entry that holds it (verified when that entry was served), else
+    `pipeline.model_identity` (hashes a folder outside the cache; a hub id stands for itself)."""
+    from paperlib.cache import read_manifest
+
+    p = Path(path)
+    for entry in (p, p.parent) if p.is_dir() else ():
+        manifest = read_manifest(entry)
+        if manifest is not None:
+            prefix = p.relative_to(entry).as_posix().removeprefix(".")
+            files = {rel.removeprefix(f"{prefix}/"): meta.get("sha256") for rel, meta in manifest["files"].items()
+                     if Path(rel).parent.as_posix().removeprefix(".") == prefix
+                     and (Path(rel).suffix in pipeline.WEIGHT_SUFFIXES or Path(rel).name in pipeline.MODEL_FILES)}
+            if any(Path(n).suffix in pipeline.WEIGHT_SUFFIXES for n in files):
+                return {"sha256": dict(sorted(files.items()))}
+    return pipeline.model_identity(path)
+
+
+def kl_config(profile: Profile, forget: str, ckpts: pd.DataFrame) -> dict:
+    """The cache key's config of `figure5`: every input of the KL analysis (the benchmark, tokenizer and template
+    settings, the retain, original and checkpoint models by content, UnDIAL's betas)."""
+    rows = [{k: r[k] for k in ("label", "method", "seed", "epoch", "final")} | {"model": _identity(r["path"])}
+            for r in ckpts.to_dict("records")]
+    return {"forget": forget, "benchmark": profile.benchmark, "model": profile.model,
+            "max_length": profile.eval.max_length, "betas": list(UNDIAL_BETAS),
+            "retain": _identity(pipeline.retain_model(profile, forget)),
+            "original": _identity(pipeline.original_model(profile)), "checkpoints": rows}
+
+
+def _write_figure5(fig5: Figure5, out: Path) -> None:
+    points = [{c: r[c] for c in POINT_COLUMNS} for r in fig5.points.to_dict("records")]
+    blob = {"points": points, "original": fig5.original, "undial": [[b, kl] for b, kl in fig5.undial.items()]}
+    (out / KL_FILE).write_text(json.dumps(blob, indent=1))  # floats as repr: read back bit for bit
+
+
+def read_figure5(folder: Path) -> Figure5:
+    """The `Figure5` stored in a cache folder of kind KL_ANALYSIS."""
+    blob = json.loads((Path(folder) / KL_FILE).read_text())
+    return Figure5(pd.DataFrame(blob["points"], columns=POINT_COLUMNS), blob["original"],
+                   {float(b): kl for b, kl in blob["undial"]})
+
+
+def figure5(profile: Profile, forget: str, ckpts: pd.DataFrame, force: bool = False) -> Figure5:
+    """`compute_figure5`, cached (kind KL_ANALYSIS, keyed by `kl_config`): a warm notebook reads it back."""
+    from paperlib.cache import cached_run
+
+    folder = cached_run(KL_ANALYSIS, kl_config(profile, forget, ckpts),
+                        lambda out: _write_figure5(compute_figure5(profile, forget, ckpts), out), force=force)
+    return read_figure5(folder)
 
 
 def sweep_table(tuned: experiments.Tuned) -> pd.DataFrame:

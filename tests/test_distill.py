@@ -129,3 +129,37 @@ def test_runs_reuse_notebook_01s_undial_and_plan_lists_the_new_runs():
     betas = {p["hyperparameters"].get("beta") for p in planned if p["method"] == "UnDIAL"}
     assert betas == {3.0, 30.0, None}
     assert any(p["hyperparameters"].get("stop_epoch") == 1 and p["method"] == "Unilogit" for p in planned)
+
+
+def test_figure5_is_cached_bit_for_bit_and_keyed_by_its_models(monkeypatch):
+    """The KL analysis computed directly, built into the cache and served from it are the same bits; a warm
+    call computes nothing; another checkpoint (by content) is another entry."""
+    from paperlib import cache, pipeline
+
+    profile = get_profile("smoke")
+    forget = profile.benchmark.forget
+    retain, original = pipeline.retain_model(profile, forget), pipeline.original_model(profile)
+    ckpts = pd.DataFrame([  # stand-ins for saved unlearned models: the retain and original models themselves
+        {"label": "Unilogit", "method": "Unilogit", "seed": 0, "epoch": 1, "final": False, "path": original},
+        {"label": "Unilogit", "method": "Unilogit", "seed": 0, "epoch": 2, "final": True, "path": retain},
+        {"label": "GA", "method": "GA", "seed": 0, "epoch": 2, "final": True, "path": original}])
+    cold = distill.compute_figure5(profile, forget, ckpts)
+    built = distill.figure5(profile, forget, ckpts, force=True)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("a warm figure5 recomputed the KL analysis")
+
+    monkeypatch.setattr(distill, "compute_figure5", no_compute)
+    warm = distill.figure5(profile, forget, ckpts)
+    for got in (built, warm):
+        pd.testing.assert_frame_equal(got.points, cold.points, check_exact=True)
+        assert got.original == cold.original and got.undial == cold.undial
+        for name in ("target_table", "epoch_table", "output_table"):
+            pd.testing.assert_frame_equal(getattr(got, name)(), getattr(cold, name)(), check_exact=True)
+    assert cold.points.loc[1, "output KL"] == 0.0  # the retain model against itself
+    # keyed by the models' content: the same rows with another model are another key; the code is fingerprinted
+    other = ckpts.assign(path=[retain, retain, original])
+    assert cache.config_hash(distill.kl_config(profile, forget, other), distill.KL_ANALYSIS) != \
+        cache.config_hash(distill.kl_config(profile, forget, ckpts), distill.KL_ANALYSIS)
+    assert "distill" in cache.code_modules(distill.KL_ANALYSIS)
+    assert distill.kl_config(profile, forget, ckpts)["retain"] == pipeline.model_identity(retain)
