@@ -66,6 +66,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "spans": ("spans",),
     "loss-timing": ("experiments",),  # notebook 07's loss timing (experiments.cached_loss_timing)
     "kl-analysis": ("distill",),  # notebook 10's soft-target KL analysis (distill.figure5)
+    "loc-study": ("localization",),  # notebook 09's sweeps, selections and curves (localization.study)
     # MUSE (paperlib.muse): its benchmark folder, target / retrained models, automatic spans and evaluations
     "muse-benchmark": ("muse_models", "data/mini_muse"),
     "muse-model": ("muse_models",),

@@ -260,34 +260,16 @@ def compute_figure5(profile: Profile, forget: str, ckpts: pd.DataFrame) -> Figur
     return Figure5(pd.DataFrame(rows, columns=POINT_COLUMNS), model_kls(profile, forget), undial_kls(profile, forget))
 
 
-def _identity(path: str) -> str | dict:
-    """What identifies a model: the sha256 of its weight, config and tokenizer files as recorded in the cache
-    manifest of the entry that holds it (verified when that entry was served), else
-    `pipeline.model_identity` (hashes a folder outside the cache; a hub id stands for itself)."""
-    from paperlib.cache import read_manifest
-
-    p = Path(path)
-    for entry in (p, p.parent) if p.is_dir() else ():
-        manifest = read_manifest(entry)
-        if manifest is not None:
-            prefix = p.relative_to(entry).as_posix().removeprefix(".")
-            files = {rel.removeprefix(f"{prefix}/"): meta.get("sha256") for rel, meta in manifest["files"].items()
-                     if Path(rel).parent.as_posix().removeprefix(".") == prefix
-                     and (Path(rel).suffix in pipeline.WEIGHT_SUFFIXES or Path(rel).name in pipeline.MODEL_FILES)}
-            if any(Path(n).suffix in pipeline.WEIGHT_SUFFIXES for n in files):
-                return {"sha256": dict(sorted(files.items()))}
-    return pipeline.model_identity(path)
-
-
 def kl_config(profile: Profile, forget: str, ckpts: pd.DataFrame) -> dict:
     """The cache key's config of `figure5`: every input of the KL analysis (the benchmark, tokenizer and template
     settings, the retain, original and checkpoint models by content, UnDIAL's betas)."""
-    rows = [{k: r[k] for k in ("label", "method", "seed", "epoch", "final")} | {"model": _identity(r["path"])}
+    identity = pipeline.stored_model_identity
+    rows = [{k: r[k] for k in ("label", "method", "seed", "epoch", "final")} | {"model": identity(r["path"])}
             for r in ckpts.to_dict("records")]
     return {"forget": forget, "benchmark": profile.benchmark, "model": profile.model,
             "max_length": profile.eval.max_length, "betas": list(UNDIAL_BETAS),
-            "retain": _identity(pipeline.retain_model(profile, forget)),
-            "original": _identity(pipeline.original_model(profile)), "checkpoints": rows}
+            "retain": pipeline.stored_model_identity(pipeline.retain_model(profile, forget)),
+            "original": pipeline.stored_model_identity(pipeline.original_model(profile)), "checkpoints": rows}
 
 
 def _write_figure5(fig5: Figure5, out: Path) -> None:

@@ -24,6 +24,7 @@ MU95 is always defined: no forgetting at all when no epoch keeps 95% of the util
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,8 @@ def summarize(table: pd.DataFrame, by: Iterable[str] = ("method", "mask"), mu_in
 COMPARED_MASKS = ("random", "random_down", "activation", "wagle", "memflex")
 LOCALIZED = ("activation", "wagle", "memflex")  # attribution masks, each compared with "random"
 PARTS = ("masks", "oracle")
+STUDY = "loc-study"  # cache kind of `study` (its code: paperlib.cache.CODE)
+STUDY_FILE = "study.pkl"
 
 
 @dataclass(frozen=True)
@@ -283,7 +286,46 @@ class Study:
         return strength_table(self.curves, self.selected, self.sweep, self.initial)
 
 
-def study(profile: Profile, forget: str, part: str) -> Study:
+def study_config(profile: Profile, forget: str, part: str) -> dict[str, Any]:
+    """The cache key's config of `study`: the profile (benchmark, models, grids, method settings), the split, the
+    part, and the original and retain models by content (the injected model and every run derive from these
+    and from the code, which the key's fingerprint covers)."""
+    from paperlib import pipeline
+
+    return {"profile": profile, "forget": forget, "part": part,
+            "original": pipeline.stored_model_identity(pipeline.original_model(profile)),
+            "retain": pipeline.stored_model_identity(pipeline.retain_model(profile, forget))}
+
+
+def _write_study(s: Study, out: Path) -> None:
+    with open(out / STUDY_FILE, "wb") as f:  # pickle: the frames come back with their dtypes and index, bit for bit
+        pickle.dump({"sweep": s.sweep, "selected": s.selected, "curves": s.curves, "initial": s.initial}, f,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_study(folder: str | Path) -> Study:
+    """The `Study` stored in a cache folder of kind STUDY."""
+    with open(Path(folder) / STUDY_FILE, "rb") as f:
+        return Study(**pickle.load(f))
+
+
+def study(profile: Profile, forget: str, part: str, force: bool = False) -> Study:
+    """`compute_study`, cached (kind STUDY, keyed by `study_config`): a warm notebook reads it back instead of
+    recomputing the masks and re-reading every run. An entry another pandas cannot read is rebuilt."""
+    from paperlib.cache import cached_run
+
+    config = study_config(profile, forget, part)
+
+    def build(out: Path) -> None:
+        _write_study(compute_study(profile, forget, part), out)
+
+    try:
+        return read_study(cached_run(STUDY, config, build, force=force))
+    except (pickle.UnpicklingError, AttributeError, ImportError, TypeError):
+        return read_study(cached_run(STUDY, config, build, force=True))
+
+
+def compute_study(profile: Profile, forget: str, part: str) -> Study:
     """Sweep every arm of `part` over the tuning grid (seed 0), select each arm's point by the project's rule
     against the initial model's MU, then run every seed of the grid at that lr for the arms with seeds (all
     epochs, evaluated after each; seed 0 is the sweep's own run). Every run is cached."""

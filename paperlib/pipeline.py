@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from paperlib import evaluate, metrics
-from paperlib.cache import cached_run, file_digest, to_jsonable
+from paperlib.cache import cached_run, file_digest, read_manifest, to_jsonable
 from paperlib.config import Profile, TrainConfig
 from paperlib.data import encoding, mini_tofu, tofu
 from paperlib.errors import PaperlibError
@@ -179,6 +179,23 @@ def model_identity(path: str) -> str | dict:
                             "folder written by save_pretrained, or a hub id")
     files = weights + [p / n for n in MODEL_FILES if (p / n).is_file()]
     return {"sha256": {f.name: _file_id(f) for f in files}}
+
+
+def stored_model_identity(path: str) -> str | dict:
+    """What identifies a model: the sha256 of its weight, config and tokenizer files as recorded in the cache
+    manifest of the entry that holds it (verified when that entry was served), else
+    `model_identity` (hashes a folder outside the cache; a hub id stands for itself)."""
+    p = Path(path)
+    for entry in (p, p.parent) if p.is_dir() else ():
+        manifest = read_manifest(entry)
+        if manifest is not None:
+            prefix = p.relative_to(entry).as_posix().removeprefix(".")
+            files = {rel.removeprefix(f"{prefix}/"): meta.get("sha256") for rel, meta in manifest["files"].items()
+                     if Path(rel).parent.as_posix().removeprefix(".") == prefix
+                     and (Path(rel).suffix in WEIGHT_SUFFIXES or Path(rel).name in MODEL_FILES)}
+            if any(Path(n).suffix in WEIGHT_SUFFIXES for n in files):
+                return {"sha256": dict(sorted(files.items()))}
+    return model_identity(path)
 
 
 def log_identity(path: str | Path) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from paperlib import cache, localization, masks, pipeline
@@ -144,3 +145,28 @@ def test_paper_plan_of_notebook_09():
     per_arm = 1 + 2  # the paper grid's one lr, then seeds 1 and 2
     assert len(unlearning) == len(models) * per_arm * (len(s.losses) * len(s.masks) + len(s.oracle_losses) * 2)
     assert {r.hyperparameters["mask"] for r in unlearning} == {*s.masks, "oracle", "complement"}
+
+
+def test_study_is_cached_bit_for_bit(monkeypatch):
+    """Notebook 09's study computed directly, built into the cache and served from it are the same bits (frames,
+    dtypes, index, table); a warm call computes nothing; the key holds the profile and the models' content."""
+    profile = get_profile("smoke")
+    forget = profile.benchmark.forget
+    cold = localization.compute_study(profile, forget, "masks")
+    built = localization.study(profile, forget, "masks", force=True)
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("a warm study recomputed")
+
+    monkeypatch.setattr(localization, "compute_study", no_compute)
+    warm = localization.study(profile, forget, "masks")
+    for got in (built, warm):
+        for name in ("sweep", "selected", "curves"):
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(cold, name), check_exact=True)
+        assert pd.Series(got.initial).equals(pd.Series(cold.initial))  # NaN FQ equals NaN
+        pd.testing.assert_frame_equal(got.table(), cold.table(), check_exact=True)
+    config = localization.study_config(profile, forget, "masks")
+    assert config["original"] == pipeline.model_identity(pipeline.original_model(profile))
+    assert cache.config_hash(config, localization.STUDY) != cache.config_hash(
+        localization.study_config(profile, forget, "oracle"), localization.STUDY)
+    assert {"localization", "masks", "unlearn", "injection"} <= set(cache.code_modules(localization.STUDY))
