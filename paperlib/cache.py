@@ -146,7 +146,20 @@ def _closure(modules: tuple[str, ...], stamp: tuple) -> tuple[str, ...]:
 
 
 def _package_stamp() -> tuple:
-    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(PACKAGE.rglob("*.py")))
+    """(path, size, mtime) of every .py file of the package (os.scandir: a warm notebook asks thousands of times)."""
+    out = []
+
+    def walk(folder: str) -> None:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path)
+                elif entry.name.endswith(".py"):
+                    st = entry.stat()
+                    out.append((entry.path, st.st_size, st.st_mtime_ns))
+
+    walk(str(PACKAGE))
+    return tuple(sorted(out))
 
 
 def closure(modules: tuple[str, ...]) -> tuple[str, ...]:

@@ -187,21 +187,34 @@ def check_settings(profile: Profile, method: str, overrides: dict[str, Any] | No
     return m, train_cfg, ref_cfg
 
 
-def _model_shape(model_path: str) -> tuple[int, int, Any]:
+def _model_config(model_path: str) -> Any:
+    """The transformers config of a checkpoint folder or hub id."""
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(model_path)
-    return cfg.vocab_size, cfg.num_hidden_layers, cfg
+    return AutoConfig.from_pretrained(model_path)
 
 
-def _check_mask_early(config, mask: dict[str, torch.Tensor], lora: bool) -> None:
+def _model_shape(model_path: str) -> tuple[int, int]:
+    """(vocab size, layers) of a checkpoint: read from its config.json when both are top-level integers there
+    (a warm run check need not import transformers), else from the transformers config."""
+    local = Path(model_path) / "config.json"
+    if local.is_file():
+        raw = json.loads(local.read_text())
+        if all(isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)
+               for k in ("vocab_size", "num_hidden_layers")):
+            return raw["vocab_size"], raw["num_hidden_layers"]
+    cfg = _model_config(model_path)
+    return cfg.vocab_size, cfg.num_hidden_layers
+
+
+def _check_mask_early(model_path: str, mask: dict[str, torch.Tensor], lora: bool) -> None:
     """Check a mask's names and shapes on a weightless (meta-device) copy of the model, before any compute."""
     if lora:
         return  # names of the LoRA-wrapped model: checked after wrapping, still before training
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        meta = AutoModelForCausalLM.from_config(config)
+        meta = AutoModelForCausalLM.from_config(_model_config(model_path))
     check_mask(meta, mask)
 
 
@@ -261,10 +274,9 @@ def unlearn(profile: Profile, method: str, forget: str = "forget10", overrides: 
     if model_path is not None:
         checks.check_model_dir(model_path)
     model_path = str(model_path or pipeline.original_model(profile))
-    vocab, layers, model_config = _model_shape(model_path)
-    m.check(vocab, layers)
+    m.check(*_model_shape(model_path))
     if update_mask is not None:
-        _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
+        _check_mask_early(model_path, update_mask, profile.model.lora_r > 0)
     source = pipeline.benchmark_source(profile)
     retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list() if needs.retain else []
     retain_log = str(pipeline.retain_log_path(profile, forget))
@@ -385,14 +397,15 @@ def unlearn_text(profile: Profile, method: str, corpus: TextCorpus, evaluator: s
                             "allowed: retain documents, or alpha=0")
     checks.check_model_dir(model_path)
     model_path = str(model_path)
-    vocab, layers, model_config = _model_shape(model_path)
+    model_config = _model_config(model_path)
+    vocab, layers = model_config.vocab_size, model_config.num_hidden_layers
     context = getattr(model_config, "max_position_embeddings", None)
     if context is not None and corpus.block > context:
         raise PaperlibError(f"corpus {corpus.name} block={corpus.block} is longer than the model's context "
                             f"({context} positions); allowed: block <= {context}")
     m.check(vocab, layers)
     if update_mask is not None:
-        _check_mask_early(model_config, update_mask, profile.model.lora_r > 0)
+        _check_mask_early(model_path, update_mask, profile.model.lora_r > 0)
     spec = text_run_spec(profile, m, corpus, evaluator, eval_args, train_cfg, ref_cfg, model_path,
                          eval_every_epoch, update_mask, save_model)
     if out is not None:
