@@ -83,6 +83,12 @@ for kl_table, kl_caption in kl_tables.values():
 # UnDIAL's fixed target at every beta, beyond the spread; decided only when one of these methods' reported
 # points in `tables/10_tuned` forgot (the forgetting rule of `paperlib.claims`), else "not testable here".
 # Panel (c) and the scatter are shown beside it, not folded into the verdict.
+#
+# Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
+# another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).
 
 # %%
-claims.show(claims.distill_claim(fig5.target_table(), table))
+second = experiments.redraw(P, tuned, runs, forget)
+claims.show(claims.robust(claims.distill_claim(fig5.target_table(), table), second and claims.distill_claim(
+    distill.figure5(second[0], forget, distill.checkpoints(second[0], runs, second[1], forget)).target_table(),
+    experiments.results_table(*second, forget, with_references=True))))
