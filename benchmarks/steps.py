@@ -9,6 +9,7 @@ Steps of the plain and the method's variants are interleaved in each repeat (noi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from functools import partial
 
@@ -22,7 +23,7 @@ from paperlib.config import Profile
 from paperlib.data import encoding, tofu
 from paperlib.methods import shifted
 from paperlib.models import load_model, load_tokenizer
-from paperlib.reference import ReferenceConfig, make_reference
+from paperlib.reference import LiveReference, ReferenceConfig, make_reference
 
 REFERENCE_METHODS = ("NPO", "DPO", "UnDIAL", "TPO", "PALU", "KL-retain")  # the 1.10x target (issue 15)
 
@@ -111,3 +112,134 @@ def bench_steps(profile: Profile, forget: str = "forget10", repeats: int = 9) ->
               f"  live x{res.get('live_ratio', nan):.2f}  mem cache x{res.get('cache_mem_ratio', nan):.2f}", flush=True)
     return {"profile": profile.name, "repeats": repeats, "rows": rows_out,
             "reference_config": dataclasses.asdict(ReferenceConfig())}
+
+
+# ----------------------------------------------------------------------------------------- 1a at large V
+LARGE_VOCABS = (32000, 128256)
+LARGE_ROWS = ("NPO", "TPO", "DPO", "UnDIAL", "KL-retain", "PALU", "PALU (logits)", "PALU (from hidden)")
+LARGE_MODEL = {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4, "num_attention_heads": 4}
+
+
+def large_model(vocab: int, tok, seed: int = 0) -> torch.nn.Module:
+    """A randomly initialised tiny Llama (`LARGE_MODEL`) with a vocabulary of `vocab` (the mini tokenizer's ids
+    are a subset of it)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, num_key_value_heads=LARGE_MODEL["num_attention_heads"],
+                         max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True, **LARGE_MODEL)
+    return LlamaForCausalLM(config).eval()
+
+
+def _large_variants() -> dict[str, tuple[str, dict]]:
+    out = variants()
+    out["PALU (logits)"] = ("PALU", {"forget_from_hidden": False})
+    return {r: out[r] for r in LARGE_ROWS}
+
+
+def bench_steps_large(profile: Profile, vocabs=LARGE_VOCABS, forget: str = "forget10", repeats: int = 3,
+                      rows: tuple[str, ...] = LARGE_ROWS, batch_size: int = 16,
+                      modes: tuple[str, ...] = ("cache", "live")) -> dict:
+    """1a on a random tiny Llama (`LARGE_MODEL`) at vocabulary sizes `vocabs`: every row's step with the cache
+    and live / a plain step over the same parts, peak memory too. One model and one AdamW serve every variant
+    (lr 1e-7); the plain step is shared by the rows reading the same parts; all steps of one V interleaved per
+    repeat. PALU's K is the paper's 5000 / 32000 share of V."""
+    tok = load_tokenizer(pipeline.tokenizer_path(profile))  # the profile's data and tokenizer, not its model
+    source = pipeline.benchmark_source(profile)
+    retain_rows = tofu.load_split(source, tofu.retain_of(forget)).to_list()
+    idk = tofu.load_idk(source)
+    collate = partial(encoding.collate, pad_id=tok.pad_token_id)
+    table = {r: v for r, v in _large_variants().items() if r in rows}
+    out = {}
+    for vocab in vocabs:
+        model = large_model(vocab, tok)
+        frozen = None
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-7)
+
+        def stepper(loss_fn, opt=opt, model=model):
+            def step(b):
+                loss, _ = loss_fn(model, b)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            return step
+
+        steps, info = {}, {}
+        for row, (name, overrides) in table.items():
+            hp = methods.profile_hparams(profile, name) | overrides
+            if name == "PALU":
+                hp["k"] = max(1, round(5000 * vocab / 32000))
+            m = methods.make_method(name, hp)
+            needs = m.needs()
+            data = U.encode_samples(tok, profile.model.template, U.forget_rows(profile, forget, needs), retain_rows,
+                                    idk if needs.idk else None, m, profile.eval.max_length)[:batch_size]
+            batch = collate(data)
+            parts = _parts(needs)
+            key = "plain " + "+".join(parts)
+            if key not in steps:
+                steps[key] = (stepper(partial(_plain_loss, parts)), batch)
+            info[row] = {"method": name, "overrides": overrides, "k": hp.get("k"), "plain": key, "parts": parts,
+                         "seq_len": int(batch["forget"]["input_ids"].shape[1]), "batch": len(data)}
+            for mode in modes:
+                if mode == "live":
+                    frozen = frozen if frozen is not None else copy.deepcopy(model)
+                    ref = LiveReference(frozen, needs)
+                else:
+                    ref = make_reference(model, data, needs, collate, ReferenceConfig(mode="cache"))
+                m.setup(1)
+                steps[f"{row} | {mode}"] = (stepper(lambda mod, b, ref=ref, m=m: m.loss(mod, b, ref(b))), batch)
+        print(f"  V={vocab}: {len(steps)} steps, warm-up", flush=True)
+        for fn, batch in steps.values():  # warm-up: optimizer state, allocator
+            fn(batch)
+        times = {k: [] for k in steps}
+        mem = {k: [] for k in steps}
+        for r in range(repeats):
+            for k, (fn, batch) in steps.items():
+                dt, peak = timed(lambda fn=fn, batch=batch: fn(batch), memory=r >= repeats - 2)
+                times[k].append(dt)
+                if r >= repeats - 2:
+                    mem[k].append(peak)
+        t = {k: median(v) for k, v in times.items()}
+        pk = {k: median(v) for k, v in mem.items()}
+        for row, res in info.items():
+            p = res["plain"]
+            res.update(plain_s=t[p], plain_peak_bytes=pk[p], vocab=vocab)
+            for mode in modes:
+                k = f"{row} | {mode}"
+                res[f"{mode}_s"], res[f"{mode}_peak_bytes"] = t[k], pk[k]
+                res[f"{mode}_ratio"] = t[k] / t[p]
+                res[f"{mode}_mem_ratio"] = pk[k] / pk[p] if pk[p] else float("nan")
+            res["parts"] = list(res["parts"])
+            out[f"{row} V={vocab}"] = res
+            nan = float("nan")
+            print(f"  step V={vocab} {row:20s} plain {t[p] * 1e3:7.1f} ms  cache x{res['cache_ratio']:.2f}  live "
+                  f"x{res.get('live_ratio', nan):.2f}  mem cache x{res['cache_mem_ratio']:.2f} live "
+                  f"x{res.get('live_mem_ratio', nan):.2f}"
+                  f"  plain peak {pk[p] / 2**20:.0f} MiB", flush=True)
+        del model, frozen, opt, steps
+    return {"profile": profile.name, "repeats": repeats, "model": LARGE_MODEL, "rows": out}
+
+
+if __name__ == "__main__":  # python benchmarks/steps.py [--vocab V ...] [--rows ROW ...] [--live]: large-V rows
+    import argparse
+    import json
+
+    from paperlib import threads
+    from paperlib.config import get_profile
+
+    threads.configure()
+    ap = argparse.ArgumentParser(description="1a at large V only (bench_steps_large), printed as JSON")
+    ap.add_argument("--vocab", type=int, nargs="+", default=list(LARGE_VOCABS))
+    ap.add_argument("--rows", nargs="+", default=list(LARGE_ROWS), choices=LARGE_ROWS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-live", action="store_true", help="cache only (live steps cost a second forward)")
+    ap.add_argument("--out", help="also write the JSON here")
+    a = ap.parse_args()
+    res = bench_steps_large(get_profile("mini"), tuple(a.vocab), repeats=a.repeats, rows=tuple(a.rows),
+                            modes=("cache",) if a.no_live else ("cache", "live"))
+    text = json.dumps(res, indent=1)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    print(text)

@@ -55,6 +55,17 @@ def _gather(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
 
 
+def rows_at(x: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`x` at the positions of `mask` [B, T] as rows [M, ...]. `x` is batch-shaped [B, T, ...] or already the
+    rows of the positions of `rows` [B, T] (a superset of `mask`) in row-major order, the layout in which a
+    reference cache hands out the quantities its losses read row by row."""
+    return x[mask] if x.dim() > mask.dim() else x[mask[rows]]
+
+
+def _all_rows(x: torch.Tensor) -> torch.Tensor:
+    return torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
+
+
 # ----------------------------------------------------------------------------- likelihoods
 
 
@@ -97,11 +108,14 @@ def nonsensitive_kl(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torc
                     direction: str = "theta_ref") -> torch.Tensor:
     """PALU's constraint on the non-sensitive answer positions (answer & ~sensitive), 0 if there are none:
     KL(p_theta || p_ref) ("theta_ref", PALU's code) or KL(p_ref || p_theta) ("ref_theta", its paper text).
-    `ref_logits` (logits or log-probabilities) is detached. Used by PALU and by its NCE ablation."""
+    `ref_logits` (logits or log-probabilities; [B, T, V] or the rows of the answer positions, `rows_at`) is
+    detached; only the kept positions are computed. Used by PALU and by its NCE ablation."""
     _check_choice("kl_direction", direction, KL_DIRECTIONS)
-    ref = ref_logits.detach()
-    p, q = (logits, ref) if direction == "theta_ref" else (ref, logits)
-    return kl_div_positions(p, q, _answer(labels) & ~sensitive)
+    answer = _answer(labels)
+    keep = answer & ~sensitive
+    z, ref = logits[keep], rows_at(ref_logits.detach(), answer, keep)
+    p, q = (z, ref) if direction == "theta_ref" else (ref, z)
+    return kl_div_positions(p, q, _all_rows(z))
 
 
 # ----------------------------------------------------------------------------- GA / GD
@@ -184,9 +198,12 @@ def undial_target(ref_logits: torch.Tensor, labels: torch.Tensor, beta: float = 
 def undial_loss(
     logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, beta: float = 10.0
 ) -> torch.Tensor:
-    """Soft-label CE against `undial_target`, forget answer tokens only (no prompt leak)."""
-    ce = -(undial_target(ref_logits, labels, beta) * F.log_softmax(logits, -1)).sum(-1)
-    return _masked_mean(ce, _answer(labels))
+    """Soft-label CE against `undial_target`, forget answer tokens only (no prompt leak); `ref_logits` [B, T, V]
+    or the rows of the answer positions (`rows_at`). Only the answer positions are computed."""
+    answer = _answer(labels)
+    z, y = logits[answer], labels[answer]
+    ce = -(undial_target(rows_at(ref_logits, answer, answer), y, beta) * F.log_softmax(z, -1)).sum(-1)
+    return _masked_mean(ce, _all_rows(z))
 
 
 # Unilogit (Vasilev et al. 2025, "Unilogit: Robust Machine Unlearning for LLMs Using Uniform-Target
@@ -464,8 +481,8 @@ def palu_loss_hidden(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`palu_loss` from the shifted hidden states [B, T, D] and the output embedding `weight` [V, D] (+ `bias`):
     L_local by `local_entropy_hidden` on the prefix positions; logits (full vocabulary) only at the
-    non-sensitive answer positions, for the KL to `ref_logits` (logits or log-probs, [B, T, V]; None: no KL,
-    a zero with the graph kept)."""
+    non-sensitive answer positions, for the KL to `ref_logits` (logits or log-probs, [B, T, V] or the rows of
+    the answer positions, `rows_at`; None: no KL, a zero with the graph kept)."""
     _check_choice("kl_direction", kl_direction, KL_DIRECTIONS)
     answer = _answer(labels)
     local = local_entropy_hidden(hidden, weight, topk_idx, prefix_mask(sensitive & answer, n), target, bias)
@@ -473,6 +490,6 @@ def palu_loss_hidden(
     if ref_logits is None or not keep.any():
         return local, hidden.sum() * 0.0
     z = F.linear(hidden[keep], weight, bias)  # [M, V]
-    ref = ref_logits.detach()[keep]
+    ref = rows_at(ref_logits.detach(), answer, keep)
     p, q = (z, ref) if kl_direction == "theta_ref" else (ref, z)
-    return local, kl_div_positions(p, q, torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device))
+    return local, kl_div_positions(p, q, _all_rows(z))

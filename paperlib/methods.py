@@ -227,7 +227,10 @@ class Method:
         """NLL(retain) or KL(p_ref || p_theta) over the retain sample's tokens."""
         z, y = shifted(model, batch["retain"])
         if self.hp.retain_loss == "kl":
-            return L.kl_div_positions(ref["retain.logprobs"], z, token_mask(batch["retain"]))
+            mask = token_mask(batch["retain"])
+            z = z[mask]
+            return L.kl_div_positions(L.rows_at(ref["retain.logprobs"], mask, mask), z,
+                                      torch.ones(z.shape[:-1], dtype=torch.bool, device=z.device))
         return L.nll(z, y)
 
     def combine(self, forget: torch.Tensor, model: torch.nn.Module, batch: dict, ref: dict,

@@ -5,16 +5,19 @@ part of the batch it reads (forget / idk / retain), how to compute it from one f
 model, which rows a loss reads (and so which rows the cache keeps), and its bytes per row (the memory
 estimate). Batch-shaped as the losses read them (shifted space unless said otherwise):
 - "forget.topk"        long  [B, T-1, K]  top-K indices of the reference logits (PALU)
-- "forget.logprobs"    float [B, T-1, V]  reference log-probabilities (PALU's KL, UnDIAL, NCE)
+- "forget.logprobs"    float [M, V]       reference log-probabilities at the M answer positions (PALU's KL,
+                                          UnDIAL, NCE; packed: the rows in row-major order, `losses.rows_at`)
 - "forget.gold_logits" float [B, T-1]     raw reference logit of the gold token (TPO)
 - "forget.seq_nll"     float [B]          reference S(x), summed answer NLL (NPO, DPO)
 - "idk.seq_nll"        float [B]          the same for the paired IdK answer (DPO)
-- "retain.logprobs"    float [B, T-1, V]  reference log-probabilities of the retain sample (KL retain term)
+- "retain.logprobs"    float [M, V]       reference log-probabilities at the retain sample's M token positions
+                                          (KL retain term; packed)
 - "retain.hidden"      float [B, T, D]    output of decoder layer `layer` on the retain sample (RMU; unshifted)
 A new quantity is one more `Quantity` row.
 
-`CachedReference` stores, per sample index, only the rows a loss reads and rebuilds the batch tensors (zeros
-elsewhere, which the losses mask out). `LiveReference` runs a frozen copy on every batch instead;
+`CachedReference` stores, per sample index, only the rows a loss reads; a packed quantity is handed over as
+those rows concatenated in batch order, the others as batch tensors (zeros elsewhere, which the losses mask
+out). `LiveReference` runs a frozen copy on every batch instead;
 `make_reference` picks the cache unless its estimated size exceeds `ReferenceConfig.cache_gb`. The cache is
 computed with the model about to be unlearned (identical to the reference before the first step), so a cached
 run never holds a second copy of the model.
@@ -77,7 +80,8 @@ class Pass:
 class Quantity:
     """One reference quantity: `compute(Pass)` -> dense batch tensor; `rows` kept by the cache;
     `row_bytes(vocab_size, hidden_size, needs)` per row; `store` the dtype the cache keeps (None: as
-    computed) and `load` the dtype handed to the loss; `hidden`: the pass must hook the decoder layer."""
+    computed) and `load` the dtype handed to the loss; `hidden`: the pass must hook the decoder layer; `packed`:
+    the loss reads the rows of `rows.mask` only (`losses.rows_at`), so they are handed over as such."""
 
     part: str
     compute: Callable[[Pass], torch.Tensor]
@@ -86,6 +90,7 @@ class Quantity:
     store: torch.dtype | None = None
     load: torch.dtype | None = None
     hidden: bool = False
+    packed: bool = False  # handed to the loss as its rows [M, ...] (row-major order, `losses.rows_at`), not dense
 
 
 def _logprobs(p: Pass) -> torch.Tensor:
@@ -99,11 +104,11 @@ def _seq_nll(p: Pass) -> torch.Tensor:
 QUANTITIES: dict[str, Quantity] = {
     "forget.topk": Quantity("forget", lambda p: L.topk_indices(p.z, p.needs.topk), ANSWER,
                             lambda v, d, n: n.topk * 4, store=torch.int32, load=torch.long),
-    "forget.logprobs": Quantity("forget", _logprobs, ANSWER, lambda v, d, n: v * 4),
+    "forget.logprobs": Quantity("forget", _logprobs, ANSWER, lambda v, d, n: v * 4, packed=True),
     "forget.gold_logits": Quantity("forget", lambda p: L.gold_logits(p.z, p.y), ANSWER, lambda v, d, n: 4),
     "forget.seq_nll": Quantity("forget", _seq_nll, SAMPLE, lambda v, d, n: 4),
     "idk.seq_nll": Quantity("idk", _seq_nll, SAMPLE, lambda v, d, n: 4),
-    "retain.logprobs": Quantity("retain", _logprobs, TOKENS, lambda v, d, n: v * 4),
+    "retain.logprobs": Quantity("retain", _logprobs, TOKENS, lambda v, d, n: v * 4, packed=True),
     "retain.hidden": Quantity("retain", lambda p: p.hidden.float(), ANSWER_TOKENS, lambda v, d, n: d * 4,
                               hidden=True),
 }
@@ -167,7 +172,12 @@ class LiveReference:
         device = batch["forget"]["input_ids"].device
         if next(self.model.parameters()).device != device:
             self.model.to(device)
-        return compute(self.model, batch, self.needs)
+        out = compute(self.model, batch, self.needs)
+        for name, value in out.items():
+            q = QUANTITIES[name]
+            if q.packed:
+                out[name] = value[q.rows.mask(batch[q.part])]
+        return out
 
 
 class CachedReference:
@@ -207,6 +217,9 @@ class CachedReference:
             device = part["input_ids"].device
             if mask is None:
                 out[name] = torch.stack([self.rows[i][name] for i in indices]).to(device)
+                continue
+            if q.packed:
+                out[name] = torch.cat([self.rows[i][name] for i in indices]).to(device, q.load)
                 continue
             first = self.rows[indices[0]][name]
             dtype = q.load or first.dtype

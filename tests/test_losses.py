@@ -291,3 +291,71 @@ def test_bad_inputs_raise_value_error_naming_the_value():
     for fn, match in cases:
         with pytest.raises(ValueError, match=match):
             fn()
+
+
+# ----------------------------------------------------------------------------- reference rows (packed layout)
+def _kl_inputs(seed: int = 0, b: int = 3, t_: int = 6, v: int = 11):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, t_, v, generator=g, dtype=D).requires_grad_(True)
+    ref = torch.log_softmax(torch.randn(b, t_, v, generator=g, dtype=D), -1)
+    labels = torch.randint(0, v, (b, t_), generator=g)
+    labels[:, :2] = -100
+    labels[1, -1] = -100  # padding
+    sensitive = torch.rand(b, t_, generator=g) < 0.4
+    return logits, ref, labels, sensitive
+
+
+def test_rows_at_reads_batch_tensors_and_packed_rows_alike():
+    x = t([[[1.0], [2.0], [3.0]], [[4.0], [5.0], [6.0]]])
+    rows = torch.tensor([[False, True, True], [True, False, True]])
+    mask = torch.tensor([[False, False, True], [True, False, False]])
+    assert L.rows_at(x, rows, mask).flatten().tolist() == [3.0, 4.0]
+    packed = x[rows]  # rows 2, 3, 4, 6
+    assert packed.flatten().tolist() == [2.0, 3.0, 4.0, 6.0]
+    assert L.rows_at(packed, rows, mask).flatten().tolist() == [3.0, 4.0]
+
+
+@pytest.mark.parametrize("direction", L.KL_DIRECTIONS)
+def test_nonsensitive_kl_equals_the_dense_masked_kl_with_packed_and_dense_references(direction):
+    logits, ref, labels, sensitive = _kl_inputs()
+    answer = labels != -100
+    p, q = (logits, ref) if direction == "theta_ref" else (ref, logits)
+    old = L.kl_div_positions(p, q, answer & ~sensitive)  # the formula before the packed layout
+    (g_old,) = torch.autograd.grad(old, logits)
+    for r in (ref, ref[answer]):
+        new = L.nonsensitive_kl(logits, r, labels, sensitive, direction)
+        (g_new,) = torch.autograd.grad(new, logits)
+        torch.testing.assert_close(new, old)
+        torch.testing.assert_close(g_new, g_old)
+    assert old.item() > 0
+
+
+def test_undial_loss_equals_the_dense_formula_with_packed_and_dense_references():
+    logits, ref, labels, _ = _kl_inputs(1)
+    answer = labels != -100
+    ce = -(L.undial_target(ref, labels, 10.0) * torch.log_softmax(logits, -1)).sum(-1)
+    old = torch.where(answer, ce, 0.0).sum() / answer.sum()
+    (g_old,) = torch.autograd.grad(old, logits)
+    for r in (ref, ref[answer]):
+        new = L.undial_loss(logits, r, labels, 10.0)
+        (g_new,) = torch.autograd.grad(new, logits)
+        torch.testing.assert_close(new, old)
+        torch.testing.assert_close(g_new, g_old)
+
+
+def test_palu_losses_take_packed_reference_rows():
+    logits, ref, labels, sensitive = _kl_inputs(2)
+    answer = labels != -100
+    idx = L.topk_indices(ref, 3)
+    dense = L.palu_loss(logits, ref, idx, labels, sensitive, 2)
+    packed = L.palu_loss(logits, ref[answer], idx, labels, sensitive, 2)
+    for a, c in zip(dense, packed):
+        torch.testing.assert_close(a, c)
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(*labels.shape, 5, generator=g, dtype=D)
+    w = torch.randn(ref.shape[-1], 5, generator=g, dtype=D)
+    dense = L.palu_loss_hidden(h, w, ref, idx, labels, sensitive, 2)
+    packed = L.palu_loss_hidden(h, w, ref[answer], idx, labels, sensitive, 2)
+    for a, c in zip(dense, packed):
+        torch.testing.assert_close(a, c)
+    assert dense[1].item() > 0
