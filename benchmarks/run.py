@@ -124,7 +124,7 @@ def markdown(r: dict) -> str:
     out += ["", "All of them are O(T V): PALU's gather is O(T K), but its global-mean target and its gradient "
             "touch every logit, and the logits themselves are O(T V D). Section 3 removes that.", "",
             "## 3. PALU's forget term from hidden states (`losses.local_entropy_hidden`, PALU "
-            "`forget_from_hidden=True`)", "",
+            "`forget_from_hidden=True`, the default wherever the head is a plain linear layer)", "",
             "plain = logits h W^T over all 8 x 256 positions, then `local_entropy`; hidden = h . W[top-K] and "
             "h . mean(W) at the prefix positions only. Backward into h and W in both; D = 256.", "",
             "| V | K | plain ms | hidden ms | speed-up | plain MiB | hidden MiB |",

@@ -34,6 +34,7 @@ def variants() -> dict[str, tuple[str, dict]]:
     out = {n: (n, {}) for n in methods.names(ablation=True)}
     out["KL-retain"] = ("GD", {"retain_loss": "kl"})
     out["PALU (from hidden)"] = ("PALU", {"forget_from_hidden": True})
+    out["PALU (logits)"] = ("PALU", {"forget_from_hidden": False})
     return out
 
 
@@ -134,7 +135,6 @@ def large_model(vocab: int, tok, seed: int = 0) -> torch.nn.Module:
 
 def _large_variants() -> dict[str, tuple[str, dict]]:
     out = variants()
-    out["PALU (logits)"] = ("PALU", {"forget_from_hidden": False})
     return {r: out[r] for r in LARGE_ROWS}
 
 

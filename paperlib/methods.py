@@ -636,22 +636,38 @@ class _SpanMethod(Method):
         return Needs(retain=r["retain"], spans=self.hp.tokens == "sensitive", ref=r["ref"] | self._kl_needs())
 
 
+def hidden_path_applies(model: torch.nn.Module) -> bool:
+    """True when the model's logits are exactly its decoder's last hidden states times a plain linear head
+    (`torch.nn.Linear`, no logit scaling or soft-capping): where PALU's forget term from hidden states equals
+    the one from the logits."""
+    m = getattr(model, "module", model)
+    config = getattr(m, "config", None)
+    if config is None or getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        return False
+    try:
+        head, decoder = m.get_output_embeddings(), m.get_decoder()
+    except (AttributeError, NotImplementedError):
+        return False
+    return type(head) is torch.nn.Linear and decoder is not None
+
+
 @dataclass(frozen=True)
 class PALUHparams(RetainHparams):
     """PALU: n (prefix budget, paper ~3; <= 0 = every sensitive token), k (top-K of the reference logits,
     paper 5000 of 32k; 1..V), target c (global_mean | local_mean | detached_mean | zero | topk_min),
     KL direction on non-sensitive tokens (theta_ref = code, ref_theta = paper text), gamma 1, alpha 1;
-    `tokens="all"` treats every answer token (EOS included) as sensitive (RQ1). `forget_from_hidden`: compute
-    the forget term from the last hidden states and the top-K output-embedding rows, with full-vocabulary
-    logits only at the KL positions (`losses.palu_loss_hidden`; same loss up to float rounding, less time and
-    memory at large V; off by default)."""
+    `tokens="all"` treats every answer token (EOS included) as sensitive (RQ1). `forget_from_hidden` (default):
+    compute the forget term from the last hidden states and the top-K output-embedding rows, with
+    full-vocabulary logits only at the KL positions (`losses.palu_loss_hidden`; the same loss up to float
+    rounding, less time and memory at large V); used where the model's head is a plain linear layer
+    (`hidden_path_applies`), the full logits elsewhere; False: always the full logits."""
 
     n: int = 3
     k: int = 5000
     target: str = "global_mean"
     kl_direction: str = "theta_ref"
     tokens: str = "sensitive"
-    forget_from_hidden: bool = False
+    forget_from_hidden: bool = True
 
 
 @register
@@ -674,7 +690,7 @@ class PALU(_SpanMethod):
 
     def loss(self, model, batch, ref):
         part = batch["forget"]
-        if self.hp.forget_from_hidden:
+        if self.hp.forget_from_hidden and hidden_path_applies(model):
             return self._loss_from_hidden(model, batch, ref)
         z, y = shifted(model, part)
         sens = sensitive_flags(part, self.hp.tokens)
@@ -689,8 +705,9 @@ class PALU(_SpanMethod):
         states times the output embedding; the model's logits must be exactly h W^T + b)."""
         part = batch["forget"]
         m = getattr(model, "module", model)
-        if getattr(m.config, "final_logit_softcapping", None) or getattr(m.config, "logit_scale", None):
-            raise ValueError("forget_from_hidden needs logits = h W^T + b (no logit scaling or soft-capping)")
+        if not hidden_path_applies(model):
+            raise ValueError("forget_from_hidden needs logits = h W^T + b (a plain linear head, no logit scaling "
+                             "or soft-capping)")
         h = m.get_decoder()(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).last_hidden_state
         head = m.get_output_embeddings()
         bias = None if head.bias is None else head.bias.float()

@@ -66,7 +66,9 @@ def test_forget_from_hidden_equals_plain_on_the_smoke_model():
     path = pipeline.original_model(profile)
     tok = load_tokenizer(path)
     hp = methods.profile_hparams(profile, "PALU") | {"alpha": 1.0}
-    plain, fast = methods.make_method("PALU", hp), methods.make_method("PALU", hp | {"forget_from_hidden": True})
+    plain = methods.make_method("PALU", hp | {"forget_from_hidden": False})
+    fast = methods.make_method("PALU", hp | {"forget_from_hidden": True})
+    assert methods.PALUHparams().forget_from_hidden and methods.hidden_path_applies(load_model(path))
     rows = U.forget_rows(profile, "forget10", plain.needs())
     retain = tofu.load_split(pipeline.benchmark_source(profile), "retain90").to_list()
     data = U.encode_samples(tok, profile.model.template, rows, retain, None, plain, profile.eval.max_length)
@@ -93,3 +95,36 @@ def test_forget_from_hidden_equals_plain_on_the_smoke_model():
         assert pa[key] == pytest.approx(pb[key], **F32), key
     for name in ga:
         assert torch.allclose(ga[name], gb[name], atol=1e-5, rtol=1e-4), name
+
+
+class _ScaledHead(torch.nn.Module):
+    """A head that is not a plain linear layer: logits = 2 (h W^T)."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, h):
+        return 2 * self.linear(h)
+
+
+def test_default_falls_back_to_the_logits_where_the_head_is_not_plain_linear():
+    profile = get_profile("smoke")
+    path = pipeline.original_model(profile)
+    tok = load_tokenizer(path)
+    hp = methods.profile_hparams(profile, "PALU") | {"alpha": 1.0}
+    default, plain = methods.make_method("PALU", hp), methods.make_method("PALU", hp | {"forget_from_hidden": False})
+    rows = U.forget_rows(profile, "forget10", plain.needs())
+    retain = tofu.load_split(pipeline.benchmark_source(profile), "retain90").to_list()
+    data = U.encode_samples(tok, profile.model.template, rows, retain, None, plain, profile.eval.max_length)
+    collate = partial(encoding.collate, pad_id=tok.pad_token_id)
+    model = load_model(path)
+    ref = reference.CachedReference.build(model, data, plain.needs(), collate, batch_size=4)
+    model.lm_head = _ScaledHead(model.lm_head)  # the hidden path would ignore the factor 2
+    assert not methods.hidden_path_applies(model)
+    batch = collate([data[i] for i in (3, 0, 7, 1)])
+    r = ref(batch)
+    (a, pa), (b, pb) = default.loss(model, batch, r), plain.loss(model, batch, r)
+    assert a.item() == b.item() and pa["forget"].item() == pb["forget"].item()
+    with pytest.raises(ValueError, match="plain linear head"):
+        default._loss_from_hidden(model, batch, r)
