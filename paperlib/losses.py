@@ -387,22 +387,31 @@ _TARGETS = {
 TARGETS = tuple(_TARGETS)
 
 
+def _check_topk(topk_idx: torch.Tensor, x: torch.Tensor, name: str) -> None:
+    dense = topk_idx.dim() == x.dim()
+    if (dense and topk_idx.shape[:-1] != x.shape[:-1]) or topk_idx.dim() < 2 or topk_idx.shape[-1] < 1:
+        raise ValueError(f"topk_idx shape {tuple(topk_idx.shape)} does not fit {name} {tuple(x.shape)}")
+
+
 def local_entropy(
-    logits: torch.Tensor, topk_idx: torch.Tensor, mask: torch.Tensor, target: str = "global_mean"
+    logits: torch.Tensor, topk_idx: torch.Tensor, mask: torch.Tensor, target: str = "global_mean",
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scalar mean over masked positions (token mean over the batch) of (1/K) sum_k (z[b,t,idx_k] - c[b,t])^2.
 
     target: "global_mean" c = mean over all V of the current logits (not detached; the default),
     "local_mean" = mean of the current top-K logits, "detached_mean" = global mean detached,
     "zero" = 0, "topk_min" = min of the current top-K logits, DETACHED. Empty mask -> 0 (graph kept).
+    `topk_idx` is [B, T, K], or the [M, K] rows of the positions of `rows` (a superset of `mask`, `rows_at`).
+    Only the masked positions are computed.
     """
     if target not in _TARGETS:
         raise ValueError(f"unknown target {target!r}; allowed: {', '.join(_TARGETS)}")
-    if topk_idx.shape[:-1] != logits.shape[:-1] or topk_idx.shape[-1] < 1:
-        raise ValueError(f"topk_idx shape {tuple(topk_idx.shape)} does not fit logits {tuple(logits.shape)}")
-    picked = logits.gather(-1, topk_idx)
-    c = _TARGETS[target](logits, picked)
-    return _masked_mean(((picked - c.unsqueeze(-1)) ** 2).mean(-1), mask)
+    _check_topk(topk_idx, logits, "logits")
+    z = logits[mask]  # [N, V]
+    picked = z.gather(-1, rows_at(topk_idx, mask if rows is None else rows, mask))
+    c = _TARGETS[target](z, picked)
+    return _masked_mean(((picked - c.unsqueeze(-1)) ** 2).mean(-1), _all_rows(picked))
 
 
 def palu_loss(
@@ -419,11 +428,13 @@ def palu_loss(
 
     L_local: local_entropy on prefix_mask(sensitive & answer, n). KL_nonsens: KL(p_theta || p_ref)
     ("theta_ref", code default) or KL(p_ref || p_theta) ("ref_theta", paper text), averaged over
-    non-sensitive answer positions (0 if none). `ref_logits` may be ref logits or log-probs. Sensitive
-    positions beyond the prefix and prompt positions get no loss (zero gradient).
+    non-sensitive answer positions (0 if none). `ref_logits` may be ref logits or log-probs; it and `topk_idx`
+    are batch-shaped or the rows of the answer positions (`rows_at`). Sensitive positions beyond the prefix and
+    prompt positions get no loss (zero gradient).
     """
     _check_choice("kl_direction", kl_direction, KL_DIRECTIONS)
-    local = local_entropy(logits, topk_idx, prefix_mask(sensitive & _answer(labels), n), target)
+    answer = _answer(labels)
+    local = local_entropy(logits, topk_idx, prefix_mask(sensitive & answer, n), target, rows=answer)
     return local, nonsensitive_kl(logits, ref_logits, labels, sensitive, kl_direction)
 
 
@@ -439,8 +450,9 @@ def local_entropy_hidden(
     mask: torch.Tensor,
     target: str = "global_mean",
     bias: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`local_entropy(hidden @ weight.T + bias, topk_idx, mask, target)` without the [B, T, V] logits.
+    """`local_entropy(hidden @ weight.T + bias, topk_idx, mask, target, rows)` without the [B, T, V] logits.
 
     `hidden` [B, T, D] (after the final norm, shifted like the logits), `weight` [V, D] the output embedding,
     `bias` [V] or None. Only the masked positions are read: their top-K logits come from one matmul with the
@@ -448,12 +460,11 @@ def local_entropy_hidden(
     Same value and gradient as the plain computation up to float rounding."""
     if target not in _TARGETS:
         raise ValueError(f"unknown target {target!r}; allowed: {', '.join(_TARGETS)}")
-    if topk_idx.shape[:-1] != hidden.shape[:-1] or topk_idx.shape[-1] < 1:
-        raise ValueError(f"topk_idx shape {tuple(topk_idx.shape)} does not fit hidden {tuple(hidden.shape)}")
+    _check_topk(topk_idx, hidden, "hidden")
     if not mask.any():
         return hidden.sum() * 0.0  # empty mask: a zero that keeps the graph
     h = hidden[mask]  # [N, D]
-    idx = topk_idx[mask]  # [N, K]
+    idx = rows_at(topk_idx, mask if rows is None else rows, mask)  # [N, K]
     rows, inverse = torch.unique(idx, return_inverse=True)  # [U], [N, K]
     z_u = F.linear(h, weight[rows], None if bias is None else bias[rows])  # [N, U]
     picked = z_u.gather(-1, inverse)  # [N, K]
@@ -485,7 +496,8 @@ def palu_loss_hidden(
     the answer positions, `rows_at`; None: no KL, a zero with the graph kept)."""
     _check_choice("kl_direction", kl_direction, KL_DIRECTIONS)
     answer = _answer(labels)
-    local = local_entropy_hidden(hidden, weight, topk_idx, prefix_mask(sensitive & answer, n), target, bias)
+    local = local_entropy_hidden(hidden, weight, topk_idx, prefix_mask(sensitive & answer, n), target, bias,
+                                 rows=answer)
     keep = answer & ~sensitive
     if ref_logits is None or not keep.any():
         return local, hidden.sum() * 0.0

@@ -4,7 +4,8 @@
 part of the batch it reads (forget / idk / retain), how to compute it from one forward pass of the frozen
 model, which rows a loss reads (and so which rows the cache keeps), and its bytes per row (the memory
 estimate). Batch-shaped as the losses read them (shifted space unless said otherwise):
-- "forget.topk"        long  [B, T-1, K]  top-K indices of the reference logits (PALU)
+- "forget.topk"        long  [M, K]       top-K indices of the reference logits at the M answer positions
+                                          (PALU; packed)
 - "forget.logprobs"    float [M, V]       reference log-probabilities at the M answer positions (PALU's KL,
                                           UnDIAL, NCE; packed: the rows in row-major order, `losses.rows_at`)
 - "forget.gold_logits" float [B, T-1]     raw reference logit of the gold token (TPO)
@@ -103,7 +104,7 @@ def _seq_nll(p: Pass) -> torch.Tensor:
 
 QUANTITIES: dict[str, Quantity] = {
     "forget.topk": Quantity("forget", lambda p: L.topk_indices(p.z, p.needs.topk), ANSWER,
-                            lambda v, d, n: n.topk * 4, store=torch.int32, load=torch.long),
+                            lambda v, d, n: n.topk * 4, store=torch.int32, load=torch.long, packed=True),
     "forget.logprobs": Quantity("forget", _logprobs, ANSWER, lambda v, d, n: v * 4, packed=True),
     "forget.gold_logits": Quantity("forget", lambda p: L.gold_logits(p.z, p.y), ANSWER, lambda v, d, n: 4),
     "forget.seq_nll": Quantity("forget", _seq_nll, SAMPLE, lambda v, d, n: 4),

@@ -348,14 +348,33 @@ def test_palu_losses_take_packed_reference_rows():
     answer = labels != -100
     idx = L.topk_indices(ref, 3)
     dense = L.palu_loss(logits, ref, idx, labels, sensitive, 2)
-    packed = L.palu_loss(logits, ref[answer], idx, labels, sensitive, 2)
+    packed = L.palu_loss(logits, ref[answer], idx[answer], labels, sensitive, 2)
     for a, c in zip(dense, packed):
         torch.testing.assert_close(a, c)
     g = torch.Generator().manual_seed(3)
     h = torch.randn(*labels.shape, 5, generator=g, dtype=D)
     w = torch.randn(ref.shape[-1], 5, generator=g, dtype=D)
     dense = L.palu_loss_hidden(h, w, ref, idx, labels, sensitive, 2)
-    packed = L.palu_loss_hidden(h, w, ref[answer], idx, labels, sensitive, 2)
+    packed = L.palu_loss_hidden(h, w, ref[answer], idx[answer], labels, sensitive, 2)
     for a, c in zip(dense, packed):
         torch.testing.assert_close(a, c)
     assert dense[1].item() > 0
+
+
+@pytest.mark.parametrize("target", L.TARGETS)
+def test_local_entropy_on_masked_rows_equals_the_dense_formula(target):
+    logits, ref, labels, sensitive = _kl_inputs(4)
+    answer = labels != -100
+    mask = L.prefix_mask(sensitive & answer, 2)
+    idx = L.topk_indices(ref, 4)
+    picked = logits.gather(-1, idx)  # the formula before: every position, then the masked mean
+    c = {"global_mean": logits.mean(-1), "local_mean": picked.mean(-1), "detached_mean": logits.detach().mean(-1),
+         "zero": torch.zeros(labels.shape, dtype=D), "topk_min": picked.detach().min(-1).values}[target]
+    per = ((picked - c.unsqueeze(-1)) ** 2).mean(-1)
+    old = torch.where(mask, per, 0.0).sum() / mask.sum()
+    (g_old,) = torch.autograd.grad(old, logits)
+    for new in (L.local_entropy(logits, idx, mask, target), L.local_entropy(logits, idx[answer], mask, target, answer)):
+        (g_new,) = torch.autograd.grad(new, logits)
+        torch.testing.assert_close(new, old)
+        torch.testing.assert_close(g_new, g_old)
+    assert old.item() > 0 and mask.any()
