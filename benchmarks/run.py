@@ -11,7 +11,8 @@ repeats. Writes benchmarks/results.json and benchmarks/results.md.
                   of a full run, copied there by hand: a reproduce does not fit in `make bench`)
 
 PAPERLIB_BENCH_PROFILE=smoke runs the same on the smoke profile (a check that the scripts work);
-`python benchmarks/run.py --render` rewrites results.md from results.json.
+`python benchmarks/run.py --render` rewrites results.md from results.json; `--large-steps` measures only 1a at
+V = 32000 / 128256 (steps.bench_steps_large) into results.json, then renders.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from evaluation import bench_evaluation  # noqa: E402
 from loss_terms import bench_forget_terms, bench_hidden  # noqa: E402
 from mask_costs import bench_masks, mask_markdown  # noqa: E402
 from run_costs import bench_runs  # noqa: E402
-from steps import REFERENCE_METHODS, bench_steps  # noqa: E402
+from steps import REFERENCE_METHODS, bench_steps, bench_steps_large  # noqa: E402
 
 from paperlib import pipeline  # noqa: E402
 from paperlib.config import get_profile  # noqa: E402
@@ -80,6 +81,11 @@ def markdown(r: dict) -> str:
         row = rows[name]
         out.append(f"| {name} step with the reference cache <= {STEP_TARGET:.2f}x plain "
                    f"| {_x(row.get('cache_ratio'))}x | {_ok(row.get('cache_ratio'), STEP_TARGET)} |")
+    large = (r.get("steps_large") or {}).get("after", {}).get("rows", {})
+    for row in large.values():
+        if row["method"] == "PALU" and not row["overrides"]:
+            out.append(f"| PALU step at V = {row['vocab']} with the reference cache <= {STEP_TARGET:.2f}x plain "
+                       f"| {_x(row.get('cache_ratio'))}x | {_ok(row.get('cache_ratio'), STEP_TARGET)} |")
     for name in REFERENCE_METHODS:
         row = rows[name]
         out.append(f"| {name} peak memory (cache) <= {MEM_TARGET:.2f}x plain | {_x(row.get('cache_mem_ratio'))}x "
@@ -107,6 +113,7 @@ def markdown(r: dict) -> str:
                    f"{row['plain_s'] * 1e3:.1f} | {_x(row.get('cache_ratio'))} | {_x(row.get('live_ratio'))} | "
                    f"{_x(fo)} | {_x(row.get('cache_mem_ratio'))} | {_x(row.get('live_mem_ratio'))} | "
                    f"{_mib(row['plain_peak_bytes'])} |")
+    out += _large_steps_section(r)
     out += ["", "## 1b. PALU's forget term vs full-vocabulary forget losses (8 x 256 positions)", "",
             "Forward + backward from a logits tensor [8, 256, V] that already exists (the forward pass made it); "
             "PALU: `local_entropy` (global-mean target) on 8 prefix positions per row with given top-K indices. "
@@ -155,6 +162,35 @@ def markdown(r: dict) -> str:
     out += r["notes"]
     out += mask_markdown(r["masks"]) if "masks" in r else []
     return "\n".join(out) + "\n"
+
+
+def _large_steps_section(r: dict) -> list[str]:
+    """1a at V = 32000 / 128256 (`steps.bench_steps_large`): `after` (this code) and, where recorded, `before`
+    (the same benchmark on the code before issue 26's changes, another run)."""
+    sl = r.get("steps_large") or {}
+    after, before = (sl.get("after") or {}).get("rows", {}), (sl.get("before") or {}).get("rows", {})
+    if not after:
+        return []
+    m = (sl.get("after") or {}).get("model", {})
+    out = ["", "### 1a at V = 32000 and V = 128256 (random tiny Llama)", "",
+           f"A randomly initialised Llama (hidden {m.get('hidden_size')}, {m.get('num_hidden_layers')} layers, tied "
+           "embeddings) with the mini data and tokenizer, the first 16 forget samples; PALU's K = 5000 / 32000 of "
+           "V. `python benchmarks/steps.py --vocab ... --rows ...` measures these rows alone; one model and one "
+           "AdamW serve every variant, plain is shared by the rows reading the same parts, all steps of one V "
+           "interleaved per repeat. `before`: the same benchmark on the code before issue 26 (dense [B, T, V] "
+           "reference log-probs, PALU from the full logits), measured in another run. "
+           + (sl.get("note") or ""), "",
+           "| row | V | parts | batch x T | plain ms | before cache x | cache x | live x | before mem x | mem cache x "
+           "| mem live x | plain peak MiB |",
+           "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, row in after.items():
+        b = before.get(key, {})
+        out.append(f"| {key.rsplit(' V=', 1)[0]} | {row['vocab']} | {'+'.join(row['parts'])} | "
+                   f"{row['batch']}x{row['seq_len']} | {row['plain_s'] * 1e3:.0f} | {_x(b.get('cache_ratio'))} | "
+                   f"{_x(row.get('cache_ratio'))} | {_x(row.get('live_ratio'))} | {_x(b.get('cache_mem_ratio'))} | "
+                   f"{_x(row.get('cache_mem_ratio'))} | {_x(row.get('live_mem_ratio'))} | "
+                   f"{_mib(row['plain_peak_bytes'])} |")
+    return out
 
 
 def _runs_section(r: dict) -> list[str]:
@@ -216,16 +252,16 @@ def notes(r: dict) -> list[str]:
             "of the step, so every extra V-sized operation of a loss and its backward (the log-softmax and "
             "KL / soft-label product against the cached reference log-probs, the global mean) costs a visible "
             "share. Profiled (cProfile, PALU): re-assembling the cached rows into dense batch tensors "
-            "(paperlib/reference.py) is about 2 % of the step, the rest of the excess is that V-sized loss work; "
-            "restricting the KL and UnDIAL's soft-label CE to the masked rows changed the ratios by less than "
-            "the noise, so it was not kept. "
-            "PALU from hidden states avoids the logits at prefix positions ("
+            "(paperlib/reference.py) was about 2 % of the step, the rest of the excess is that V-sized loss work. "
+            "Since issue 26 the cache hands the log-probs over as the [M, V] rows the KL / UnDIAL terms read "
+            "(no dense [B, T, V] re-assembly) and those terms compute only those rows. "
+            "PALU from hidden states (the default) avoids the logits at prefix positions ("
             + _x(rows.get("PALU (from hidden)", {}).get("cache_ratio")) + "x). On a 7B model the transformer "
             "dominates and these ratios fall towards 1.")
     mem_over = [n for n in REFERENCE_METHODS if rows[n].get("cache_mem_ratio", 0) > MEM_TARGET]
     if mem_over:
         out.append("- Peak memory over 1.10x (" + ", ".join(f"{n} {rows[n]['cache_mem_ratio']:.2f}x" for n in mem_over)
-                   + "): the [B, T, V] reference log-probs re-assembled from the cache and the loss's V-sized "
+                   + "): the reference log-probs read from the cache ([M, V] rows) and the loss's V-sized "
                    "intermediates, against a plain step whose own activations are small on the tiny model.")
     rp = r.get("reproduce") or {}
     cold, warm = ((rp.get(k) or {}).get("wall_min") for k in ("cold", "warm"))
@@ -251,7 +287,12 @@ def _reproduce() -> dict:
 
 
 def main() -> None:
-    if "--render" in sys.argv:  # rewrite results.md from results.json (no measurement)
+    if "--large-steps" in sys.argv:  # measure only 1a at large V into results.json, then render
+        r = json.loads((HERE / "results.json").read_text())
+        r.setdefault("steps_large", {})["after"] = bench_steps_large(
+            get_profile(os.environ.get("PAPERLIB_BENCH_PROFILE", "mini")))
+        (HERE / "results.json").write_text(json.dumps(r, indent=1))
+    if "--render" in sys.argv or "--large-steps" in sys.argv:  # rewrite results.md from results.json
         r = json.loads((HERE / "results.json").read_text())
         r["reproduce"] = _reproduce()
         r["notes"] = notes(r)
@@ -270,6 +311,8 @@ def main() -> None:
     print(f"  full evaluation {r['evaluation']['ratio']:.2f}x one teacher-forced pass", flush=True)
     print("1a steps", f"({time.perf_counter() - t0:.0f} s)", flush=True)
     r["steps"] = bench_steps(profile)
+    print("1a steps at V = 32000 / 128256", f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    r["steps_large"] = {"after": bench_steps_large(profile)}
     print("1b forget terms", f"({time.perf_counter() - t0:.0f} s)", flush=True)
     r["loss_terms"] = bench_forget_terms([vocab, 32000, 128256])
     print("3 hidden-state PALU term", f"({time.perf_counter() - t0:.0f} s)", flush=True)
