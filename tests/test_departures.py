@@ -149,3 +149,21 @@ def test_muse_privleak_reference_from_the_retrained_log_or_muses_constants():
     ref = mm.muse_reference("news")[mm.MIA]["agg_value"]
     assert mm.privleak_from_aucs(0.75, ref) == pytest.approx((0.25 - 0.4772) / 0.4772 * 100, rel=1e-6)
     assert mm.muse_reference("books")[mm.MIA]["agg_value"] == pytest.approx(1 - 0.5393)
+
+
+# ----------------------------------------------------------------------------------------- PALU from hidden states
+def test_palu_forget_term_from_hidden_states_by_default_where_the_head_is_plain_linear(two_layers):
+    """Row 10: the default reads the hidden states and the top-K head rows (the same loss up to rounding:
+    tests/test_palu_hidden.py); a head that is not a plain nn.Linear, or logit scaling, falls back to the logits."""
+    assert methods.PALUHparams().forget_from_hidden is True
+    assert methods.hidden_path_applies(two_layers)
+
+    class Scaled(torch.nn.Linear):  # e.g. a head that scales its logits
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    scaled = LlamaForCausalLM(two_layers.config)
+    scaled.lm_head = Scaled(8, 16, bias=False)
+    assert not methods.hidden_path_applies(scaled)
+    capped = LlamaForCausalLM(LlamaConfig(**{**two_layers.config.to_dict(), "logit_scale": 0.5}))
+    assert not methods.hidden_path_applies(capped)
