@@ -44,7 +44,7 @@ from paperlib.config import get_profile  # noqa: E402
 from paperlib.models import load_tokenizer  # noqa: E402
 
 STEP_TARGET, MEM_TARGET, EVAL_TARGET = 1.10, 1.10, 4.0
-COLD_TARGET_MIN, WARM_TARGET_MIN = 15.0, 1.0
+COLD_TARGET_MIN, WARM_TARGET_MIN = 20.0, 1.0  # issue 26
 REPRODUCE = HERE / "reproduce.json"  # {"cold": {"wall_min", "workers", "notebooks": {name: s}}, "warm": {...}}
 
 
@@ -71,7 +71,7 @@ def markdown(r: dict) -> str:
         f"run (steps: the variants interleaved in each repeat). Peak memory: {MEMORY_METHOD}. Other processes "
         "on the machine add noise: compare ratios, not seconds.",
         "",
-        "## Targets (issue 15)",
+        "## Targets (issues 15 and 26)",
         "",
         "| target | measured | met |",
         "|---|---|---|",
