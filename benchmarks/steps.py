@@ -46,8 +46,9 @@ def _plain_loss(parts, model, batch):
     return sum(L.nll(*shifted(model, batch[p])) for p in parts), {}
 
 
-def _stepper(model, loss_fn):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-7)
+def _stepper(model, loss_fn, opt: torch.optim.Optimizer | None = None):
+    """One training step of `loss_fn` (AdamW at lr 1e-7, or the shared `opt`)."""
+    opt = opt or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-7)
 
     def step(batch):
         loss, _ = loss_fn(model, batch)
@@ -56,6 +57,22 @@ def _stepper(model, loss_fn):
         opt.zero_grad(set_to_none=True)
 
     return step
+
+
+def _interleaved(steps: dict[str, tuple], repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds and median peak bytes (of the last two repeats) of each (step, batch), after one warm-up
+    call each (optimizer state, allocator), the steps interleaved in every repeat."""
+    for fn, batch in steps.values():
+        fn(batch)
+    times: dict[str, list] = {k: [] for k in steps}
+    mem: dict[str, list] = {k: [] for k in steps}
+    for r in range(repeats):
+        for k, (fn, batch) in steps.items():
+            dt, peak = timed(lambda fn=fn, batch=batch: fn(batch), memory=r >= repeats - 2)
+            times[k].append(dt)
+            if r >= repeats - 2:
+                mem[k].append(peak)
+    return {k: median(v) for k, v in times.items()}, {k: median(v) for k, v in mem.items()}
 
 
 def bench_steps(profile: Profile, forget: str = "forget10", repeats: int = 9) -> dict:
@@ -85,18 +102,7 @@ def bench_steps(profile: Profile, forget: str = "forget10", repeats: int = 9) ->
             refs[mode] = ref
             m.setup(len(data) // bs)
             steps[mode] = _stepper(model, lambda mod, b, ref=ref, m=m: m.loss(mod, b, ref(b)))
-        times = {k: [] for k in steps}
-        mem = {k: [] for k in steps}
-        for fn in steps.values():  # warm-up: optimizer state, allocator
-            fn(batch)
-        for r in range(repeats):
-            for k, fn in steps.items():
-                dt, peak = timed(lambda fn=fn, batch=batch: fn(batch), memory=r >= repeats - 2)
-                times[k].append(dt)
-                if r >= repeats - 2:
-                    mem[k].append(peak)
-        t = {k: median(v) for k, v in times.items()}
-        pk = {k: median(v) for k, v in mem.items()}
+        t, pk = _interleaved({k: (fn, batch) for k, fn in steps.items()}, repeats)
         res = {"method": name, "overrides": overrides, "batch": bs, "parts": list(parts),
                "seq_len": int(batch["forget"]["input_ids"].shape[1]), "reference": sorted(needs.ref),
                "plain_s": t["plain"], "plain_forget_only_s": t["plain (forget only)"],
@@ -155,15 +161,7 @@ def bench_steps_large(profile: Profile, vocabs=LARGE_VOCABS, forget: str = "forg
     for vocab in vocabs:
         model = large_model(vocab, tok)
         frozen = None
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-7)
-
-        def stepper(loss_fn, opt=opt, model=model):
-            def step(b):
-                loss, _ = loss_fn(model, b)
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            return step
+        stepper = partial(_stepper, model, opt=torch.optim.AdamW(model.parameters(), lr=1e-7))
 
         steps, info = {}, {}
         for row, (name, overrides) in table.items():
@@ -190,18 +188,7 @@ def bench_steps_large(profile: Profile, vocabs=LARGE_VOCABS, forget: str = "forg
                 m.setup(1)
                 steps[f"{row} | {mode}"] = (stepper(lambda mod, b, ref=ref, m=m: m.loss(mod, b, ref(b))), batch)
         print(f"  V={vocab}: {len(steps)} steps, warm-up", flush=True)
-        for fn, batch in steps.values():  # warm-up: optimizer state, allocator
-            fn(batch)
-        times = {k: [] for k in steps}
-        mem = {k: [] for k in steps}
-        for r in range(repeats):
-            for k, (fn, batch) in steps.items():
-                dt, peak = timed(lambda fn=fn, batch=batch: fn(batch), memory=r >= repeats - 2)
-                times[k].append(dt)
-                if r >= repeats - 2:
-                    mem[k].append(peak)
-        t = {k: median(v) for k, v in times.items()}
-        pk = {k: median(v) for k, v in mem.items()}
+        t, pk = _interleaved(steps, repeats)
         for row, res in info.items():
             p = res["plain"]
             res.update(plain_s=t[p], plain_peak_bytes=pk[p], vocab=vocab)
@@ -217,7 +204,7 @@ def bench_steps_large(profile: Profile, vocabs=LARGE_VOCABS, forget: str = "forg
                   f"x{res.get('live_ratio', nan):.2f}  mem cache x{res['cache_mem_ratio']:.2f} live "
                   f"x{res.get('live_mem_ratio', nan):.2f}"
                   f"  plain peak {pk[p] / 2**20:.0f} MiB", flush=True)
-        del model, frozen, opt, steps
+        del model, frozen, stepper, steps
     return {"profile": profile.name, "repeats": repeats, "model": LARGE_MODEL, "rows": out}
 
 
