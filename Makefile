@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # CI's suite: everything but the tests that train the mini profile's models (pretrained base, original, retain:
-# about 6 min on 2 cores, which would take CI past 15 min); `make test-mini` runs those (`make reproduce` builds
+# minutes on 2 cores: with them CI took 15 min 48 s); `make test-mini` runs those (`make reproduce` builds
 # the same models and notebook 00 checks them).
 test: $(STAMP) browser
 	$(BIN)/ruff check paperlib tests benchmarks
