@@ -53,8 +53,9 @@ RULES = ("A row *forgot* when its FQ (mean over seeds) >= 0.05 (MUSE: KnowMem-fo
          "exceeds the spread, a part of the finding fails, or the claimed row did not forget; **inconclusive**: "
          "within the spread. 00 and 07 are not about forgetting. ± in the evidence: sd over seeds (12: over "
          "seeds of the mean over targets; 07: over timing repeats). *Second draw*: the same verdict function on "
-         "tiny base, original and retain models trained from another seed, every selected point (no new sweep) "
-         "re-run on them with every seed; a finding whose two verdicts differ is **fragile**; – where no second "
+         "tiny models trained from another seed (TOFU's base, original and retain; 09: with their masks and "
+         "injected oracle; MUSE's target and retrained; RWKU's base), every selected point (no new sweep) re-run "
+         "on them with every seed; a finding whose two verdicts differ is **fragile**; – where no second "
          "draw was made.")
 FRAGILE = "fragile"
 NO_DRAW = "–"  # the second-draw cell of a claim that was not re-derived
@@ -466,7 +467,8 @@ def muse_claim(table: pd.DataFrame, ours: str = "PALU", metric: str = "KnowMem-f
     rows = table[table["MU95"].isin(["yes", "no"])] if "MU95" in table else table
     qualified = _qualified(rows)
     if ours not in qualified:
-        verdict, evidence = NOT_REPRODUCED, f"{ours} has no sweep point keeping 95% of KnowMem-retain"
+        verdict, evidence = NOT_REPRODUCED, (f"{ours}'s selected point does not keep 95% of the target's "
+                                        "KnowMem-retain (MU95 no)")
     else:
         verdict, evidence = best(rows, metric, ours, among=qualified, higher=False)
     forgot = muse_forgetters(table, dict.fromkeys([ours, *qualified]))

@@ -286,15 +286,16 @@ class Study:
         return strength_table(self.curves, self.selected, self.sweep, self.initial)
 
 
-def study_config(profile: Profile, forget: str, part: str) -> dict[str, Any]:
+def study_config(profile: Profile, forget: str, part: str, lrs: dict[str, float] | None = None) -> dict[str, Any]:
     """The cache key's config of `study`: the profile (benchmark, models, grids, method settings), the split, the
-    part, and the original and retain models by content (the injected model and every run derive from these
-    and from the code, which the key's fingerprint covers)."""
+    part, the original and retain models by content (the injected model and every run derive from these and
+    from the code, which the key's fingerprint covers) and, with no sweep (`redraw`), each arm's given lr."""
     from paperlib import pipeline
 
     return {"profile": profile, "forget": forget, "part": part,
             "original": pipeline.stored_model_identity(pipeline.original_model(profile)),
-            "retain": pipeline.stored_model_identity(pipeline.retain_model(profile, forget))}
+            "retain": pipeline.stored_model_identity(pipeline.retain_model(profile, forget)),
+            **({"lrs": lrs} if lrs is not None else {})}
 
 
 def _write_study(s: Study, out: Path) -> None:
@@ -309,15 +310,17 @@ def read_study(folder: str | Path) -> Study:
         return Study(**pickle.load(f))
 
 
-def study(profile: Profile, forget: str, part: str, force: bool = False) -> Study:
+def study(profile: Profile, forget: str, part: str, force: bool = False,
+          selected: pd.DataFrame | None = None) -> Study:
     """`compute_study`, cached (kind STUDY, keyed by `study_config`): a warm notebook reads it back instead of
     recomputing the masks and re-reading every run. An entry another pandas cannot read is rebuilt."""
     from paperlib.cache import cached_run
 
-    config = study_config(profile, forget, part)
+    lrs = None if selected is None else {str(k): float(v) for k, v in zip(selected["label"], selected["lr"])}
+    config = study_config(profile, forget, part, lrs)
 
     def build(out: Path) -> None:
-        _write_study(compute_study(profile, forget, part), out)
+        _write_study(compute_study(profile, forget, part, selected), out)
 
     try:
         return read_study(cached_run(STUDY, config, build, force=force))
@@ -325,27 +328,31 @@ def study(profile: Profile, forget: str, part: str, force: bool = False) -> Stud
         return read_study(cached_run(STUDY, config, build, force=True))
 
 
-def compute_study(profile: Profile, forget: str, part: str) -> Study:
+def compute_study(profile: Profile, forget: str, part: str, selected: pd.DataFrame | None = None) -> Study:
     """Sweep every arm of `part` over the tuning grid (seed 0), select each arm's point by the project's rule
     against the initial model's MU, then run every seed of the grid at that lr for the arms with seeds (all
-    epochs, evaluated after each; seed 0 is the sweep's own run). Every run is cached."""
+    epochs, evaluated after each; seed 0 is the sweep's own run). With `selected` (another study's selected
+    points: `redraw`) there is no sweep: seed 0 runs at that lr too. Every run is cached."""
     from paperlib.progress import bar
 
     g, todo = tuning.grid(profile), arms(profile, forget, part)
     initial = initial_point(profile, todo[0].model, forget)
-    sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in tuning.grid(profile, a.loss).lrs],
-                                               f"09 {part} sweep")
-                          for r in _rows(arm, lr, 0, _run(profile, arm, forget, lr, 0))])
-    selected = pd.DataFrame([{"label": a.label, **tuning.select(sweep[sweep["label"] == a.label], initial["MU"],
-                                                                  g.every_epoch)[["lr", "epoch", "qualified"]]}
-                             for a in todo])
+    if selected is None:
+        sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in tuning.grid(profile, a.loss).lrs],
+                                                   f"09 {part} sweep")
+                              for r in _rows(arm, lr, 0, _run(profile, arm, forget, lr, 0))])
+        selected = pd.DataFrame([{"label": a.label, **tuning.select(sweep[sweep["label"] == a.label], initial["MU"],
+                                                                      g.every_epoch)[["lr", "epoch", "qualified"]]}
+                                 for a in todo])
+    else:
+        sweep = pd.DataFrame()
     lrs = selected.set_index("label")["lr"]
     curves = []
     for arm in todo:
         lr = float(lrs[arm.label])
-        own = sweep[(sweep["label"] == arm.label) & (sweep["lr"] == lr)]
-        curves.append(own)
-        for seed in [s for s in g.seeds if s != 0 and arm.seeds]:
+        if not sweep.empty:
+            curves.append(sweep[(sweep["label"] == arm.label) & (sweep["lr"] == lr)])
+        for seed in [s for s in g.seeds if (s == 0 and sweep.empty) or (s != 0 and arm.seeds)]:
             curves.append(pd.DataFrame(_rows(arm, lr, seed, _run(profile, arm, forget, lr, seed))))
     curves = pd.concat(curves, ignore_index=True)
     starts = curves[["label", "part", "loss", "mask", "lr", "seed"]].drop_duplicates()
@@ -363,8 +370,10 @@ def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataF
     from paperlib.report import SPREAD
 
     chosen = selected.set_index("label")
-    pooled = pd.concat([sweep, sweep[["label"]].drop_duplicates().assign(**initial, status="initial")])
-    pooled = summarize(pooled, by=("label",), mu_initial=initial["MU"]).set_index("label")["AUES"]
+    pooled = None
+    if not sweep.empty:  # no sweep (`redraw`): no pooled AUES
+        pooled = pd.concat([sweep, sweep[["label"]].drop_duplicates().assign(**initial, status="initial")])
+        pooled = summarize(pooled, by=("label",), mu_initial=initial["MU"]).set_index("label")["AUES"]
     rows = []
     for label, part in curves.groupby("label", sort=False):
         per_seed = []
@@ -382,9 +391,21 @@ def strength_table(curves: pd.DataFrame, selected: pd.DataFrame, sweep: pd.DataF
         for col in ("AUES", "MU95_FQ", "MU95_FS"):
             name = col.replace("_", " ")  # "MU95 FQ": the best FQ at MU >= 95% of the initial model's
             row[name], row[f"{name}{SPREAD}"] = tuning.mean_std(ok[col]) if len(ok) else (np.nan, np.nan)
-        row["AUES all lrs"] = float(pooled[label])
+        if pooled is not None:
+            row["AUES all lrs"] = float(pooled[label])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def redraw(profile: Profile, forget: str, part: str, first: Study) -> Study | None:
+    """The arms of `part` on the second draw of the models (`experiments.second_draw`: original and retain
+    trained from another seed; its own masks, injection and initial point), each at `first`'s selected lr and
+    epoch (no new sweep, so no "AUES all lrs") with every seed of the grid for the arms with seeds and seed 0 for
+    the others; None where the models are given (the paper profiles)."""
+    from paperlib.experiments import second_draw
+
+    other = second_draw(profile)
+    return None if other is None else study(other, forget, part, selected=first.selected)
 
 
 def combined_table(*studies: Study) -> pd.DataFrame:
@@ -401,8 +422,9 @@ def _planned_model(profile: Profile, stage: str) -> str:
 def plan(profile: Profile) -> list[dict[str, Any]]:
     """Notebook 09's runs in `profile` from its settings alone (the dry run): the original / retain fine-tuning
     when the model has no published TOFU checkpoints (e.g. OLMo-2), the injection, then per arm one run per
-    learning rate of the grid and one per further seed for the arms with seeds, every epoch evaluated in both
-    (masks are computed on the fly: not listed)."""
+    learning rate of the grid and one per further seed for the arms with seeds, every epoch evaluated in both,
+    and (tiny models) those seeds and seed 0 at the selected lr on the second draw's models (`redraw`; masks are
+    computed on the fly: not listed)."""
     from paperlib import experiments, unlearn
     from paperlib.data import tofu
 
@@ -427,4 +449,8 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
         out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in own.lrs]
         out += [{**common, "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask}}
                 for seed in g.seeds if seed != 0 and seeds]
+        if experiments.second_draw(profile) is not None:  # `redraw`: the selected lr on the second draw's models
+            out += [{**common, "model": f"{model} (draw {experiments.DRAW_SEED})",
+                     "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask, "draw": experiments.DRAW_SEED}}
+                    for seed in g.seeds if seed == 0 or seeds]
     return out

@@ -253,11 +253,12 @@ def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
     """Each method at its selected point with every seed of the grid: one row per (method, seed) with the MUSE
     columns and the bootstrap CIs of that run's final evaluation. Seed 0 is the sweep's run (re-trained up to
     the selected epoch when that is not its last, so that its MUSE_EVAL.json is the selected point's; the
-    numbers equal the sweep's row: same seed, same schedule)."""
+    numbers equal the sweep's row: same seed, same schedule); with no sweep (`table` None: `redraw`) seed 0
+    trains up to the selected epoch like the others."""
     g = tuning.grid(profile)
     spans = auto_spans(profile) if "PALU" in set(chosen["method"]) else None
     rows = []
@@ -265,7 +266,7 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
         for seed in g.seeds:
             base = {"method": c["method"], "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"]
                     else "no", "seed": seed}
-            last = seed == 0 and int(c["epoch"]) == tuning.grid(profile, c["method"]).epochs
+            last = table is not None and seed == 0 and int(c["epoch"]) == tuning.grid(profile, c["method"]).epochs
             run = _run(profile, c["method"], c["lr"], seed, stop_epoch=0 if last else int(c["epoch"]),
                        every_epoch=last, spans=spans)
             info = unlearn.read_run(run)
@@ -275,6 +276,19 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame) -> pd
                          **({k: v for k, v in _columns(info["summary"], log).items() if k.endswith(" CI")}
                             if log else {})})
     return pd.DataFrame(rows)
+
+
+def redraw(profile: Profile, chosen: pd.DataFrame) -> tuple[Profile, pd.DataFrame] | None:
+    """Each method's selected point (`select`'s lr and epoch: no new sweep) re-run with every seed of the grid on
+    the target and retrained models of the second draw (`experiments.second_draw`: trained from another seed;
+    their own automatic spans and PrivLeak reference), as (that profile, its `main_table`, MU95 against that
+    draw's target); None where the models are given (the paper profile's published checkpoints)."""
+    from paperlib.experiments import second_draw
+
+    other = second_draw(profile)
+    if other is None or settings(profile).mini is None:
+        return None
+    return other, main_table(other, seed_runs(other, chosen, None))
 
 
 def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
@@ -343,9 +357,12 @@ def span_study(profile: Profile) -> pd.DataFrame:
 # forget-set training blocks of 2048 tokens: MUSE's forget sets hold about 0.8M (News) and 1.1M (Books) tokens
 # (MUSE paper's data table; inferred, the dry run's cost estimate only)
 PAPER_FORGET_BLOCKS = {"news": int(0.8e6 // 2048), "books": int(1.1e6 // 2048)}
+
+
 def plan(profile: Profile) -> list[dict]:
     """Notebook 11's runs in the paper profile: the PALU paper's MUSE rows (News and Books, MUSE's 7B target
-    models, every method at the papers' setting); tiny profiles: the mini-MUSE sweep."""
+    models, every method at the papers' setting); tiny profiles: the mini-MUSE sweep, the further seeds at the
+    selected points and every seed there on the second draw's models (`redraw`)."""
     name = getattr(profile, "name", profile)
     g = tuning.grid(name)
     rows = []
@@ -360,11 +377,17 @@ def plan(profile: Profile) -> list[dict]:
                              # a 2048-token block costs 8 of the dry run's 256-token examples; x2 with a retain term
                              "passes": SETTINGS["paper"].block / 256 * (2.0 if needs.retain else 1.0)})
         return rows
+    from paperlib.experiments import DRAW_SEED
+
     s = settings(name)
     for method in s.methods:
-        for lr in g.lrs:
-            rows.append({"model": "muse-target", "method": method, "hyperparameters": {"lr": lr},
-                         "n_examples": s.mini.n_events if s.mini else 0, "epochs": g.epochs})
+        common = {"model": "muse-target", "method": method, "n_examples": s.mini.n_events if s.mini else 0,
+                  "epochs": g.epochs}
+        rows += [{**common, "hyperparameters": {"lr": lr}} for lr in g.lrs]
+        rows += [{**common, "hyperparameters": {"lr": "selected", "seed": seed}} for seed in g.seeds if seed != 0]
+        # `redraw`: every seed at the selected point on the second draw's target model
+        rows += [{**common, "model": f"muse-target (draw {DRAW_SEED})",
+                  "hyperparameters": {"lr": "selected", "seed": seed, "draw": DRAW_SEED}} for seed in g.seeds]
     return rows
 
 

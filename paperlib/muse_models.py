@@ -88,8 +88,10 @@ def _model(profile: Profile, which: str, force: bool = False) -> str:
         target, retrained, _, _ = PAPER_MODELS[s.corpus]
         return target if which == "target" else retrained
     tiny = replace(profile.model.tiny, max_position_embeddings=s.context)
+    # the draw of the tiny models: the seed of the profile's TOFU models (`experiments.second_draw` moves both)
+    train_cfg = replace(s.train, seed=profile.finetune.seed)
     config = {"stage": f"muse-{which}", "benchmark": s.mini, "splits": TRAIN_SPLITS[which], "model": tiny,
-              "train": s.train, "block": s.block, "tokenizer": pipeline.tokenizer_path(profile)}
+              "train": train_cfg, "block": s.block, "tokenizer": pipeline.tokenizer_path(profile)}
 
     def build(out: Path) -> None:
         tok = load_tokenizer(config["tokenizer"])
@@ -97,12 +99,12 @@ def _model(profile: Profile, which: str, force: bool = False) -> str:
         texts = [t for split in TRAIN_SPLITS[which] for t in data.raw[split]]
         blocks = [{"input_ids": b["input_ids"], "labels": b["labels"]}
                   for b in rawtext.encode_texts(tok, texts, s.block) if len(b["input_ids"]) > 1]
-        torch.manual_seed(s.train.seed)
+        torch.manual_seed(train_cfg.seed)
         device, dtype = auto_device()
         model = tiny_llama(tiny, tok).to(device, dtype)
-        print(f"[muse-{which}] {n_params(model):,} parameters, {len(blocks)} blocks, {s.train.epochs} epochs",
+        print(f"[muse-{which}] {n_params(model):,} parameters, {len(blocks)} blocks, {train_cfg.epochs} epochs",
               flush=True)
-        result = train(model, blocks, pipeline.nll_loss, s.train, partial(encoding.collate, pad_id=tok.pad_token_id),
+        result = train(model, blocks, pipeline.nll_loss, train_cfg, partial(encoding.collate, pad_id=tok.pad_token_id),
                        desc=f"muse-{which}", progress=False)
         model.save_pretrained(out)
         tok.save_pretrained(out)

@@ -318,22 +318,56 @@ def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.D
         sweep.append(part_df)
         best = tuning.select(part_df, float(original.loc[target, "MU"]), g.every_epoch)
         lr, epoch = float(best["lr"]), int(best["epoch"])
-        mine = []
-        for seed in g.seeds:
-            if seed == 0:
-                same = part_df[(part_df["lr"] == lr) & (part_df["epoch"] == epoch) & (part_df["status"] == "completed")]
-                mine += [{**r, "seed": 0} for r in same.to_dict("records")]
-                continue
-            info = _run(profile, target, method, lr, seed, stop_epoch=epoch, every_epoch=False)
-            mine += [{**r, "seed": seed} for r in _rows(info, {"target": target, "method": method, "lr": lr})
-                     if r["epoch"] == epoch or r["status"] != "completed"]
+        mine = _seed_rows(profile, target, method, lr, epoch, part_df)
         seeds += mine
-        ok = [r["MU"] for r in mine if r["status"] == "completed"]
         chosen.append({"target": target, "method": method, "lr": lr, "epoch": epoch,
-                       "qualified": tuning.keeps_utility(ok, float(original.loc[target, "MU"])),
+                       "qualified": _keeps(mine, original.loc[target, "MU"]),
                        "qualified (seed 0)": bool(best["qualified"])})
     return {"sweep": pd.concat(sweep, ignore_index=True), "selected": pd.DataFrame(chosen),
             "seeds": pd.DataFrame(seeds), "original": original.reset_index()}
+
+
+def _seed_rows(profile: Profile, target: str, method: str, lr: float, epoch: int,
+               sweep: pd.DataFrame | None) -> list[dict]:
+    """The selected point (lr, epoch) of (target, method) with every seed of the grid: seed 0 is the sweep's row
+    (`sweep`: that (target, method)'s sweep) or, with no sweep (`redraw`), trained up to that epoch like the
+    others."""
+    rows = []
+    for seed in tuning.grid(profile).seeds:
+        if seed == 0 and sweep is not None:
+            same = sweep[(sweep["lr"] == lr) & (sweep["epoch"] == epoch) & (sweep["status"] == "completed")]
+            rows += [{**r, "seed": 0} for r in same.to_dict("records")]
+            continue
+        info = _run(profile, target, method, lr, seed, stop_epoch=epoch, every_epoch=False)
+        rows += [{**r, "seed": seed} for r in _rows(info, {"target": target, "method": method, "lr": lr})
+                 if r["epoch"] == epoch or r["status"] != "completed"]
+    return rows
+
+
+def _keeps(rows: list[dict], original_mu: float) -> bool:
+    """The MU95 flag of a selected point: the seed mean of MU keeps 95% of the original model's."""
+    return tuning.keeps_utility([r["MU"] for r in rows if r["status"] == "completed"], float(original_mu))
+
+
+def redraw(profile: Profile, tuned: dict[str, pd.DataFrame]) -> tuple[Profile, dict[str, pd.DataFrame]] | None:
+    """Every (target, method)'s selected point (`tune`'s lr and epoch: no new sweep) re-run with every seed of
+    the grid on the base model of the second draw (`experiments.second_draw`: trained from another seed), as
+    (that profile, a `tune`-shaped dict: no sweep, that draw's original rows, MU95 against them); None where the
+    model is given (the paper profile's checkpoint)."""
+    from paperlib.experiments import second_draw
+
+    other = second_draw(profile)
+    if other is None or settings(profile).mini is None:
+        return None
+    original = original_rows(other).set_index("target")
+    seeds, chosen = [], []
+    for sel in progress_bar(tuned["selected"].to_dict("records"), "rwku second draw"):
+        mine = _seed_rows(other, sel["target"], sel["method"], float(sel["lr"]), int(sel["epoch"]), None)
+        seeds += mine
+        chosen.append({**{k: sel[k] for k in ("target", "method", "lr", "epoch")},
+                       "qualified": _keeps(mine, original.loc[sel["target"], "MU"])})
+    return other, {"sweep": pd.DataFrame(), "selected": pd.DataFrame(chosen), "seeds": pd.DataFrame(seeds),
+                   "original": original.reset_index()}
 
 
 def per_target(tuned: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -499,8 +533,10 @@ def spread_figure(rows: pd.DataFrame):
 # ----------------------------------------------------------------------------------------- dry run
 def plan(profile: Profile) -> list[dict[str, Any]]:
     """Notebook 12's runs in `profile` from settings alone (no hub, no data, no model): per target and method,
-    one run per learning rate of the grid, then one per further seed at the selected point."""
+    one run per learning rate of the grid, then one per further seed at the selected point (tiny profiles: and
+    every seed there on the second draw's base model, `redraw`)."""
     from paperlib import unlearn
+    from paperlib.experiments import DRAW_SEED
 
     s, g = settings(profile), tuning.grid(profile)
     model = base_model(profile) if s.mini is None else "rwku-base (tiny, trained here)"
@@ -516,6 +552,10 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
                      "evaluations": own.epochs if own.every_epoch else 1} for lr in own.lrs]
             out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd,
                                                     "target": i}, "evaluations": 1} for sd in g.seeds if sd != 0]
+            if s.mini is not None:  # `redraw`: every seed at the selected point on the second draw's base model
+                out += [{**common, "model": f"rwku-base (draw {DRAW_SEED})", "evaluations": 1,
+                         "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd, "target": i,
+                                             "draw": DRAW_SEED}} for sd in g.seeds]
     return out
 
 

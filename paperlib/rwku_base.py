@@ -57,7 +57,8 @@ def _base_config(profile: Profile) -> dict:
     s = rwku.settings(profile)
     return {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
                                                                           max_position_embeddings=s.context),
-            "template": profile.model.template, "train": s.base, "block": s.block, "shots": s.shots}
+            "template": profile.model.template, "train": replace(s.base, seed=profile.base.seed),  # the draw's seed
+            "block": s.block, "shots": s.shots}
 
 
 def base_model(profile: Profile, force: bool = False) -> str:
@@ -75,11 +76,11 @@ def base_model(profile: Profile, force: bool = False) -> str:
         tok = load_tokenizer(tok_path)
         base = json.loads((Path(source) / "base.json").read_text())
         data = base_samples(tok, profile.model.template, base, s)
-        torch.manual_seed(s.base.seed)
+        torch.manual_seed(config["train"].seed)
         device, dtype = auto_device()
         model = tiny_llama(config["model"], tok).to(device, dtype)
         print(f"[rwku-base] {n_params(model):,} parameters, {len(data)} samples, {s.base.epochs} epochs", flush=True)
-        result = train(model, data, nll_loss, s.base, partial(encoding.collate, pad_id=tok.pad_token_id),
+        result = train(model, data, nll_loss, config["train"], partial(encoding.collate, pad_id=tok.pad_token_id),
                        desc="rwku-base")
         model.save_pretrained(out)
         tok.save_pretrained(out)

@@ -143,7 +143,11 @@ def test_paper_plan_of_notebook_09():
     assert sum(r.method == "finetune" for r in runs) == 2  # OLMo-2 has no TOFU checkpoints: original, retain
     unlearning = [r for r in runs if r.method not in ("inject", "finetune")]
     per_arm = 1 + 2  # the paper grid's one lr, then seeds 1 and 2
-    assert len(unlearning) == len(models) * per_arm * (len(s.losses) * len(s.masks) + len(s.oracle_losses) * 2)
+    n_arms = len(s.losses) * len(s.masks) + len(s.oracle_losses) * 2
+    drawn = [r for r in unlearning if "draw" in r.hyperparameters]
+    assert len(unlearning) - len(drawn) == len(models) * per_arm * n_arms
+    # the second draw (`redraw`): only OLMo-2, whose original is fine-tuned here, not published; every arm has seeds
+    assert {r.model_name for r in drawn} == {"OLMo-2-7B-Instruct"} and len(drawn) == n_arms * 3
     assert {r.hyperparameters["mask"] for r in unlearning} == {*s.masks, "oracle", "complement"}
 
 

@@ -181,7 +181,8 @@ def test_muse_claim_on_hand_made_tables():
     assert claims.muse_claim(table(10.0, 1.0, 20.0, 2.0)).verdict == claims.REPRODUCED
     assert claims.muse_claim(table(20.0, 1.0, 10.0, 2.0)).verdict == claims.NOT_REPRODUCED
     assert claims.muse_claim(table(10.0, 5.0, 12.0, 5.0)).verdict == claims.INCONCLUSIVE
-    assert claims.muse_claim(table(10.0, 1.0, 20.0, 2.0, mu95="no")).verdict == claims.NOT_REPRODUCED
+    c = claims.muse_claim(table(10.0, 1.0, 20.0, 2.0, mu95="no"))
+    assert c.verdict == claims.NOT_REPRODUCED and "selected point does not keep 95%" in c.evidence
     # PALU below GA beyond the spread, but neither below the target's CIs: nothing forgotten
     assert claims.muse_claim(table(40.0, 1.0, 50.0, 2.0, verbmem=85.0)).verdict == claims.NOT_TESTABLE
     # PALU lowest, but only GA forgot (VerbMem below the target's CI): reproduced needs PALU to forget

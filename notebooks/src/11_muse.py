@@ -83,6 +83,13 @@ report.show(study, profile, caption=study_caption)
 # methods keeping 95% of the target's KnowMem-retain, beyond the seed spread, and PALU must have forgotten;
 # MUSE's forgetting rule (`paperlib.claims.muse_forgetters`: KnowMem-forget or VerbMem below the target's 95%
 # bootstrap CI) decides whether the comparison says anything, else "not testable here".
+#
+# Beside it, the same verdict on a second draw of the tiny models (target and retrained trained from another
+# seed, with their own automatic spans and PrivLeak reference; every selected point re-run on them with every
+# seed, no new sweep: `muse.redraw`); the line before it is that draw's benchmark check.
 
 # %%
-claims.show(claims.muse_claim(table))
+second = muse.redraw(P, chosen)
+if second is not None:
+    print("second draw:", muse.benchmark_check(muse.sanity(second[0]))[1])
+claims.show(claims.robust(claims.muse_claim(table), second and claims.muse_claim(second[1])))
