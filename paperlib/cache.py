@@ -185,10 +185,11 @@ def _source_digest(modules: tuple[str, ...], stamp: tuple) -> str:
 
 
 def code_fingerprint(kind: str) -> str:
-    """Digest of the source of the modules that compute results of `kind` (`code_modules`; other kinds: none)."""
-    modules = code_modules(kind)
-    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for m in modules for f in _module_files(m))
-    return _source_digest(modules, stamp)
+    """Digest of the source of the modules that compute results of `kind` (`code_modules`; other kinds: none).
+    One walk of the package per call (a warm notebook asks thousands of times); the sources are read again only
+    after a file of the package changed."""
+    stamp = _package_stamp()
+    return _source_digest(_closure(tuple(CODE.get(kind, ())), stamp), stamp)
 
 
 def config_hash(config: Any, kind: str | None = None, signature: dict | None = None) -> str:

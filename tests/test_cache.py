@@ -308,3 +308,33 @@ def test_fingerprint_follows_imports_but_not_inert_modules():
     assert not set(mods) & cache.INERT
     assert "report" not in cache.code_modules("unlearn")  # editing a figure re-keys no training run
     assert "calibration" not in cache.code_modules("loss-timing")  # notebook 00's analysis, no cached result
+
+
+def test_fingerprint_is_the_digest_of_the_sources_and_follows_an_edit(tmp_path, monkeypatch):
+    """The fingerprint hashes the closure's sources (computed here by hand); an edit of a module in the closure
+    changes it at once, an edit of an inert module (report) does not."""
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "paperlib"
+    shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", copy)
+
+    def by_hand(kind: str) -> str:
+        h = hashlib.sha256()
+        for name in cache.code_modules(kind):
+            files = cache._module_files(name)
+            h.update(f"module {name}: {len(files)} file(s)\n".encode())
+            for f in files:
+                h.update(f"{f.relative_to(copy)}\n".encode() + f.read_bytes())
+        return h.hexdigest()[:16]
+
+    before = cache.code_fingerprint("unlearn")
+    assert before == by_hand("unlearn")
+    with open(copy / "report.py", "a") as f:
+        f.write("# an inert edit\n")
+    assert cache.code_fingerprint("unlearn") == before
+    with open(copy / "losses.py", "a") as f:
+        f.write("# an edit\n")
+    after = cache.code_fingerprint("unlearn")
+    assert after != before and after == by_hand("unlearn")
