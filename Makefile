@@ -11,6 +11,8 @@ PROFILE ?= mini
 # parallel notebook workers: empty = one per core, each computing with one thread (GPU nodes: paperlib
 # reproduce --gpus 0,1,...)
 WORKERS ?=
+# RERUN=1: execute every notebook, also those whose executed copy is up to date (paperlib reproduce --rerun)
+RERUN ?=
 
 .PHONY: venv test test-mini lint reproduce docs browser bench calibrate clean-cache lock
 
@@ -39,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check paperlib tests benchmarks
 
 reproduce: $(STAMP)
-	$(BIN)/paperlib reproduce --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS))
+	$(BIN)/paperlib reproduce --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS)) $(if $(RERUN),--rerun)
 
 # The notebooks as `make reproduce` last executed them (executed/$(PROFILE)/), rendered as a website:
 # build/site/index.html (paperlib.docsite, mkdocs.yml). Runs no notebook, needs no network.
@@ -70,5 +72,7 @@ lock:
 	.lockenv/bin/pip-compile --quiet --extra dev --strip-extras --unsafe-package torch --no-emit-index-url \
 		--no-emit-find-links -o $(LOCK) pyproject.toml requirements/torch-cpu.in
 
+# the run cache and the executed copies' stamps (paperlib.stamps): the next `make reproduce` executes every notebook
 clean-cache:
 	rm -rf runs
+	find executed -name '*.stamp.json' -delete 2>/dev/null || true

@@ -45,6 +45,12 @@ from paperlib.models import load_tokenizer  # noqa: E402
 
 STEP_TARGET, MEM_TARGET, EVAL_TARGET = 1.10, 1.10, 4.0
 COLD_TARGET_MIN, WARM_TARGET_MIN = 20.0, 1.0  # issue 26
+# (reproduce.json key, target in minutes, what was run): cold = empty run cache; up_to_date = `make reproduce`
+# again, nothing changed (every notebook's executed copy up to date: `paperlib.stamps`); warm = every notebook
+# executed again from the run cache (`make reproduce RERUN=1`)
+REPRODUCE_ROWS = (("cold", COLD_TARGET_MIN, "cold `make reproduce`"),
+                  ("up_to_date", WARM_TARGET_MIN, "warm `make reproduce` (nothing changed)"),
+                  ("warm", WARM_TARGET_MIN, "warm `make reproduce RERUN=1` (every notebook executed again)"))
 REPRODUCE = HERE / "reproduce.json"  # {"cold": {"wall_min", "workers", "notebooks": {name: s}}, "warm": {...}}
 
 
@@ -93,9 +99,9 @@ def markdown(r: dict) -> str:
     out.append(f"| full mini TOFU evaluation <= {EVAL_TARGET:.0f}x one teacher-forced pass | {ev['ratio']:.2f}x "
                f"| {_ok(ev['ratio'], EVAL_TARGET)} |")
     rp = r.get("reproduce") or {}
-    for kind, target in (("cold", COLD_TARGET_MIN), ("warm", WARM_TARGET_MIN)):
+    for kind, target, what in REPRODUCE_ROWS:
         wall = (rp.get(kind) or {}).get("wall_min")
-        out.append(f"| {kind} `make reproduce` (mini) <= {target:g} min | "
+        out.append(f"| {what} (mini) <= {target:g} min | "
                    + ("not measured (benchmarks/reproduce.json) | – |" if wall is None
                       else f"{wall:.1f} min | {_ok(wall, target)} |"))
     out += ["", "## 1a. Training step per method / plain fine-tuning step", "",

@@ -102,7 +102,8 @@ def _reproduce(args: argparse.Namespace) -> None:
                             "--executor slurm (or a config file of kind slurm)")
     results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
                                notebooks_dir=args.notebooks, env=env,
-                               figures_dir=args.figures, tables_dir=args.tables, workers_only=args.gpus is None)
+                               figures_dir=args.figures, tables_dir=args.tables, workers_only=args.gpus is None,
+                               skip_up_to_date=not args.rerun)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -287,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--partition", default=None, help="SLURM partition (with --executor slurm)")
     rp.add_argument("--time", type=int, default=None, help="SLURM time limit per run, minutes (default 240)")
     rp.add_argument("--gpus-per-run", type=int, default=None, help="GPUs per SLURM run (default 1)")
+    rp.add_argument("--rerun", action="store_true",
+                    help="execute every selected notebook; by default a notebook is skipped when its executed copy "
+                         "is up to date: its source, parameters, paperlib's code, the installed packages and the "
+                         "shared data unchanged since its last successful execution, and the executed copy and "
+                         "every table and figure it wrote untouched (paperlib.stamps)")
     rp.add_argument("--dry-run", action="store_true",
                     help="list the runs each notebook would launch, with a rough GPU-hour estimate; execute nothing")
     rp.add_argument("--out", default="executed", help="folder of the executed copies (default: executed)")

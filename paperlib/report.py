@@ -29,6 +29,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
+from paperlib import stamps
 from paperlib.config import PROFILE_NAMES
 from paperlib.metrics import PALU_COLUMNS
 from paperlib.paths import figures_dir, tables_dir
@@ -163,6 +164,7 @@ def save_note(text: str, name: str, folder: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.md"
     path.write_text(text.strip() + "\n")
+    stamps.record([path])
     return path
 
 
@@ -176,6 +178,7 @@ def save_figure(fig: Any, name: str, folder: str | Path | None = None) -> list[P
     pdf, png = out / f"{name}.pdf", out / f"{name}.png"
     fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None})
     fig.savefig(png, bbox_inches="tight", dpi=DPI, metadata={"Software": None})
+    stamps.record([pdf, png])
     return [pdf, png]
 
 
@@ -320,6 +323,7 @@ def save_table(df: pd.DataFrame, name: str, folder: str | Path | None = None, ca
     paths[1].write_text(to_markdown(df, title))
     tex_caption = f"{caption} ({label})" if caption and label else caption or label
     paths[2].write_text(to_latex(df, tex_caption, label=f"tab:{name}"))
+    stamps.record(paths)
     return paths
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import nbformat
 
-from paperlib import threads
+from paperlib import stamps, threads
 from paperlib.cache import cache_root
 from paperlib.config import (
     PAPER_PROFILE_NAMES,
@@ -127,6 +127,7 @@ class Result:
     execution_count: int | None = None  # failing cell's "In [n]" in the executed copy
     cell_source: str = ""  # first line of the failing cell
     error: str = ""  # "ename: evalue", or why it was skipped
+    up_to_date: bool = False  # not executed: its executed copy and outputs are up to date (`paperlib.stamps`)
 
     @property
     def ok(self) -> bool:
@@ -137,6 +138,9 @@ class Result:
         line = f"{self.notebook}: {self.status}"
         if self.status == "skipped":
             return f"{line} ({self.error})"
+        if self.up_to_date:
+            return f"{line}, up to date (not executed: nothing it reads or wrote changed; --rerun executes it); " \
+                   f"executed copy {self.output}"
         line += f" in {self.seconds:.1f} s"
         if self.device is not None:
             line += f" (CUDA_VISIBLE_DEVICES={self.device})"
@@ -160,6 +164,7 @@ class _Task:
     kernel_name: str
     cwd: Path
     stream: bool  # echo a line per cell started and per line the notebook prints
+    inputs: str = ""  # `stamps.inputs` digest: a successful execution writes the stamp that says so
 
 
 def _source_cell_index(notebook: Path, executed_index: int) -> int:
@@ -254,11 +259,14 @@ def _execute(task: _Task, device: str | None, echo: Echo) -> Result:
     task.output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     common = {"notebook": task.notebook, "output": task.output, "device": device}
+    manifest = stamps.begin(task.output) if task.inputs else None
     try:
-        with _streamed(task, echo) as stream:
+        with _streamed(task, echo) as stream, _environ({stamps.OUTPUTS_ENV: str(manifest)} if manifest else {}):
             papermill.execute_notebook(str(task.input), str(task.output), parameters=task.parameters,
                                        kernel_name=task.kernel_name, cwd=str(task.cwd), progress_bar=False,
                                        **stream, **_kernel_options())
+        if manifest:
+            stamps.finish(task.output, task.inputs)
     except PapermillExecutionError as err:
         first = next((line for line in str(err.source).splitlines() if line.strip()), "")
         return Result(status="failed", seconds=time.perf_counter() - start,
@@ -268,6 +276,9 @@ def _execute(task: _Task, device: str | None, echo: Echo) -> Result:
         output = task.output if task.output.exists() else None
         return Result(status="failed", seconds=time.perf_counter() - start, error=f"{type(err).__name__}: {err}",
                       **{**common, "output": output})
+    finally:
+        if manifest:
+            manifest.unlink(missing_ok=True)  # listed in the stamp (success) or moot (failure: no stamp)
     return Result(status="ok", seconds=time.perf_counter() - start, **common)
 
 
@@ -390,7 +401,8 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
               parameters: Mapping[str, Any] | None = None, cwd: str | Path | None = None,
               kernel_name: str = KERNEL_NAME, stream: bool = True, echo: Echo = _echo,
               figures_dir: str | Path | None = None, tables_dir: str | Path | None = None,
-              env: Mapping[str, str] | None = None, workers_only: bool = False) -> list[Result]:
+              env: Mapping[str, str] | None = None, workers_only: bool = False,
+              skip_up_to_date: bool = False) -> list[Result]:
     """Execute the selected notebooks with papermill and return one Result per notebook, in number order.
 
     profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
@@ -406,7 +418,9 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
     per line a notebook prints). env: further environment variables of the kernels (e.g.
     `paperlib.executors.environment(...)`). workers_only: `gpus` are worker ids, not GPUs asked for
     (`--workers`): the lines and Results name a worker's CUDA_VISIBLE_DEVICES only where CUDA is available.
-    All input is checked before anything runs.
+    Every successful execution writes a stamp beside its executed copy (`paperlib.stamps`); skip_up_to_date:
+    a notebook whose stamp says that nothing it reads or wrote changed is not executed (Result.up_to_date;
+    `paperlib reproduce` without --rerun, as `make` skips a target). All input is checked before anything runs.
     """
     if profile not in PROFILE_NAMES:
         raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
@@ -420,12 +434,13 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
         raise ValueError(f"working directory {str(workdir)!r} does not exist")
     out = Path(out_dir).resolve() / profile
     params = {"profile": profile, **output_dirs(profile, out, figures_dir, tables_dir), **(parameters or {})}
-    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(), stream)
-             for p, path in selected.items()}
-
     # Headless kernels: no tqdm bars (as ipywidgets they flood the kernel's output channel and slow every
     # run several-fold; nobody watches them); the progress lines come from the cells instead.
     kernel_env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1", **(env or {})}
+    shared = stamps.context({**{k: v for k, v in os.environ.items() if k.startswith("PAPERLIB_")}, **kernel_env,
+                             **(threads.env() if devices is not None else {})})
+    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(), stream,
+                      stamps.inputs(path, params, kernel_name, shared)) for p, path in selected.items()}
     name_devices = devices is not None and (not workers_only or _cuda_available())
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
          + ("serial" if devices is None else f"{len(devices)} worker(s)"
@@ -440,12 +455,16 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
         results[prefix] = result
         echo(f"{position[prefix]} {result.describe()}")
 
+    for prefix, task in tasks.items():
+        if skip_up_to_date and stamps.is_fresh(task.output, task.inputs):
+            finished(prefix, Result(task.notebook, "ok", output=task.output, up_to_date=True))
+    todo = {p: task for p, task in tasks.items() if p not in results}
     with _environ(kernel_env):
-        if devices is not None:
-            _run_parallel(tasks, devices, kernel_env | threads.env(), position, echo, finished, name_devices,
+        if devices is not None and todo:
+            _run_parallel(todo, devices, kernel_env | threads.env(), position, echo, finished, name_devices,
                           expected_seconds(profile))
-        else:
-            for prefix, task in tasks.items():
+        elif devices is None:
+            for prefix, task in todo.items():
                 if needs_first(prefix) and FIRST in results and not results[FIRST].ok:
                     finished(prefix, _skipped(task, results[FIRST]))
                     continue
@@ -540,6 +559,8 @@ def summary(results: Sequence[Result]) -> str:
     """A few lines: every notebook's outcome, then the counts per status and the total wall time."""
     lines = [r.describe() for r in results]
     counts = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in STATUSES)
+    fresh = sum(r.up_to_date for r in results)
+    counts += f" ({fresh} of them up to date, not executed)" if fresh else ""
     lines.append(f"{len(results)} notebook(s): {counts}; {sum(r.seconds for r in results):.1f} s of execution")
     return "\n".join(lines)
 

@@ -304,3 +304,55 @@ def test_registered_plans_resolve_offline(tmp_path: Path, monkeypatch: pytest.Mo
     assert set(planned) == {f"{p}_nb" for p in {*runner.PLANS, "00"}}
     cli.main(["reproduce", "--profile", "paper", "--dry-run", "--notebooks", str(tmp_path / "notebooks")])
     assert "total:" in capsys.readouterr().out
+
+
+NOTE = '''from paperlib import report
+report.save_note("{name} " + profile, "{name}", out)'''
+
+
+def test_up_to_date_notebooks_are_not_executed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stamp beside each executed copy: a second run executes nothing; a changed output or notebook source
+    executes that notebook again; a failure leaves no stamp (the next run executes it)."""
+    import papermill
+
+    from paperlib import stamps
+
+    for name in ("01_alpha", "02_beta"):
+        path = make_notebook(tmp_path / "notebooks", name)
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.insert(2, nbformat.v4.new_code_cell(NOTE.format(name=name)))
+        nbformat.write(nb, path)
+    make_notebook(tmp_path / "notebooks", "03_gamma", fail=True)
+    out = tmp_path / "out"
+
+    def run(**kwargs) -> dict[str, runner.Result]:
+        results = runner.reproduce("smoke", out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks",
+                                   parameters={"out": str(out)}, stream=False, echo=lambda line: None,
+                                   skip_up_to_date=True, **kwargs)
+        return {r.notebook: r for r in results}
+
+    first = run()
+    assert [(r.status, r.up_to_date) for r in first.values()] == [("ok", False), ("ok", False), ("failed", False)]
+    stamp = json.loads(stamps.stamp_path(first["01_alpha"].output).read_text())
+    assert list(stamp["outputs"]) == [str((out / "01_alpha.md").resolve())]  # what report saved, by digest
+    assert not stamps.stamp_path(first["03_gamma"].output).exists()
+
+    executed = []
+    real = papermill.execute_notebook
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, *a, **k: executed.append(Path(src).stem)
+                        or real(src, *a, **k))
+    second = run(only=["01", "02"])
+    assert executed == [] and all(r.up_to_date and r.ok for r in second.values())
+    assert "up to date" in runner.summary(list(second.values()))
+
+    (out / "01_alpha.md").write_text("edited by hand\n")  # an output changed: executed again, rewritten
+    nb = nbformat.read(tmp_path / "notebooks" / "02_beta.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("a new sentence"))  # the source changed
+    nbformat.write(nb, tmp_path / "notebooks" / "02_beta.ipynb")
+    third = run()
+    assert executed == ["01_alpha", "02_beta", "03_gamma"] and not any(r.up_to_date for r in third.values())
+    assert (out / "01_alpha.md").read_text() == "01_alpha smoke\n"
+    executed.clear()
+    runner.reproduce("smoke", only=["01"], out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks",
+                     parameters={"out": str(out)}, stream=False, echo=lambda line: None)  # the library: executes
+    assert executed == ["01_alpha"]
