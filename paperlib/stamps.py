@@ -94,7 +94,8 @@ def begin(executed: Path) -> Path:
 
 
 def finish(executed: Path, digest: str) -> None:
-    """After a successful execution: the stamp (inputs, the executed copy's and every listed output's digest)."""
+    """After a successful execution: the stamp (inputs, the executed copy's and every listed output's digest);
+    the caller removes the manifest (whatever the outcome)."""
     manifest = manifest_path(executed)
     listed = dict.fromkeys(manifest.read_text().splitlines()) if manifest.is_file() else {}
     outputs = {p: _sha256(Path(p)) for p in listed if p and Path(p).is_file()}
@@ -102,7 +103,6 @@ def finish(executed: Path, digest: str) -> None:
     tmp = stamp_path(executed).with_suffix(".tmp")
     tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True))
     tmp.replace(stamp_path(executed))
-    manifest.unlink(missing_ok=True)
 
 
 def record(paths: Iterable[str | Path]) -> None:
