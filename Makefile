@@ -14,7 +14,7 @@ WORKERS ?=
 # RERUN=1: execute every notebook, also those whose executed copy is up to date (paperlib reproduce --rerun)
 RERUN ?=
 
-.PHONY: venv test test-mini lint reproduce docs browser bench calibrate clean-cache lock
+.PHONY: venv test test-mini lint reproduce docs browser bench calibrate calibrate-muse clean-cache lock
 
 venv: $(STAMP)
 
@@ -64,6 +64,11 @@ bench: $(STAMP)
 # rewrite tables/00_calibration: make calibrate DESIGN=d2-replay-some-facts
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py $(DESIGN) --render
+
+# The same for mini-MUSE (paperlib.muse_calibration.DESIGNS; benchmarks/muse_calibration.json,
+# tables/11_muse_calibration): make calibrate-muse DESIGN=m1-base-prior
+calibrate-muse: $(STAMP)
+	$(BIN)/python benchmarks/calibrate.py --muse $(DESIGN) --render
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (pip-tools in a throwaway venv;
 # torch is resolved as the CPU build of requirements/torch-cpu.in and left out of the lock).

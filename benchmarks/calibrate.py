@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("design", nargs="?", help=f"one of: {', '.join(d.name for d in calibration.DESIGNS)}")
     ap.add_argument("--no-sweep", action="store_true", help="statistics only (no baseline sweep)")
     ap.add_argument("--render", action="store_true", help="write tables/00_calibration from the record")
+    ap.add_argument("--muse", action="store_true", help="a design of mini-MUSE (paperlib.muse_calibration)")
     args = ap.parse_args(argv)
+    if args.muse:
+        return muse(args.design, not args.no_sweep, args.render)
     record = calibration.load_record()
     if args.design:
         designs = {d.name: d for d in calibration.DESIGNS}
@@ -43,6 +46,28 @@ def main(argv: list[str] | None = None) -> int:
         if real is None:
             raise PaperlibError("the published logs are not in ../shared/data (set PAPERLIB_SHARED_DATA)")
         calibration.save_record_table(record, real)
+    return 0
+
+
+def muse(name: str | None, sweep: bool, render: bool) -> int:
+    """Measure mini-MUSE design `name` into benchmarks/muse_calibration.json; `render`: tables/11_muse_calibration."""
+    from paperlib import muse_calibration as mc
+    from paperlib.cache import to_jsonable
+    from paperlib.errors import PaperlibError
+
+    record, order = mc.load_record(), [d.name for d in mc.DESIGNS]
+    if name:
+        if name not in order:
+            raise PaperlibError(f"MUSE design {name!r}; allowed: {', '.join(order)}")
+        d = mc.DESIGNS[order.index(name)]
+        entry = {"name": d.name, "change": d.change, "knobs": to_jsonable(dict(d.knobs)), **mc.measure(d, sweep)}
+        record = sorted([e for e in record if e["name"] != name] + [entry], key=lambda e: order.index(e["name"]))
+        mc.RECORD.write_text(json.dumps(record, indent=1) + "\n")
+        missed = [t.name for t in mc.targets(entry) if not t.met]
+        print(f"{name}: {len(mc.targets(entry)) - len(missed)}/{len(mc.targets(entry))} targets met; missed: "
+              f"{', '.join(missed) or 'none'}")
+    if render:
+        mc.save_record_table(record)
     return 0
 
 

@@ -81,7 +81,8 @@ CODE: dict[str, tuple[str, ...]] = {
 }
 # modules that cannot change a cached result (their imports are not followed either): no fingerprint covers them
 INERT = frozenset({"cache", "provenance", "progress", "paths", "errors", "report", "plots", "runner", "cli",
-                   "executors", "threads", "numerics", "checks", "claims", "standins", "calibration", "stamps"})
+                   "executors", "threads", "numerics", "checks", "claims", "standins", "calibration", "stamps",
+                   "muse_calibration", "rwku_calibration"})
 RACY_NS = 2_000_000_000  # a check is remembered only if every file's mtime and ctime are this much older
 _VERIFIED: dict[tuple, tuple] = {}  # memo key of a passed check -> stat signature of the folder then
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")

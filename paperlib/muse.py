@@ -1,9 +1,10 @@
 """MUSE end to end: the benchmark folder, the target and retrained models, their evaluations, the "muse"
 evaluator of the raw-text engine, the tuned unlearning table of notebook 11 and its dry-run plan.
 
-Tiny profiles (smoke, mini) generate mini-MUSE (`paperlib.data.mini_muse`), train a tiny Llama on forget +
-retain1 + retain2 (the target) and one on retain1 + retain2 only (the retrained model), both from scratch with
-the project's training loop, cached like `paperlib.pipeline`'s stages. The paper profile reads
+Tiny profiles (smoke, mini) generate mini-MUSE (`paperlib.data.mini_muse`) and fine-tune mini-TOFU's pretrained
+tiny base on forget + retain1 + retain2 (the target) and on retain1 + retain2 only (the retrained model), both
+with the earlier coverage (`mini_muse.prior_texts`), with the project's training loop, cached like
+`paperlib.pipeline`'s stages (`paperlib.muse_models`). The paper profile reads
 `muse-bench/MUSE-News` / `MUSE-Books` and MUSE's published target / retrained checkpoints.
 
 Unlearning (`paperlib.unlearn.unlearn_text`): forget = raw/forget, retain regulariser = raw/retain1, both cut
@@ -234,6 +235,11 @@ def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFr
             if info["status"]["status"] != "completed":
                 rows.append({"method": method, "lr": lr, "epoch": info["status"].get("epoch"), "status": "diverged"})
     return pd.DataFrame(rows)
+
+
+def question_count(profile: Profile) -> int:
+    """KnowMem questions on the retain set (one question is worth 100 / this many points of KnowMem-retain)."""
+    return len(load_data(profile).knowmem["retain_qa"])
 
 
 def target_mu(profile: Profile) -> float:

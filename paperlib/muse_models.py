@@ -1,12 +1,15 @@
 """MUSE's scale per profile and its cached stages: the benchmark folder (mini-MUSE generated here, or the
-real corpus) and the target / retrained models (tiny profiles: trained from scratch with the project's
-training loop on forget + retain1 + retain2 / retain1 + retain2, raw text cut into blocks by
-`paperlib.data.rawtext`; paper profile: MUSE's published checkpoints). One job, its own cache fingerprint, so
-that an edit to notebook helpers (`paperlib.muse`) retrains nothing."""
+real corpus) and the target / retrained models (tiny profiles: mini-TOFU's pretrained tiny base fine-tuned with
+the project's training loop on forget + retain1 + retain2 / retain1 + retain2, plus the earlier coverage both
+read (`mini_muse.prior_texts`), raw text cut into blocks by `paperlib.data.rawtext`; `MuseSettings.init=
+"scratch"`: from scratch, as before issue 23; paper profile: MUSE's published checkpoints). One job, its own
+cache fingerprint, so that an edit to notebook helpers (`paperlib.muse`) retrains nothing."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -14,11 +17,11 @@ from pathlib import Path
 import torch
 
 from paperlib import pipeline
-from paperlib.cache import cached_run
+from paperlib.cache import cached_run, file_digest
 from paperlib.config import Profile, TrainConfig
 from paperlib.data import encoding, mini_muse, muse, rawtext
 from paperlib.errors import PaperlibError
-from paperlib.models import auto_device, load_tokenizer, n_params, tiny_llama
+from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama
 from paperlib.train import train
 
 METHODS = ("GA", "GD", "NPO", "SimNPO", "WGA", "UnDIAL", "Unilogit", "RMU", "PALU")
@@ -45,12 +48,24 @@ class MuseSettings:
                                                                     warmup_epochs=1.0, schedule="cosine",
                                                                     weight_decay=0.0))
     methods: tuple[str, ...] = METHODS
+    init: str = "base"  # tiny models: "base" (fine-tuned from mini-TOFU's pretrained base) or "scratch"
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise PaperlibError(f"MuseSettings init={self.init!r}; allowed: {', '.join(map(repr, INITS))}")
+
+
+INITS = ("base", "scratch")
 
 
 SETTINGS = {
     "paper": MuseSettings(),
-    "mini": MuseSettings(mini=mini_muse.MiniMuseConfig(), block=128, verbmem_new_tokens=32, knowmem_new_tokens=12,
-                         max_length=256),
+    # issue 23's design m3-30-epochs (`paperlib.muse_calibration.DESIGNS`, chosen by its rule `chosen`)
+    "mini": MuseSettings(mini=mini_muse.MiniMuseConfig(n_templates=6, sentences=3, questions=3, prior_share=0.7,
+                                                       gt_words=32),
+                         block=128, verbmem_new_tokens=64, knowmem_new_tokens=12, max_length=256,
+                         train=TrainConfig(lr=3e-3, epochs=30, batch_size=8, warmup_epochs=1.0, schedule="cosine",
+                                           weight_decay=0.0)),
     "smoke": MuseSettings(mini=mini_muse.MiniMuseConfig(n_events=6, n_icl=2), block=128, verbmem_new_tokens=16,
                           knowmem_new_tokens=8, max_length=256,
                           train=TrainConfig(lr=3e-3, epochs=4, batch_size=8, warmup_epochs=1.0, schedule="cosine",
@@ -63,7 +78,20 @@ def settings(profile: Profile | str) -> MuseSettings:
     name = getattr(profile, "name", profile)
     if name not in SETTINGS:
         raise PaperlibError(f"no MUSE settings for profile {name!r}; allowed: {', '.join(SETTINGS)}")
-    return SETTINGS[name]
+    return _OVERRIDE.get(name, SETTINGS[name])
+
+
+_OVERRIDE: dict[str, MuseSettings] = {}
+
+
+@contextmanager
+def using(name: str, s: MuseSettings) -> Iterator[None]:
+    """Within the block, profile `name` reads MUSE settings `s` (a calibration design; `paperlib.muse_calibration`)."""
+    _OVERRIDE[name] = s
+    try:
+        yield
+    finally:
+        _OVERRIDE.pop(name, None)
 
 
 # ----------------------------------------------------------------------------------------- data and models
@@ -90,18 +118,28 @@ def _model(profile: Profile, which: str, force: bool = False) -> str:
     tiny = replace(profile.model.tiny, max_position_embeddings=s.context)
     # the draw of the tiny models: the seed of the profile's TOFU models (`experiments.second_draw` moves both)
     train_cfg = replace(s.train, seed=profile.finetune.seed)
+    init = pipeline.base_model(profile) if s.init == "base" else None
+    tok_path = pipeline.tokenizer_path(profile)
     config = {"stage": f"muse-{which}", "benchmark": s.mini, "splits": TRAIN_SPLITS[which], "model": tiny,
-              "train": train_cfg, "block": s.block, "tokenizer": pipeline.tokenizer_path(profile)}
+              "train": train_cfg, "block": s.block,  # the tokenizer by content, not by its folder in the cache
+              "tokenizer": file_digest(Path(tok_path) / "tokenizer.json"),
+              "init": init and pipeline.model_identity(init)}
 
     def build(out: Path) -> None:
-        tok = load_tokenizer(config["tokenizer"])
+        tok = load_tokenizer(tok_path)
         data = load_data(profile)
+        prior = Path(benchmark_source(profile)) / mini_muse.PRIOR_FILE
         texts = [t for split in TRAIN_SPLITS[which] for t in data.raw[split]]
+        texts += json.loads(prior.read_text()) if prior.is_file() else []
         blocks = [{"input_ids": b["input_ids"], "labels": b["labels"]}
                   for b in rawtext.encode_texts(tok, texts, s.block) if len(b["input_ids"]) > 1]
         torch.manual_seed(train_cfg.seed)
         device, dtype = auto_device()
-        model = tiny_llama(tiny, tok).to(device, dtype)
+        if init:  # RoPE positions: the base's 128 extend to MUSE's context without new weights
+            model = load_model(init).to(device, dtype)
+            model.config.max_position_embeddings = s.context
+        else:
+            model = tiny_llama(tiny, tok).to(device, dtype)
         print(f"[muse-{which}] {n_params(model):,} parameters, {len(blocks)} blocks, {train_cfg.epochs} epochs",
               flush=True)
         result = train(model, blocks, pipeline.nll_loss, train_cfg, partial(encoding.collate, pad_id=tok.pad_token_id),

@@ -1,8 +1,10 @@
-"""RWKU's mini base stage: a tokenizer trained on the mini RWKU text and a tiny Llama that learns every mini
-RWKU person, the question format and the general knowledge (cached like `paperlib.pipeline`'s stages). This
-model is the original model of mini RWKU unlearning; the paper profile uses its checkpoint instead (zero-shot:
-Llama-3-8B-Instruct already knows RWKU's targets). Its own module so that evaluation code can change without
-retraining it (cache kind "rwku-model")."""
+"""RWKU's mini base stage: mini-TOFU's pretrained tiny base (and its tokenizer) trained further on every mini
+RWKU person, the question format and the general knowledge (cached like `paperlib.pipeline`'s stages), so that
+the targets are people the model learned in pretraining, as RWKU's are famous people a real model knows
+(`RwkuSettings.init="scratch"`: before issue 23, a tokenizer and a tiny model trained on the RWKU text alone).
+This model is the original model of mini RWKU unlearning; the paper profile uses its checkpoint instead
+(zero-shot: Llama-3-8B-Instruct already knows RWKU's targets). Its own module so that evaluation code can change
+without retraining it (cache kind "rwku-model")."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from paperlib.cache import cached_run
 from paperlib.config import Profile
 from paperlib.data import encoding, mini_rwku, rawtext
 from paperlib.data import rwku as rwku_data
-from paperlib.models import auto_device, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
 from paperlib.train import train
 
 
@@ -27,6 +29,10 @@ def tokenizer_path(profile: Profile, force: bool = False) -> str:
     s = rwku.settings(profile)
     if s.mini is None:
         return profile.model.original
+    if s.init == "base":
+        from paperlib import pipeline
+
+        return pipeline.tokenizer_path(profile, force)
     config = {"benchmark": s.mini, "vocab_size": profile.model.tiny.vocab_size}
 
     def build(out: Path) -> None:
@@ -53,12 +59,25 @@ def base_samples(tokenizer, template: str, base: dict, s: rwku.RwkuSettings) -> 
     return [{"input_ids": x["input_ids"], "labels": x["labels"]} for x in raw + qa]
 
 
+def _init(profile: Profile) -> str | None:
+    """The model the base stage starts from: mini-TOFU's pretrained base (`init="base"`) or None (scratch)."""
+    from paperlib import pipeline
+
+    return pipeline.base_model(profile) if rwku.settings(profile).init == "base" else None
+
+
 def _base_config(profile: Profile) -> dict:
+    from paperlib import pipeline
+
     s = rwku.settings(profile)
-    return {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
-                                                                          max_position_embeddings=s.context),
-            "template": profile.model.template, "train": replace(s.base, seed=profile.base.seed),  # the draw's seed
-            "block": s.block, "shots": s.shots}
+    config = {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
+                                                                            max_position_embeddings=s.context),
+              "template": profile.model.template, "train": replace(s.base, seed=profile.base.seed),  # the draw's
+              "block": s.block, "shots": s.shots}
+    init = _init(profile)
+    if init:  # the keys of scratch models stay as they were
+        config["init"] = pipeline.model_identity(init)  # its weights, config and tokenizer files
+    return config
 
 
 def base_model(profile: Profile, force: bool = False) -> str:
@@ -78,7 +97,12 @@ def base_model(profile: Profile, force: bool = False) -> str:
         data = base_samples(tok, profile.model.template, base, s)
         torch.manual_seed(config["train"].seed)
         device, dtype = auto_device()
-        model = tiny_llama(config["model"], tok).to(device, dtype)
+        init = _init(profile)
+        if init:  # RoPE positions: the base's 128 extend to RWKU's context without new weights
+            model = load_model(init).to(device, dtype)
+            model.config.max_position_embeddings = config["model"].max_position_embeddings
+        else:
+            model = tiny_llama(config["model"], tok).to(device, dtype)
         print(f"[rwku-base] {n_params(model):,} parameters, {len(data)} samples, {s.base.epochs} epochs", flush=True)
         result = train(model, data, nll_loss, config["train"], partial(encoding.collate, pad_id=tok.pad_token_id),
                        desc="rwku-base")

@@ -299,3 +299,73 @@ def test_tables_record_a_diverged_target_and_average_over_targets():
     assert table.loc["GA", "MU95"] == "1/2" and table.loc["NPO", "targets"] == 1
     assert table.loc["NPO", "forget All"] == 1.0 and table.loc["NPO", "forget All sd"] == 0.0
     assert math.isnan(table.loc["Original", "forget All sd"])  # one deterministic model: no spread over seeds
+
+
+# ----------------------------------------------------------------------------------------- issue 23
+def test_utility_above_chance_is_a_binomial_test():
+    """3 targets x 12 four-choice items: 9/36 right is chance (p ~ 0.57), 18/36 is above it (p < 0.001)."""
+    from paperlib import rwku_calibration as rk
+
+    chance = pd.DataFrame({"utility Gen": [25.0, 25.0, 25.0]})
+    above = pd.DataFrame({"utility Gen": [50.0, 50.0, 50.0]})
+    ok, why = rk.utility_above_chance(chance, 12)
+    assert not ok and "9/36" in why and "left out" in why
+    ok, why = rk.utility_above_chance(above, 12)
+    assert ok and "18/36" in why and "kept" in why
+    table = pd.DataFrame({"method": ["Original"], "utility Gen": [25.0], "utility Gen sd": [0.0], "utility Flu": [3.0]})
+    assert list(rk.without_gen(table).columns) == ["method", "utility Flu"]
+
+
+def test_fidelity_table_reads_the_checks():
+    """GA forgets beyond the spread (20 ± 1 vs the original's 50) at neighbour All 58 >= 0.95 x 60; NPO forgets
+    more but keeps 50 < 57 only; UnDIAL is no baseline of the check."""
+    from paperlib import rwku_calibration as rk
+
+    def row(method, forget, sd, neighbour, mu95):
+        return {"method": method, "forget All": forget, "forget All sd": sd, "neighbor All": neighbour, "MU95": mu95,
+                "utility Gen": 25.0}
+
+    table = pd.DataFrame([row("Original", 50.0, float("nan"), 60.0, ""), row("GA", 20.0, 1.0, 58.0, "7/10"),
+                          row("NPO", 10.0, 1.0, 50.0, "2/10"), row("UnDIAL", 5.0, 1.0, 60.0, "10/10")])
+    original = pd.DataFrame({"utility Gen": [25.0] * 10})
+    assert rk.forgetting_baselines(table) == ["GA"]
+    fid = rk.fidelity_table(table, original, 12).set_index("statistic")
+    assert fid.loc["targets", "met"] == "yes"
+    assert fid.loc["utility Gen above chance", "met"].startswith("no")
+    assert fid.loc["a baseline (GA/NPO) forgets beyond the spread, neighbour All >= 95%", "met"] == \
+        "yes (GA; GA: targets keeping 95% 7/10)"
+    assert fid.loc["original forget All", "real"] == 79.6
+    assert rk.forgetting_baselines(table.assign(**{"forget All sd": 45.0})) == []  # within the spread
+
+
+def test_real_rwku_numbers_are_the_specs():
+    from paperlib import rwku_calibration as rk
+
+    spec = " ".join((Path(__file__).resolve().parents[2] / "shared" / "spec" / "rwku_muse.md").read_text().split())
+    quoted = spec.split("Llama-3-8B-Instruct before unlearning: ")[1].split(". Output files")[0]
+    numbers = [float(x) for x in quoted.replace("|", " ").split()]
+    order = ["forget FB", "forget QA", "forget AA", "forget All", "neighbor FB", "neighbor QA", "neighbor All",
+             "MIA FM", "MIA RM", "utility Gen", "Rea", "Tru", "Fac", "utility Flu"]
+    assert {k: v for k, v in zip(order, numbers) if k in rk.REAL_ORIGINAL} == rk.REAL_ORIGINAL
+
+
+def test_mini_rwku_has_ten_targets_on_the_pretrained_base():
+    from paperlib import rwku as rk
+
+    s = rk.SETTINGS["mini"]
+    assert s.n_targets >= 10 and s.mini.n_targets >= s.n_targets and s.init == "base"
+
+
+def test_committed_rwku_fidelity():
+    """Issue 23's RWKU checks on the committed table of notebook 12: at least 10 targets and a baseline that
+    forgets while keeping the neighbours; utility Gen is above chance or its column is gone from the tables."""
+    tables = Path(__file__).resolve().parents[1] / "tables"
+    fid = pd.read_csv(tables / "12_rwku_fidelity.csv").set_index("statistic")
+    assert fid.loc["targets", "met"] == "yes"
+    assert fid.loc["a baseline (GA/NPO) forgets beyond the spread, neighbour All >= 95%", "met"].startswith("yes")
+    gen = fid.loc["utility Gen above chance", "met"]
+    columns = pd.read_csv(tables / "12_rwku.csv").columns
+    assert gen == "yes" or not any(c.startswith("utility Gen") for c in columns)
+    for c in ("forget All", "neighbor All"):  # the two spreads, in columns that say which
+        assert {f"{c} sd", f"{c} sd over targets"} <= set(columns)
+    assert "sd over seeds" in (tables / "12_rwku.md").read_text().splitlines()[0]

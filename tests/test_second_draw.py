@@ -24,21 +24,29 @@ def _keys(monkeypatch, module) -> list[dict]:
 
 
 def test_the_draw_moves_only_the_seed_of_the_muse_and_rwku_models(monkeypatch):
+    """Both benchmarks' tiny models start from the draw's pretrained base (issue 23) and train with its seed;
+    nothing else in their keys moves."""
     other = experiments.second_draw(SMOKE)
+    pipeline = muse_models.pipeline
+    monkeypatch.setattr(pipeline, "base_model", lambda profile: f"base-{profile.base.seed}")
+    monkeypatch.setattr(pipeline, "model_identity", lambda path: path)
     seen = _keys(monkeypatch, muse_models)
-    monkeypatch.setattr(muse_models.pipeline, "tokenizer_path", lambda profile: "tok")
+    monkeypatch.setattr(pipeline, "tokenizer_path", lambda profile, force=False: "tok")
+    monkeypatch.setattr(muse_models, "file_digest", lambda path: "tokenizer digest")
     for profile in (SMOKE, other):
         muse_models.target_model(profile)
     first, second = seen
     assert first["train"] == muse_models.settings(SMOKE).train  # the first draw's key as before the draw existed
     assert second["train"].seed == experiments.DRAW_SEED
-    assert {k: v for k, v in second.items() if k != "train"} == {k: v for k, v in first.items() if k != "train"}
+    assert (first["init"], second["init"]) == (f"base-{SMOKE.base.seed}", f"base-{other.base.seed}")
+    moved = ("train", "init")
+    assert {k: v for k, v in second.items() if k not in moved} == {k: v for k, v in first.items() if k not in moved}
     seen = _keys(monkeypatch, rwku_base)
-    monkeypatch.setattr(rwku_base, "tokenizer_path", lambda profile: "tok")
     monkeypatch.setattr(rwku, "benchmark_source", lambda profile: "bench")
     for profile in (SMOKE, other):
         rwku_base.base_model(profile)
     assert seen[0]["train"] == rwku.settings(SMOKE).base and seen[1]["train"].seed == experiments.DRAW_SEED
+    assert (seen[0]["init"], seen[1]["init"]) == (f"base-{SMOKE.base.seed}", f"base-{other.base.seed}")
 
 
 def test_rwku_redraw_trains_every_seed_at_the_selected_point_on_the_other_base(monkeypatch):

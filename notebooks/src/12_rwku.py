@@ -40,6 +40,26 @@ rows = rwku.per_target(tuned)
 table = rwku.results_table(tuned)
 
 # %% [markdown]
+# **Is the miniature faithful?** The original model against Llama-3-8B-Instruct's numbers before unlearning
+# (RWKU paper, Table 1), the number of targets, and issue 23's checks: the multiple-choice utility must lie above
+# chance (`rwku_calibration.utility_above_chance`, a binomial test; else its column is dropped from the tables, for the reason
+# printed), and a baseline (GA or NPO) must lower forget All beyond the seed spread while keeping 95% of the
+# original model's neighbour All (mean over targets; MU95 says in how many targets the seed mean keeps it).
+
+# %%
+from paperlib import rwku_calibration
+
+items = rwku_calibration.mcq_items(P)
+gen_kept, gen_reason = rwku_calibration.utility_above_chance(tuned["original"], items)
+print(gen_reason)
+if not gen_kept:
+    table, rows = rwku_calibration.without_gen(table), rwku_calibration.without_gen(rows)
+fidelity = rwku_calibration.fidelity_table(table, tuned["original"], items)
+report.save_table(fidelity, "12_rwku_fidelity", tables_dir, caption="Mini vs real RWKU (issue 23's checks)",
+                  profile=profile)
+report.show(fidelity, profile, caption="Mini vs real RWKU")
+
+# %% [markdown]
 # **Forget corpus: passages vs the model's own texts.** The real RWKU trains on text the original model
 # generated about the target (zero-shot: only its name is given). `rwku.generated_corpus` samples
 # `gen_texts` texts of `gen_tokens` tokens per target from the base model (prompt `rwku.GENERATION_PROMPT`,
@@ -57,7 +77,8 @@ corpora = rwku.corpus_table(compared)
 # %% [markdown]
 # ## Outputs
 # `tables/12_rwku` (RWKU's layout, x 100: mean over targets ± sd over seeds, and the sd over targets of forget
-# All and neighbour All), `tables/12_rwku_targets` (every target, mean ± sd over seeds) and
+# All and neighbour All), `tables/12_rwku_fidelity` (above), `tables/12_rwku_targets` (every target, mean ± sd
+# over seeds) and
 # `figures/12_rwku` (one dot per target); `tables/12_forget_corpus` (forget All, neighbour All, MIA FM per
 # forget corpus and method at the selected point, seed 0, mean ± sd over targets).
 
