@@ -34,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = calibration.design_profile(d)
         entry = {"name": d.name, "change": d.change, "knobs": calibration.knob_values(profile),
                  **calibration.measure(profile, sweep=not args.no_sweep)}
-        record = [e for e in record if e["name"] != d.name] + [entry]
-        record.sort(key=lambda e: [x.name for x in calibration.DESIGNS].index(e["name"]))
-        calibration.RECORD.write_text(json.dumps(record, indent=1) + "\n")
+        record = _recorded(record, entry, [x.name for x in calibration.DESIGNS], calibration.RECORD)
         real = calibration.real_statistics()
         if real:
             met, total, missed = calibration.targets_met(entry, real)
@@ -47,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             raise PaperlibError("the published logs are not in ../shared/data (set PAPERLIB_SHARED_DATA)")
         calibration.save_record_table(record, real)
     return 0
+
+
+def _recorded(record: list[dict], entry: dict, order: list[str], path) -> list[dict]:
+    """`record` with `entry` replacing its design's earlier measurement, in the designs' order, written to `path`."""
+    record = sorted([e for e in record if e["name"] != entry["name"]] + [entry], key=lambda e: order.index(e["name"]))
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
 
 
 def muse(name: str | None, sweep: bool, render: bool) -> int:
@@ -61,8 +66,7 @@ def muse(name: str | None, sweep: bool, render: bool) -> int:
             raise PaperlibError(f"MUSE design {name!r}; allowed: {', '.join(order)}")
         d = mc.DESIGNS[order.index(name)]
         entry = {"name": d.name, "change": d.change, "knobs": to_jsonable(dict(d.knobs)), **mc.measure(d, sweep)}
-        record = sorted([e for e in record if e["name"] != name] + [entry], key=lambda e: order.index(e["name"]))
-        mc.RECORD.write_text(json.dumps(record, indent=1) + "\n")
+        record = _recorded(record, entry, order, mc.RECORD)
         missed = [t.name for t in mc.targets(entry) if not t.met]
         print(f"{name}: {len(mc.targets(entry)) - len(missed)}/{len(mc.targets(entry))} targets met; missed: "
               f"{', '.join(missed) or 'none'}")

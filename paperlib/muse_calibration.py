@@ -45,10 +45,6 @@ def real_statistics() -> dict[str, dict[str, float]]:
             for name, m in REAL.items()}
 
 
-def _ci_low(cell: Any) -> float:
-    return float(str(cell).strip("[]").split(",")[0])
-
-
 def statistics(sanity: pd.DataFrame, sweep: pd.DataFrame | None, n_questions: int) -> dict[str, Any]:
     """Issue 23's statistics: retrained / target ratios, the PrivLeaks, the points one KnowMem-retain question
     is worth (`n_questions` asked), and per baseline of a sweep (`muse.sweep`'s rows) whether a point moves
@@ -60,11 +56,15 @@ def statistics(sanity: pd.DataFrame, sweep: pd.DataFrame | None, n_questions: in
                 "question points": 100.0 / n_questions,
                 "models": {m: {c: float(row[c]) for c in ("VerbMem", "KnowMem-f", "KnowMem-r", "PrivLeak")}
                            for m, row in (("target", t), ("retrained", r))}})
-    if sweep is not None:
+    if sweep is not None:  # MUSE's forgetting rule (`claims.muse_forgetters`) on every sweep point
+        from paperlib.claims import MUSE_TARGET, muse_forgetters
+
         ok = sweep[(sweep["status"] == "completed") & sweep["method"].isin(BASELINES)]
-        moved = (ok["VerbMem"] < _ci_low(t["VerbMem CI"])) | (ok["KnowMem-f"] < _ci_low(t["KnowMem-f CI"]))
-        keeps = ok["KnowMem-r"] >= KEEP_RETAIN * t["KnowMem-r"]
-        out["baselines moving"] = sorted(set(ok[moved & keeps]["method"]))
+        points = ok.assign(point=[f"point {i}" for i in range(len(ok))])
+        target = sanity[sanity["model"] == "Target"].assign(point=MUSE_TARGET)
+        moved = points["point"].isin(muse_forgetters(pd.concat([target, points]), points["point"], by="point"))
+        keeps = points["KnowMem-r"] >= KEEP_RETAIN * t["KnowMem-r"]
+        out["baselines moving"] = sorted(set(points[moved & keeps]["method"]))
     return out
 
 
