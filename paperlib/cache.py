@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlib import numerics, provenance, threads
-from paperlib.errors import CacheWarning
+from paperlib.errors import CacheWarning, PaperlibError
 
 MARKER = "COMPLETE"
 RUN_CONFIG = "run_config.json"
@@ -83,6 +83,9 @@ CODE: dict[str, tuple[str, ...]] = {
 INERT = frozenset({"cache", "provenance", "progress", "paths", "errors", "report", "plots", "runner", "cli",
                    "executors", "threads", "numerics", "checks", "claims", "standins", "calibration", "stamps",
                    "muse_calibration", "rwku_calibration"})
+# kinds this process may read but never build (comma-separated; `paperlib.executors.environment` sets it in
+# kernels whose unlearning runs an executor computes, so an unplanned run fails instead of training there)
+READ_ONLY_ENV = "PAPERLIB_READ_ONLY"
 RACY_NS = 2_000_000_000  # a check is remembered only if every file's mtime and ctime are this much older
 _VERIFIED: dict[tuple, tuple] = {}  # memo key of a passed check -> stat signature of the folder then
 _TMP = re.compile(r"^\.(?P<key>[^.]+)\.(?:tmp|old)-(?P<pid>\d+)$")
@@ -353,6 +356,14 @@ def _check_entry(path: Path, kind: str | None, config: Any, deep: bool) -> list[
     return problems
 
 
+def check_may_build(kind: str, final: Path) -> None:
+    """Refuse to build a `kind` entry in a process that may only read that kind (`READ_ONLY_ENV`)."""
+    if kind in os.environ.get(READ_ONLY_ENV, "").split(","):
+        raise PaperlibError(f"{kind} run {final.name} is not in the cache, and this process may only read {kind} "
+                            f"runs ({READ_ONLY_ENV}={os.environ[READ_ONLY_ENV]}: its executor computes them); "
+                            "allowed: a run planned through paperlib.executors.run_all before it is read")
+
+
 def cached_run(kind: str, config: Any, build: Callable[[Path], None], force: bool = False,
                root: str | Path | None = None) -> Path:
     """Return the complete, verified run folder for `config`, calling `build(tmp_dir)` to fill it if needed.
@@ -382,6 +393,7 @@ def _cached_run_locked(kind: str, config: Any, build: Callable[[Path], None], fo
             if is_complete(final):
                 warnings.warn(f"cache entry {final} failed its integrity check ({'; '.join(problems)}); "
                               "rebuilding it", CacheWarning, stacklevel=2)
+        check_may_build(kind, final)
         tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -428,6 +440,7 @@ def _cached_run_together(kind: str, config: Any, build: Callable[[Path], None], 
     decision = [bool(force or not final.exists() or check_entry(final, kind, config))] if rank == 0 else [None]
     dist.broadcast_object_list(decision, src=0)
     if decision[0]:
+        check_may_build(kind, final)  # the same answer in every process (one environment)
         if rank == 0:
             _cached_run_locked(kind, config, build, True, root)
         else:

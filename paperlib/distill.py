@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import experiments, losses, pipeline, report, tuning, unlearn
+from paperlib import executors, experiments, losses, pipeline, report, tuning, unlearn
 from paperlib.config import Profile
 from paperlib.constants import IGNORE
 from paperlib.progress import bar as progress_bar
@@ -171,10 +171,13 @@ def runs(profile: Profile) -> list[experiments.Run]:
 def checkpoint(profile: Profile, run: experiments.Run, forget: str, lr: float, seed: int, epoch: int) -> str:
     """The model after `epoch` epochs of the tuning schedule at `lr` and `seed` (TrainConfig.stop_epoch: the
     same steps as the sweep's run up to that epoch), saved; evaluated once, at that epoch."""
+    return str(unlearn.unlearned_model(_checkpoint_request(profile, run, forget, lr, seed, epoch).run()))
+
+
+def _checkpoint_request(profile: Profile, run: experiments.Run, forget: str, lr: float, seed: int, epoch: int
+                        ) -> executors.Request:
     overrides = {**run.overrides, **tuning.run_overrides(profile, run.method, lr, seed, epoch)}
-    folder = unlearn.unlearn(profile, run.method, forget, overrides, eval_every_epoch=False, save_model=True,
-                             progress=False)
-    return str(unlearn.unlearned_model(folder))
+    return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=False, save_model=True)
 
 
 def checkpoints(profile: Profile, run_list: list[experiments.Run], tuned: experiments.Tuned, forget: str
@@ -183,17 +186,20 @@ def checkpoints(profile: Profile, run_list: list[experiments.Run], tuned: experi
     target moves with the model: panel b), the selected epoch of the others (panel c). Columns label, method,
     seed, epoch, final, path; a diverged run saves no weights and has no row."""
     chosen = tuned.selected.set_index("label")
-    rows = []
-    todo = [(r, s) for r in run_list for s in tuning.grid(profile).seeds]
-    for run, seed in progress_bar(todo, "saved checkpoints"):
+    todo = []
+    for run in run_list:
         lr, last = float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
-        for epoch in range(1, last + 1) if run.method == "Unilogit" else (last,):
-            try:
-                path = checkpoint(profile, run, forget, lr, seed, epoch)
-            except FileNotFoundError:  # diverged: no weights
-                continue
-            rows.append({"label": run.label, "method": run.method, "seed": seed, "epoch": epoch,
-                         "final": epoch == last, "path": path})
+        todo += [(run, seed, lr, epoch, last) for seed in tuning.grid(profile).seeds
+                 for epoch in (range(1, last + 1) if run.method == "Unilogit" else (last,))]
+    executors.run_all([_checkpoint_request(profile, run, forget, lr, seed, epoch) for run, seed, lr, epoch, _ in todo])
+    rows = []
+    for run, seed, lr, epoch, last in todo:
+        try:
+            path = checkpoint(profile, run, forget, lr, seed, epoch)
+        except FileNotFoundError:  # diverged: no weights
+            continue
+        rows.append({"label": run.label, "method": run.method, "seed": seed, "epoch": epoch,
+                     "final": epoch == last, "path": path})
     return pd.DataFrame(rows)
 
 

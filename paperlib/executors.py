@@ -1,8 +1,10 @@
 """Where unlearning runs execute: a notebook plans its runs, an executor runs them, the notebook collects the
 results from the run cache.
 
-- `Request`: one unlearning run exactly as `paperlib.unlearn.unlearn` takes it (profile, method, forget split,
-  settings), picklable; `Request.run()` computes it, or finds it in the run cache, and returns its folder.
+- `Request`: one unlearning run with everything it needs, picklable: profile, method, settings, the starting
+  model, an update mask, and either a TOFU forget split (`paperlib.unlearn.unlearn`) or a raw-text corpus with
+  its registered evaluator (`paperlib.unlearn.unlearn_text`; the job imports the evaluator's module).
+  `Request.run()` computes it, or finds it in the run cache, and returns its folder.
 - Executors (each has `run(requests, echo) -> folders`, in the order given):
   `InProcess` (default): one run after another in this process.
   `GpuPool(devices)`: one spawned worker process per device (its CUDA_VISIBLE_DEVICES set, PAPERLIB_THREADS
@@ -16,13 +18,19 @@ results from the run cache.
   asks `unlearn.unlearn` for the same run and gets the cached folder without computing anything. Jobs use
   the cache folder of the process that planned them (`Request.cache`), whatever their environment.
 - `current()`: the executor in $PAPERLIB_EXECUTOR (JSON, written by `environment`; `paperlib reproduce
-  --executor ...` sets it for every kernel), `InProcess` when unset. `paperlib.experiments` hands every batch
-  of planned runs (the sweep, then the seed runs) to it before reading them.
+  --executor ...` sets it for every kernel), `InProcess` when unset. The study protocol
+  (`paperlib.studies.protocol`) hands every batch of planned runs (a sweep, then the seed runs) to it before
+  reading them, for every notebook.
+- Under an executor other than `InProcess`, `environment` also marks the kernel read-only for unlearning runs
+  (`paperlib.cache.READ_ONLY_ENV`): a run that was not planned is an error in the kernel instead of training
+  there; the jobs (`run_request`) lift the mark.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib
 import json
 import os
 import time
@@ -33,45 +41,79 @@ from pathlib import Path
 from typing import Any
 
 from paperlib import progress, threads
-from paperlib.cache import cache_root
+from paperlib.cache import READ_ONLY_ENV, cache_root
 from paperlib.config import Profile
+from paperlib.corpus import TextCorpus
 from paperlib.errors import PaperlibError
 
 ENV = "PAPERLIB_EXECUTOR"
 KINDS = ("inprocess", "gpus", "slurm")
+KIND_PLANNED = "unlearn"  # the cache kind of a planned run (`paperlib.unlearn.KIND`)
 Echo = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Request:
-    """One unlearning run: the arguments of `unlearn.unlearn` (the run's cache key follows from them)."""
+    """One unlearning run: the arguments of `unlearn.unlearn` (a TOFU forget split) or, with `corpus`, of
+    `unlearn.unlearn_text` (raw text and a registered evaluator); the run's cache key follows from them."""
 
     profile: Profile
     method: str
-    forget: str
+    forget: str = ""  # TOFU forget split ("" for a raw-text run)
     overrides: tuple[tuple[str, Any], ...] = ()  # settings as `unlearn.unlearn` takes them (a dict is accepted)
     eval_every_epoch: bool = True
     save_model: bool = False
     cache: str = field(default_factory=lambda: str(cache_root().resolve()))  # the run cache it lands in
+    model: str | None = None  # the starting model (None: the profile's original model; a raw-text run needs one)
+    mask: dict | None = field(default=None, compare=False, repr=False)  # parameter name -> bool tensor (may change)
+    corpus: TextCorpus | None = field(default=None, compare=False, repr=False)  # raw-text forget / retain documents
+    evaluator: str = ""  # the registered evaluator of a raw-text run (`paperlib.corpus.register_evaluator`)
+    eval_args: dict | None = field(default=None, compare=False, repr=False)
+    plugin: str = field(default="", init=False)  # the module that registers `evaluator` (imported by a job)
+    inputs: str = field(default="", init=False, repr=False)  # digest of mask, corpus and eval_args (equality)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", tuple(dict(self.overrides).items()))  # hashable, order kept
+        if (self.corpus is None) == (not self.forget):
+            raise PaperlibError(f"request {self.method}: forget={self.forget!r}, corpus="
+                                f"{None if self.corpus is None else self.corpus.name!r}; allowed: a TOFU forget "
+                                "split or a raw-text corpus (with its evaluator), not both")
+        if self.corpus is not None:
+            from paperlib.corpus import get_evaluator
+
+            object.__setattr__(self, "plugin", get_evaluator(self.evaluator).__module__)
+            if self.model is None:
+                raise PaperlibError(f"raw-text request {self.method} on {self.corpus.name}: no starting model; "
+                                    "allowed: a model folder")
+        from paperlib.unlearn import mask_digest
+
+        blob = [mask_digest(self.mask), None if self.corpus is None else self.corpus.digest(), self.eval_args]
+        object.__setattr__(self, "inputs", hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest())
 
     def label(self) -> str:
-        """Method and settings in one short line, for progress output."""
-        return " ".join([self.method, self.forget, *(f"{k}={v}" for k, v in self.overrides)])
+        """Method, data and settings in one short line, for progress output."""
+        data = self.forget or (self.corpus.name if self.corpus is not None else "")
+        return " ".join([self.method, data, *(f"{k}={v}" for k, v in self.overrides)])
 
     def run(self) -> Path:
         """The run's folder in the cache (computed here unless it is cached)."""
         from paperlib import unlearn
 
-        return unlearn.unlearn(self.profile, self.method, self.forget, dict(self.overrides),
-                               eval_every_epoch=self.eval_every_epoch, save_model=self.save_model, progress=False)
+        common = {"eval_every_epoch": self.eval_every_epoch, "save_model": self.save_model, "progress": False,
+                  "update_mask": self.mask}
+        if self.corpus is None:
+            return unlearn.unlearn(self.profile, self.method, self.forget, dict(self.overrides),
+                                   model_path=self.model, **common)
+        importlib.import_module(self.plugin)  # a job process registers the evaluator by importing its module
+        return unlearn.unlearn_text(self.profile, self.method, self.corpus, self.evaluator, dict(self.eval_args or {}),
+                                    self.model, dict(self.overrides), **common)
 
 
 def run_request(request: Request) -> str:
-    """Entry point of a job or worker process: the request's cache, this process's threads, then the run."""
+    """Entry point of a job or worker process: the request's cache, this process's threads, then the run (a job
+    may build the runs its kernel may only read)."""
     os.environ["PAPERLIB_CACHE"] = request.cache
+    os.environ.pop(READ_ONLY_ENV, None)
     threads.configure()
     return str(request.run())
 
@@ -145,7 +187,7 @@ class Slurm:
     gpus_per_run: int = 1
     cpus_per_run: int = 8
     mem_gb: int = 64
-    max_parallel: int = 0  # at most this many runs at once (slurm_array_parallelism); 0 = no limit
+    max_parallel: int = 0  # at most this many runs at once (slurm_array_parallelism; local: batches); 0 = no limit
     cluster: str = "slurm"  # "slurm", or "local" (submitit's LocalExecutor)
     kind: str = "slurm"
 
@@ -178,7 +220,15 @@ class Slurm:
         executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
         executor.update_parameters(**self.parameters())
         start = time.perf_counter()
-        jobs = executor.map_array(run_request, list(requests))
+        # SLURM limits the array itself (slurm_array_parallelism); submitit's local executor starts every job at
+        # once, so there `max_parallel` runs are submitted at a time, each batch after the last one finished
+        step = self.max_parallel if self.cluster == "local" and self.max_parallel else len(requests)
+        jobs = []
+        for i in range(0, len(requests), step):
+            if jobs and step < len(requests):
+                for job in jobs[-step:]:
+                    job.wait()
+            jobs += executor.map_array(run_request, list(requests[i:i + step]))
         echo(f"submitted {len(jobs)} run(s) to {self.cluster}: job(s) {', '.join(j.job_id for j in jobs)}; "
              f"logs in {self.folder}")
         out = []
@@ -248,8 +298,13 @@ def load(spec: str | Path, **overrides: Any) -> Executor:
 
 
 def environment(executor: Executor) -> dict[str, str]:
-    """The environment variable that makes `current()` return `executor` (in kernels, jobs, subprocesses)."""
-    return {ENV: json.dumps(dataclasses.asdict(executor))}
+    """The environment variables that make `current()` return `executor` (in kernels, jobs, subprocesses) and,
+    for an executor other than `InProcess`, forbid the kernel to compute an unlearning run itself (every run
+    must be planned: `paperlib.cache.READ_ONLY_ENV`; `run_request` lifts it in the jobs)."""
+    env = {ENV: json.dumps(dataclasses.asdict(executor))}
+    if executor.kind != "inprocess":
+        env[READ_ONLY_ENV] = KIND_PLANNED
+    return env
 
 
 def current() -> Executor:

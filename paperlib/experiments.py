@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from paperlib.data import mini_tofu, tofu
 from paperlib.errors import PaperlibError
 from paperlib.models import load_tokenizer
 from paperlib.report import SPREAD
+from paperlib.studies import protocol
 
 STATS_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "holdout10", "retain_perturbed",
                 "real_authors_perturbed", "world_facts_perturbed")
@@ -96,7 +98,7 @@ PAPER_K = (1, 1000, 5000, 10000)  # the paper's top-K sizes, of Llama-2's 32,000
 PAPER_V = 32000
 TARGETS = L.TARGETS
 PREFIX_BUDGETS = (1, 2, 3, 4, 5, 10, 0)  # 0 = every sensitive token ("all")
-STATUS_OK = "completed"
+STATUS_OK = protocol.COMPLETED
 LOG_FQ = "log10 FQ"
 
 
@@ -170,11 +172,6 @@ def _request(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, 
     return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False)
 
 
-def _unlearn(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
-             every_epoch: bool = True) -> Path:
-    return _request(profile, run, forget, lr, seed, stop_epoch, every_epoch).run()
-
-
 def _summary_row(summary: dict | None) -> dict:
     """Every number of a TOFU summary, with the PALU table's column names for its columns."""
     if not summary:
@@ -187,29 +184,25 @@ def _per_step(info: dict) -> float:
     return timing["train_seconds"] / max(1, timing["steps"])
 
 
-def _status(info: dict) -> str:
-    return STATUS_OK if info["status"]["status"] == STATUS_OK else "diverged"
+def _rows(run: Run, point: protocol.Point, info: dict, seeded: bool = False, curves: bool = True) -> list[dict]:
+    """A run's rows (with its seed for a seed run): one per evaluated epoch (`curves`) or one for its final
+    evaluation at the point's epoch."""
+    base = {"label": run.label, "method": run.method, **({"seed": point.seed} if seeded else {}), "lr": point.lr,
+            "train s / step": _per_step(info)}
+    if curves:
+        return protocol.epoch_rows(info, base, _summary_row)
+    return [protocol.final_row(info, {**base, "epoch": point.stop_epoch}, _summary_row)]
 
 
 def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
     """The tuning grid of every run (`tuning.grid`): one unlearning run per learning rate, evaluated after
     every epoch; one row per (label, lr, epoch) with the TOFU summary, and a row with status "diverged"
-    (no metrics) at the epoch where a run diverged."""
-    g = tuning.grid(profile)
-    rows = []
-    todo = [(r, lr) for r in runs for lr in tuning.grid(profile, r.method).lrs]
-    # the executor (`executors.current()`: in this process, GPU workers or SLURM jobs) computes the runs,
-    # then each is read back from the run cache
-    executors.run_all([_request(profile, r, forget, lr, every_epoch=g.every_epoch) for r, lr in todo])
-    for run, lr in todo:
-        info = unlearn.read_run(_unlearn(profile, run, forget, lr, every_epoch=g.every_epoch))
-        base = {"label": run.label, "method": run.method, "lr": lr, "train s / step": _per_step(info)}
-        for e in info["epochs"]:
-            rows.append({**base, "epoch": e["epoch"], "status": STATUS_OK,
-                         **_summary_row({k: v for k, v in e.items() if k != "epoch"})})
-        if _status(info) != STATUS_OK:
-            rows.append({**base, "epoch": info["status"].get("epoch"), "status": "diverged"})
-    return pd.DataFrame(rows)
+    (no metrics) at the epoch where a run diverged (`paperlib.studies.protocol.sweep`)."""
+    return pd.DataFrame(protocol.sweep(profile, runs, partial(_planned_request, profile, forget), _rows))
+
+
+def _planned_request(profile: Profile, forget: str, run: Run, point: protocol.Point) -> executors.Request:
+    return _request(profile, run, forget, point.lr, point.seed, point.stop_epoch, point.every_epoch)
 
 
 def original_mu(profile: Profile, forget: str) -> float:
@@ -222,13 +215,10 @@ def select(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataF
     """The reported point of every label (`tuning.select`: highest FQ at MU >= 95% of the original's, else
     the highest MU): label, method, lr, epoch, qualified (seed 0, the sweep), FQ, MU, and "MU original" (the
     reference of the MU95 flag that `spread_table` computes from the seed mean)."""
-    g, mu = tuning.grid(profile), original_mu(profile, forget)
-    rows = []
-    for label, part in sweep_table.groupby("label", sort=False):
-        best = tuning.select(part, mu, g.every_epoch)
-        rows.append({"label": label, "method": best["method"], "lr": best["lr"], "epoch": int(best["epoch"]),
-                     "qualified": bool(best["qualified"]), "FQ": best["FQ"], "MU": best["MU"], "MU original": mu})
-    return pd.DataFrame(rows)
+    mu = original_mu(profile, forget)
+    return pd.DataFrame([{"label": label, "method": best["method"], "lr": best["lr"], "epoch": int(best["epoch"]),
+                          "qualified": bool(best["qualified"]), "FQ": best["FQ"], "MU": best["MU"], "MU original": mu}
+                         for label, best in protocol.select(profile, sweep_table, "label", mu)])
 
 
 def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataFrame,
@@ -237,34 +227,22 @@ def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataF
     summary (or status "diverged"). Seed 0 is the sweep's own checkpoint (trained like the others when
     `sweep_table` is None); other seeds train the same schedule up to the selected epoch. With `curves`, every
     seed trains all epochs and is evaluated after each (rows per (label, seed, epoch))."""
-    g = tuning.grid(profile)
     chosen = selected.set_index("label")
-    rows = []
-    todo = [(r, s) for r in runs for s in g.seeds]
 
-    def point(run: Run) -> tuple[float, int]:
-        return float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
+    def point(run: Run, seed: int) -> protocol.Point:
+        lr, epoch = float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
+        return protocol.Point(lr, seed, 0 if curves else epoch, curves)
 
-    from_sweep = sweep_table is not None
-    executors.run_all([_request(profile, run, forget, point(run)[0], seed, 0 if curves else point(run)[1], curves)
-                       for run, seed in todo if seed != 0 or not from_sweep])
-    for run, seed in todo:
-        lr, epoch = point(run)
-        base = {"label": run.label, "method": run.method, "seed": seed, "lr": lr}
-        if seed == 0 and from_sweep:  # the sweep's own run at this lr: the same computation, already done
-            same = sweep_table[(sweep_table["label"] == run.label) & (sweep_table["lr"] == lr)]
-            points = same if curves else same[(same["epoch"] == epoch) & (same["status"] == STATUS_OK)]
-            rows += [{**p, "seed": seed} for p in points.to_dict("records")]
-            continue
-        info = unlearn.read_run(_unlearn(profile, run, forget, lr, seed, stop_epoch=0 if curves else epoch,
-                                         every_epoch=curves))
-        base["train s / step"] = _per_step(info)
-        if curves:
-            rows += [{**base, "epoch": e["epoch"], "status": STATUS_OK,
-                      **_summary_row({k: v for k, v in e.items() if k != "epoch"})} for e in info["epochs"]]
-        else:
-            rows.append({**base, "epoch": epoch, "status": _status(info), **_summary_row(info["summary"])})
-    return pd.DataFrame(rows)
+    def reuse(run: Run, seed: int) -> list[dict] | None:
+        if seed != 0 or sweep_table is None:
+            return None
+        p = point(run, seed)  # the sweep's own run at this lr: the same computation, already done
+        same = sweep_table[(sweep_table["label"] == run.label) & (sweep_table["lr"] == p.lr)]
+        points = same if curves else same[(same["epoch"] == p.stop_epoch) & (same["status"] == STATUS_OK)]
+        return [{**r, "seed": seed} for r in points.to_dict("records")]
+
+    return pd.DataFrame(protocol.seed_runs(profile, runs, point, partial(_planned_request, profile, forget),
+                                           partial(_rows, seeded=True, curves=curves), reuse))
 
 
 @dataclass

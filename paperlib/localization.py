@@ -27,6 +27,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import masks, metrics, tuning
+from paperlib import executors, masks, metrics, tuning
 from paperlib.config import Profile
 from paperlib.errors import PaperlibError
 from paperlib.injection import (  # noqa: F401
@@ -47,6 +48,7 @@ from paperlib.injection import (  # noqa: F401
     oracle_mask_config,
     select_budget,
 )
+from paperlib.studies import protocol
 
 ORACLE_METHODS = ("NPO", "WGA", "DPO", "RMU")
 ORACLE_MASKS = ("oracle", "complement")
@@ -61,20 +63,15 @@ def oracle_runs(profile: Profile, forget: str = "forget10", methods: Sequence[st
     """Unlearn the injected model with the oracle mask and its complement: one row per (method, mask, lr,
     seed) with the run folder (`paperlib.unlearn.unlearn`, cached; evaluated every epoch; no weights kept).
     `lrs`: default the profile's tuning grid; `seeds`: unlearning seeds (`seed` of TrainConfig)."""
-    from paperlib.unlearn import unlearn
-
     injected = injected_model(profile, forget, ratio, mask_seed, retain_weight, inject_changes)
     which = {"oracle": oracle_mask(profile, forget, ratio, mask_seed),
              "complement": oracle_mask(profile, forget, ratio, mask_seed, complement=True)}
-    rows = []
-    for method in methods:
-        for name, mask in which.items():
-            for lr in lrs or tuning.grid(profile, method).lrs:
-                for seed in seeds:
-                    run = unlearn(profile, method, forget, {**(overrides or {}), "lr": lr, "seed": seed},
-                                  model_path=injected, update_mask=mask, save_model=False, progress=progress)
-                    rows.append({"method": method, "mask": name, "lr": lr, "seed": seed, "run": str(run)})
-    return pd.DataFrame(rows)
+    todo = [(method, name, lr, seed) for method in methods for name in which
+            for lr in lrs or tuning.grid(profile, method).lrs for seed in seeds]
+    runs = executors.run_all([executors.Request(profile, method, forget, {**(overrides or {}), "lr": lr, "seed": seed},
+                                                model=injected, mask=which[name]) for method, name, lr, seed in todo])
+    return pd.DataFrame([{"method": method, "mask": name, "lr": lr, "seed": seed, "run": str(run)}
+                         for (method, name, lr, seed), run in zip(todo, runs)])
 
 
 # ----------------------------------------------------------------------------------------- strengths
@@ -233,6 +230,11 @@ class Arm:
     def label(self) -> str:
         return f"{self.loss} · {self.mask_name}"
 
+    @property
+    def method(self) -> str:
+        """The method whose lr grid the arm sweeps (`protocol`)."""
+        return self.loss
+
 
 def arms(profile: Profile, forget: str, part: str) -> list[Arm]:
     """The arms of one part of notebook 09 (`PARTS`) at the profile's scale (masks computed here; the
@@ -253,22 +255,19 @@ def arms(profile: Profile, forget: str, part: str) -> list[Arm]:
     raise PaperlibError(f"notebook-09 part {part!r}; allowed: {', '.join(PARTS)}")
 
 
-def _run(profile: Profile, arm: Arm, forget: str, lr: float, seed: int) -> dict[str, Any]:
-    from paperlib.unlearn import read_run, unlearn
+def _request(profile: Profile, forget: str, arm: Arm, point: protocol.Point) -> executors.Request:
+    """The planned run of `arm` at `point`: its loss from its model, only its mask's weights changing, evaluated
+    after every epoch (the curves), no weights kept."""
+    return executors.Request(profile, arm.loss, forget, tuning.run_overrides(profile, arm.loss, point.lr, point.seed),
+                             model=arm.model, mask=arm.mask)
 
-    overrides = tuning.run_overrides(profile, arm.loss, lr, seed)
-    return read_run(unlearn(profile, arm.loss, forget, overrides, model_path=arm.model, update_mask=arm.mask,
-                            save_model=False, progress=False))
 
-
-def _rows(arm: Arm, lr: float, seed: int, info: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(arm: Arm, point: protocol.Point, info: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per evaluated epoch (FQ, MU, FS, RS) and, for a diverged run, a row with status "diverged"."""
-    base = {"label": arm.label, "part": arm.part, "loss": arm.loss, "mask": arm.mask_name, "lr": lr, "seed": seed}
-    rows = [{**base, "epoch": e["epoch"], "status": "completed", "FQ": e.get("forget_quality", np.nan),
-             "MU": e["model_utility"], **strengths(e)} for e in info["epochs"]]
-    if info["status"]["status"] != "completed":
-        rows.append({**base, "epoch": info["status"].get("epoch"), "status": "diverged"})
-    return rows
+    base = {"label": arm.label, "part": arm.part, "loss": arm.loss, "mask": arm.mask_name, "lr": point.lr,
+            "seed": point.seed}
+    return protocol.epoch_rows(info, base, lambda e: {"FQ": e.get("forget_quality", np.nan), "MU": e["model_utility"],
+                                                      **strengths(e)})
 
 
 @dataclass
@@ -333,28 +332,27 @@ def compute_study(profile: Profile, forget: str, part: str, selected: pd.DataFra
     against the initial model's MU, then run every seed of the grid at that lr for the arms with seeds (all
     epochs, evaluated after each; seed 0 is the sweep's own run). With `selected` (another study's selected
     points: `redraw`) there is no sweep: seed 0 runs at that lr too. Every run is cached."""
-    from paperlib.progress import bar
-
-    g, todo = tuning.grid(profile), arms(profile, forget, part)
+    todo = arms(profile, forget, part)
     initial = initial_point(profile, todo[0].model, forget)
+    request = partial(_request, profile, forget)
     if selected is None:
-        sweep = pd.DataFrame([r for arm, lr in bar([(a, lr) for a in todo for lr in tuning.grid(profile, a.loss).lrs],
-                                                   f"09 {part} sweep")
-                              for r in _rows(arm, lr, 0, _run(profile, arm, forget, lr, 0))])
-        selected = pd.DataFrame([{"label": a.label, **tuning.select(sweep[sweep["label"] == a.label], initial["MU"],
-                                                                      g.every_epoch)[["lr", "epoch", "qualified"]]}
-                                 for a in todo])
+        sweep = pd.DataFrame(protocol.sweep(profile, todo, request, _rows, every_epoch=True))
+        selected = pd.DataFrame([{"label": label, **best[["lr", "epoch", "qualified"]]}
+                                 for label, best in protocol.select(profile, sweep, "label", initial["MU"])])
     else:
         sweep = pd.DataFrame()
     lrs = selected.set_index("label")["lr"]
-    curves = []
-    for arm in todo:
-        lr = float(lrs[arm.label])
-        if not sweep.empty:
-            curves.append(sweep[(sweep["label"] == arm.label) & (sweep["lr"] == lr)])
-        for seed in [s for s in g.seeds if (s == 0 and sweep.empty) or (s != 0 and arm.seeds)]:
-            curves.append(pd.DataFrame(_rows(arm, lr, seed, _run(profile, arm, forget, lr, seed))))
-    curves = pd.concat(curves, ignore_index=True)
+
+    def point(arm: Arm, seed: int) -> protocol.Point | None:
+        runs = (seed == 0 and sweep.empty) or (seed != 0 and arm.seeds)
+        return protocol.Point(float(lrs[arm.label]), seed) if runs else None
+
+    def reuse(arm: Arm, seed: int) -> list[dict] | None:
+        if seed != 0 or sweep.empty:
+            return None
+        return sweep[(sweep["label"] == arm.label) & (sweep["lr"] == float(lrs[arm.label]))].to_dict("records")
+
+    curves = pd.DataFrame(protocol.seed_runs(profile, todo, point, request, _rows, reuse))
     starts = curves[["label", "part", "loss", "mask", "lr", "seed"]].drop_duplicates()
     curves = pd.concat([starts.assign(**initial, status="initial"), curves], ignore_index=True)
     return Study(sweep, selected, curves.sort_values(["label", "seed", "epoch"], kind="stable"), initial)

@@ -17,22 +17,24 @@ two forget-set memorisation scores, turned so that higher = more forgotten).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
+from paperlib import executors, muse_models, pipeline, tuning
 from paperlib import muse_metrics as mm
-from paperlib import muse_models, pipeline, tuning, unlearn
 from paperlib.cache import cached_run, code_fingerprint, file_digest
 from paperlib.config import Profile
 from paperlib.corpus import TextCorpus, register_evaluator
 from paperlib.data import muse, rawtext
 from paperlib.methods import make_method
 from paperlib.models import load_model, load_tokenizer
+from paperlib.studies import protocol
 
 EVALUATOR = "muse"
 METHODS, PAPER_MODELS, SETTINGS = muse_models.METHODS, muse_models.PAPER_MODELS, muse_models.SETTINGS
@@ -209,32 +211,31 @@ def _row(summ: dict | None) -> dict:
     return {**_columns(summ), "FQ": forget_score(summ), "MU": summ[mm.KNOW_R]}
 
 
-def _run(profile: Profile, method: str, lr: float, seed: int = 0, stop_epoch: int = 0,
-         every_epoch: bool = True, spans: tuple | None = None) -> Path:
-    overrides = tuning.run_overrides(profile, method, lr, seed, stop_epoch)
-    start = time.perf_counter()
-    run = unlearn.unlearn_text(profile, method, corpus(profile, spans if method == "PALU" else None), EVALUATOR,
-                               engine_eval_args(profile), target_model(profile), overrides,
-                               eval_every_epoch=every_epoch, save_model=False, progress=False)
-    print(f"MUSE run done: {method} lr={lr:g} seed={seed} stop_epoch={stop_epoch} "
-          f"({time.perf_counter() - start:.1f} s)", flush=True)  # a notebook's progress line
-    return run
+class _Arm(NamedTuple):
+    method: str
+
+
+def _request(profile: Profile, arm: _Arm, point: protocol.Point, spans: tuple | None = None) -> executors.Request:
+    """The planned MUSE run of `arm` at `point`: `unlearn.unlearn_text` on `corpus` (PALU with `spans`) from the
+    target model, the "muse" evaluator."""
+    return executors.Request(profile, arm.method, overrides=tuning.run_overrides(profile, arm.method, point.lr,
+                                                                                 point.seed, point.stop_epoch),
+                             eval_every_epoch=point.every_epoch, model=str(target_model(profile)),
+                             corpus=corpus(profile, spans if arm.method == "PALU" else None), evaluator=EVALUATOR,
+                             eval_args=engine_eval_args(profile))
+
+
+def _sweep_rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
+    return protocol.epoch_rows(info, {"method": arm.method, "lr": point.lr}, _row)
 
 
 def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One run per (method, lr of the grid), evaluated after every epoch: rows (method, lr, epoch, status,
-    MUSE columns, FQ, MU); a diverged run gives one row with status "diverged"."""
-    spans = auto_spans(profile) if "PALU" in (methods or settings(profile).methods) else None
-    rows = []
-    for method in methods or settings(profile).methods:
-        for lr in tuning.grid(profile, method).lrs:
-            info = unlearn.read_run(_run(profile, method, lr, spans=spans))
-            for e in info["epochs"]:
-                rows.append({"method": method, "lr": lr, "epoch": e["epoch"], "status": "completed",
-                             **_row({k: v for k, v in e.items() if k != "epoch"})})
-            if info["status"]["status"] != "completed":
-                rows.append({"method": method, "lr": lr, "epoch": info["status"].get("epoch"), "status": "diverged"})
-    return pd.DataFrame(rows)
+    MUSE columns, FQ, MU); a diverged run gives one row with status "diverged" (`protocol.sweep`)."""
+    methods = methods or settings(profile).methods
+    spans = auto_spans(profile) if "PALU" in methods else None
+    return pd.DataFrame(protocol.sweep(profile, [_Arm(m) for m in methods], partial(_request, profile, spans=spans),
+                                       _sweep_rows, every_epoch=True))
 
 
 def question_count(profile: Profile) -> int:
@@ -249,14 +250,9 @@ def target_mu(profile: Profile) -> float:
 
 def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
     """`tuning.select` per method with MU = KnowMem-retain against the target's (`target_mu`)."""
-    mu = target_mu(profile)
-    g = tuning.grid(profile)
-    rows = []
-    for method, part in table.groupby("method", sort=False):
-        best = tuning.select(part, mu, g.every_epoch)
-        rows.append({"method": method, "lr": best["lr"], "epoch": int(best["epoch"]),
-                     "qualified": bool(best["qualified"])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"method": method, "lr": best["lr"], "epoch": int(best["epoch"]),
+                          "qualified": bool(best["qualified"])}
+                         for method, best in protocol.select(profile, table, "method", target_mu(profile))])
 
 
 def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
@@ -265,23 +261,25 @@ def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame | None
     the selected epoch when that is not its last, so that its MUSE_EVAL.json is the selected point's; the
     numbers equal the sweep's row: same seed, same schedule); with no sweep (`table` None: `redraw`) seed 0
     trains up to the selected epoch like the others."""
-    g = tuning.grid(profile)
     spans = auto_spans(profile) if "PALU" in set(chosen["method"]) else None
-    rows = []
-    for _, c in chosen.iterrows():
-        for seed in g.seeds:
-            base = {"method": c["method"], "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"]
-                    else "no", "seed": seed}
-            last = table is not None and seed == 0 and int(c["epoch"]) == tuning.grid(profile, c["method"]).epochs
-            run = _run(profile, c["method"], c["lr"], seed, stop_epoch=0 if last else int(c["epoch"]),
-                       every_epoch=last, spans=spans)
-            info = unlearn.read_run(run)
-            log = run / mm.EVAL_FILE
-            log = json.loads(log.read_text()) if info["summary"] is not None and log.is_file() else None
-            rows.append({**base, "status": info["status"]["status"], **_row(info["summary"]),
-                         **({k: v for k, v in _columns(info["summary"], log).items() if k.endswith(" CI")}
-                            if log else {})})
-    return pd.DataFrame(rows)
+    sel = {c["method"]: c for _, c in chosen.iterrows()}
+
+    def point(arm: _Arm, seed: int) -> protocol.Point:
+        c = sel[arm.method]
+        last = table is not None and seed == 0 and int(c["epoch"]) == tuning.grid(profile, arm.method).epochs
+        return protocol.Point(c["lr"], seed, 0 if last else int(c["epoch"]), last)
+
+    def rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
+        c = sel[arm.method]
+        base = {"method": arm.method, "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"] else "no",
+                "seed": point.seed}
+        log = info["path"] / mm.EVAL_FILE
+        log = json.loads(log.read_text()) if info["summary"] is not None and log.is_file() else None
+        cis = {k: v for k, v in _columns(info["summary"], log).items() if k.endswith(" CI")} if log else {}
+        return [{**protocol.final_row(info, base, _row), **cis}]
+
+    return pd.DataFrame(protocol.seed_runs(profile, [_Arm(m) for m in sel], point,
+                                           partial(_request, profile, spans=spans), rows))
 
 
 def redraw(profile: Profile, chosen: pd.DataFrame) -> tuple[Profile, pd.DataFrame] | None:

@@ -25,12 +25,12 @@ import json
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from paperlib import rwku_metrics, tuning
+from paperlib import executors, rwku_metrics, tuning
 from paperlib.cache import cached_run, code_fingerprint
 from paperlib.config import Profile, TrainConfig
 from paperlib.corpus import TextCorpus
@@ -38,8 +38,8 @@ from paperlib.data import mini_rwku
 from paperlib.data import rwku as rwku_data
 from paperlib.errors import PaperlibError
 from paperlib.models import load_model, load_tokenizer
-from paperlib.progress import bar as progress_bar
 from paperlib.report import SPREAD
+from paperlib.studies import protocol
 
 EVALUATOR = "rwku"
 METHODS = ("GA", "NPO", "UnDIAL", "Unilogit", "PALU")
@@ -281,24 +281,28 @@ def _overrides(profile: Profile, method: str, lr: float, seed: int, stop_epoch: 
     return out
 
 
-def _run(profile: Profile, target: str, method: str, lr: float, seed: int = 0, stop_epoch: int = 0,
-         every_epoch: bool = True, forget_corpus: str | None = None) -> dict:
-    from paperlib import unlearn
+class _Arm(NamedTuple):
+    target: str
+    method: str
 
-    text = corpus(profile, target, spans=method in SPAN_METHODS, forget_corpus=forget_corpus)
-    path = unlearn.unlearn_text(profile, method, text, EVALUATOR, eval_args(profile, target), base_model(profile),
-                                _overrides(profile, method, lr, seed, stop_epoch), eval_every_epoch=every_epoch,
-                                save_model=False, progress=False)
-    return unlearn.read_run(path)
+
+def _request(profile: Profile, arm: _Arm, point: protocol.Point, forget_corpus: str | None = None
+             ) -> executors.Request:
+    """The planned RWKU run of `arm` at `point`: `unlearn.unlearn_text` on the target's forget corpus from the
+    base model, the "rwku" evaluator."""
+    text = corpus(profile, arm.target, spans=arm.method in SPAN_METHODS, forget_corpus=forget_corpus)
+    return executors.Request(profile, arm.method, overrides=_overrides(profile, arm.method, point.lr, point.seed,
+                                                                       point.stop_epoch),
+                             eval_every_epoch=point.every_epoch, model=base_model(profile), corpus=text,
+                             evaluator=EVALUATOR, eval_args=eval_args(profile, arm.target))
 
 
 def _rows(info: dict, base: dict) -> list[dict]:
-    rows = [{**base, "epoch": e["epoch"], "status": "completed", **{k: v for k, v in e.items() if k != "epoch"}}
-            for e in info["epochs"]]
-    rows = [{**r, **scores(r)} for r in rows]
-    if info["status"]["status"] != "completed":
-        rows.append({**base, "epoch": info["status"].get("epoch"), "status": "diverged"})
-    return rows
+    return protocol.epoch_rows(info, base, lambda e: {**e, **scores(e)})
+
+
+def _base(arm: _Arm, point: protocol.Point) -> dict:
+    return {"target": arm.target, "method": arm.method, "lr": point.lr}
 
 
 def original_rows(profile: Profile) -> pd.DataFrame:
@@ -309,51 +313,50 @@ def original_rows(profile: Profile) -> pd.DataFrame:
 
 
 def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.DataFrame]:
-    """The tuning protocol per target and method: "sweep" (every lr x epoch), "selected" (the rule's point, picked
-    on the sweep's seed 0; `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`, beside the sweep's
-    own "qualified (seed 0)"), "seeds" (the selected point with every seed of the grid)."""
-    g = tuning.grid(profile)
+    """The tuning protocol (`protocol`) per target and method: "sweep" (every lr x epoch), "selected" (the rule's
+    point, picked on the sweep's seed 0; `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`,
+    beside the sweep's own "qualified (seed 0)"), "seeds" (the selected point with every seed of the grid)."""
     original = original_rows(profile).set_index("target")
-    sweep, chosen, seeds = [], [], []
-    todo = [(t, m) for t in target_names(profile) for m in methods]
-    for target, method in progress_bar(todo, "rwku targets x methods"):
-        part = []
-        for lr in tuning.grid(profile, method).lrs:
-            info = _run(profile, target, method, lr, every_epoch=g.every_epoch)
-            part += _rows(info, {"target": target, "method": method, "lr": lr})
-        part_df = pd.DataFrame(part)
-        sweep.append(part_df)
-        best = tuning.select(part_df, float(original.loc[target, "MU"]), g.every_epoch)
-        lr, epoch = float(best["lr"]), int(best["epoch"])
-        mine = _seed_rows(profile, target, method, lr, epoch, part_df)
-        seeds += mine
-        chosen.append({"target": target, "method": method, "lr": lr, "epoch": epoch,
-                       "qualified": _keeps(mine, original.loc[target, "MU"]),
-                       "qualified (seed 0)": bool(best["qualified"])})
-    return {"sweep": pd.concat(sweep, ignore_index=True), "selected": pd.DataFrame(chosen),
-            "seeds": pd.DataFrame(seeds), "original": original.reset_index()}
+    arms = [_Arm(t, m) for t in target_names(profile) for m in methods]
+    sweep = pd.DataFrame(protocol.sweep(profile, arms, partial(_request, profile),
+                                        lambda a, p, info: _rows(info, _base(a, p))))
+    best = {_Arm(*key): b for key, b in protocol.select(profile, sweep, ["target", "method"],
+                                                         lambda key: float(original.loc[key[0], "MU"]))}
+    points = {a: (float(best[a]["lr"]), int(best[a]["epoch"])) for a in arms}
+    seeds = pd.DataFrame(_seed_runs(profile, arms, points, sweep))
+    chosen = [{"target": a.target, "method": a.method, "lr": points[a][0], "epoch": points[a][1],
+               "qualified": _keeps(seeds, a, original.loc[a.target, "MU"]),
+               "qualified (seed 0)": bool(best[a]["qualified"])} for a in arms]
+    return {"sweep": sweep, "selected": pd.DataFrame(chosen), "seeds": seeds, "original": original.reset_index()}
 
 
-def _seed_rows(profile: Profile, target: str, method: str, lr: float, epoch: int,
+def _seed_runs(profile: Profile, arms: list[_Arm], points: dict[_Arm, tuple[float, int]],
                sweep: pd.DataFrame | None) -> list[dict]:
-    """The selected point (lr, epoch) of (target, method) with every seed of the grid: seed 0 is the sweep's row
-    (`sweep`: that (target, method)'s sweep) or, with no sweep (`redraw`), trained up to that epoch like the
-    others."""
-    rows = []
-    for seed in tuning.grid(profile).seeds:
-        if seed == 0 and sweep is not None:
-            same = sweep[(sweep["lr"] == lr) & (sweep["epoch"] == epoch) & (sweep["status"] == "completed")]
-            rows += [{**r, "seed": 0} for r in same.to_dict("records")]
-            continue
-        info = _run(profile, target, method, lr, seed, stop_epoch=epoch, every_epoch=False)
-        rows += [{**r, "seed": seed} for r in _rows(info, {"target": target, "method": method, "lr": lr})
-                 if r["epoch"] == epoch or r["status"] != "completed"]
-    return rows
+    """Each arm's selected point (lr, epoch) with every seed of the grid: seed 0 is the sweep's row or, with no
+    sweep (`redraw`), trained up to that epoch like the others."""
+
+    def point(arm: _Arm, seed: int) -> protocol.Point:
+        return protocol.Point(points[arm][0], seed, points[arm][1], every_epoch=False)
+
+    def reuse(arm: _Arm, seed: int) -> list[dict] | None:
+        if seed != 0 or sweep is None:
+            return None
+        lr, epoch = points[arm]
+        same = sweep[(sweep["target"] == arm.target) & (sweep["method"] == arm.method) & (sweep["lr"] == lr)
+                     & (sweep["epoch"] == epoch) & (sweep["status"] == "completed")]
+        return [{**r, "seed": 0} for r in same.to_dict("records")]
+
+    def rows(arm: _Arm, p: protocol.Point, info: dict) -> list[dict]:
+        return [{**r, "seed": p.seed} for r in _rows(info, _base(arm, p))
+                if r["epoch"] == p.stop_epoch or r["status"] != "completed"]
+
+    return protocol.seed_runs(profile, arms, point, partial(_request, profile), rows, reuse)
 
 
-def _keeps(rows: list[dict], original_mu: float) -> bool:
+def _keeps(seeds: pd.DataFrame, arm: _Arm, original_mu: float) -> bool:
     """The MU95 flag of a selected point: the seed mean of MU keeps 95% of the original model's."""
-    return tuning.keeps_utility([r["MU"] for r in rows if r["status"] == "completed"], float(original_mu))
+    mine = seeds[(seeds["target"] == arm.target) & (seeds["method"] == arm.method) & (seeds["status"] == "completed")]
+    return tuning.keeps_utility(list(mine["MU"]), float(original_mu))
 
 
 def redraw(profile: Profile, tuned: dict[str, pd.DataFrame]) -> tuple[Profile, dict[str, pd.DataFrame]] | None:
@@ -367,13 +370,13 @@ def redraw(profile: Profile, tuned: dict[str, pd.DataFrame]) -> tuple[Profile, d
     if other is None or settings(profile).mini is None:
         return None
     original = original_rows(other).set_index("target")
-    seeds, chosen = [], []
-    for sel in progress_bar(tuned["selected"].to_dict("records"), "rwku second draw"):
-        mine = _seed_rows(other, sel["target"], sel["method"], float(sel["lr"]), int(sel["epoch"]), None)
-        seeds += mine
-        chosen.append({**{k: sel[k] for k in ("target", "method", "lr", "epoch")},
-                       "qualified": _keeps(mine, original.loc[sel["target"], "MU"])})
-    return other, {"sweep": pd.DataFrame(), "selected": pd.DataFrame(chosen), "seeds": pd.DataFrame(seeds),
+    selected = tuned["selected"].to_dict("records")
+    arms = [_Arm(sel["target"], sel["method"]) for sel in selected]
+    points = {a: (float(sel["lr"]), int(sel["epoch"])) for a, sel in zip(arms, selected)}
+    seeds = pd.DataFrame(_seed_runs(other, arms, points, None))
+    chosen = [{**{k: sel[k] for k in ("target", "method", "lr", "epoch")},
+               "qualified": _keeps(seeds, a, original.loc[a.target, "MU"])} for a, sel in zip(arms, selected)]
+    return other, {"sweep": pd.DataFrame(), "selected": pd.DataFrame(chosen), "seeds": seeds,
                    "original": original.reset_index()}
 
 
@@ -457,24 +460,30 @@ def compare_corpora(profile: Profile, tuned: dict[str, pd.DataFrame]) -> pd.Data
     rows per (corpus, method, target) with `CORPUS_COLUMNS` (NaN where the run did not complete, or for PALU
     when the annotator finds no sensitive span in the corpus: status "no sensitive spans")."""
     seeds = tuned["seeds"]
-    rows = []
-    for sel in progress_bar(tuned["selected"].to_dict("records"), "rwku forget corpora"):
-        base = {"method": sel["method"], "target": sel["target"]}
+    todo = []  # (corpus, base, the seed-0 row or a status, the planned run or None)
+    for sel in tuned["selected"].to_dict("records"):
+        arm, base = _Arm(sel["target"], sel["method"]), {"method": sel["method"], "target": sel["target"]}
         mine = seeds[(seeds["method"] == sel["method"]) & (seeds["target"] == sel["target"]) & (seeds["seed"] == 0)]
         for kind in FORGET_CORPORA:
-            spans = sel["method"] in SPAN_METHODS
+            run = None
             if kind == settings(profile).forget_corpus and len(mine):
                 rec = mine.iloc[0].to_dict()
-            elif spans and not any(corpus(profile, sel["target"], spans=True, forget_corpus=kind).forget_spans):
+            elif arm.method in SPAN_METHODS and not any(corpus(profile, arm.target, spans=True,
+                                                               forget_corpus=kind).forget_spans):
                 rec = {"status": "no sensitive spans"}  # PALU cannot train: the annotator found no span
             else:
-                info = _run(profile, sel["target"], sel["method"], float(sel["lr"]), 0, stop_epoch=int(sel["epoch"]),
-                            every_epoch=False, forget_corpus=kind)
-                got = [r for r in _rows(info, base) if r["epoch"] == int(sel["epoch"]) or r["status"] != "completed"]
-                rec = got[0] if got else {"status": "missing"}
-            ok = rec.get("status") == "completed"
-            rows.append({"corpus": kind, **base, "status": rec.get("status"),
-                         **{c: float(rec[c]) if ok else float("nan") for c in CORPUS_COLUMNS}})
+                rec, run = None, (arm, protocol.Point(float(sel["lr"]), 0, int(sel["epoch"]), False), kind)
+            todo.append((kind, base, rec, run))
+    planned = [run for *_, run in todo if run is not None]
+    infos = iter(protocol.execute([_request(profile, a, p, forget_corpus=k) for a, p, k in planned]))
+    rows = []
+    for kind, base, rec, run in todo:
+        if run is not None:
+            got = [r for r in _rows(next(infos), base) if r["epoch"] == run[1].stop_epoch or r["status"] != "completed"]
+            rec = got[0] if got else {"status": "missing"}
+        ok = rec.get("status") == "completed"
+        rows.append({"corpus": kind, **base, "status": rec.get("status"),
+                     **{c: float(rec[c]) if ok else float("nan") for c in CORPUS_COLUMNS}})
     return pd.DataFrame(rows)
 
 

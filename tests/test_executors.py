@@ -56,7 +56,62 @@ def test_request_is_the_unlearn_call(tmp_path, monkeypatch):
     assert request.cache == str((tmp_path / "runs").resolve()) and request.label() == "PALU forget05 lr=1e-05 k=3"
     assert executors.run_all([request, request], executors.InProcess(), echo=lambda _: None) == [tmp_path] * 2
     assert seen["args"] == ("P", "PALU", "forget05", {"lr": 1e-5, "k": 3})
-    assert seen["kwargs"] == {"eval_every_epoch": True, "save_model": False, "progress": False}
+    assert seen["kwargs"] == {"eval_every_epoch": True, "save_model": False, "progress": False,
+                              "model_path": None, "update_mask": None}
+
+
+def test_request_carries_model_mask_corpus_and_evaluator(tmp_path, monkeypatch):
+    """A raw-text request is `unlearn.unlearn_text`'s call (corpus, evaluator, its arguments, the starting model);
+    the job learns which module registers the evaluator; masks and corpora compare by content."""
+    import torch
+
+    from paperlib import corpus
+
+    text = corpus.TextCorpus("toy", ("a b c",), ("d e f",), 8)
+    corpus.register_evaluator("toy-eval")(lambda *a: {})
+    seen = {}
+    monkeypatch.setattr(unlearn, "unlearn_text", lambda *a, **k: seen.update(args=a, kwargs=k) or tmp_path)
+    mask = {"w": torch.tensor([True, False])}
+    try:
+        request = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask=mask, corpus=text,  # type: ignore[arg-type]
+                                    evaluator="toy-eval", eval_args={"n": 1})
+        assert request.plugin == __name__ and request.label() == "GA toy lr=1e-05"
+        assert request.run() == tmp_path
+        assert seen["args"] == ("P", "GA", text, "toy-eval", {"n": 1}, "m", {"lr": 1e-5})
+        assert seen["kwargs"]["update_mask"] is mask and seen["kwargs"]["save_model"] is False
+        same = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask={"w": torch.tensor([True, False])},  # type: ignore[arg-type]
+                                 corpus=corpus.TextCorpus("toy", ["a b c"], ["d e f"], 8), evaluator="toy-eval",
+                                 eval_args={"n": 1})
+        other = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask={"w": torch.tensor([True, True])},  # type: ignore[arg-type]
+                                  corpus=text, evaluator="toy-eval", eval_args={"n": 1})
+        assert same == request and hash(same) == hash(request) and other != request
+        with pytest.raises(PaperlibError, match="a TOFU forget split or a raw-text corpus"):
+            executors.Request("P", "GA", "forget05", corpus=text, evaluator="toy-eval", model="m")  # type: ignore[arg-type]
+        with pytest.raises(PaperlibError, match="no starting model"):
+            executors.Request("P", "GA", corpus=text, evaluator="toy-eval")  # type: ignore[arg-type]
+    finally:
+        corpus.unregister_evaluator("toy-eval")
+
+
+def test_a_kernel_under_another_executor_never_trains(tmp_path, monkeypatch):
+    """Under an executor other than InProcess the kernel may read unlearning runs but not build one: an unplanned
+    run is an error naming it (a job lifts the mark); other kinds, and InProcess, build as before."""
+    from paperlib import cache
+
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path))
+    env = executors.environment(executors.load("local"))
+    assert env[cache.READ_ONLY_ENV] == unlearn.KIND and cache.READ_ONLY_ENV not in executors.environment(
+        executors.InProcess())
+    monkeypatch.setenv(cache.READ_ONLY_ENV, env[cache.READ_ONLY_ENV])
+    built = []
+    with pytest.raises(PaperlibError, match="unlearn run .* is not in the cache, and this process may only read"):
+        cache.cached_run(unlearn.KIND, {"x": 1}, built.append)
+    assert not built and not list((tmp_path / unlearn.KIND).glob(".*tmp*"))
+    assert cache.cached_run("eval", {"x": 1}, lambda out: built.append(out)).is_dir() and len(built) == 1
+    monkeypatch.delenv(cache.READ_ONLY_ENV)
+    assert cache.is_complete(cache.cached_run(unlearn.KIND, {"x": 1}, built.append))
+    monkeypatch.setenv(cache.READ_ONLY_ENV, env[cache.READ_ONLY_ENV])
+    assert cache.cached_run(unlearn.KIND, {"x": 1}, built.append).is_dir() and len(built) == 2  # read: allowed
 
 
 def test_submitit_jobs_then_the_notebook_collects_from_the_cache(tmp_path, monkeypatch, shared_data):

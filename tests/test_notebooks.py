@@ -62,13 +62,35 @@ def test_docs_list_every_notebook():
     assert all(documented_outputs().values())
 
 
+PLANNED = ("09", "11", "12")  # run under submitit's local executor: every unlearning run a job, none in the kernel
+
+
+def _unlearn_entries() -> set[str]:
+    from paperlib import cache, unlearn
+
+    folder = cache.cache_root() / unlearn.KIND
+    return {str(p.resolve()) for p in folder.iterdir() if cache.is_complete(p)} if folder.is_dir() else set()
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """Every notebook executed once in the smoke profile (a temp folder): (folder, results); the executed copies
-    are in <folder>/executed/smoke, the tables and figures in <folder>/tables and <folder>/figures."""
+    are in <folder>/executed/smoke, the tables and figures in <folder>/tables and <folder>/figures. Notebooks
+    `PLANNED` run with `--executor local` (submitit's local executor, jobs in <folder>/jobs): their kernels may
+    only read unlearning runs (`paperlib.executors.environment`)."""
+    from paperlib import executors
+
     tmp_path = tmp_path_factory.mktemp("smoke_run")
     params = {"figures_dir": str(tmp_path / "figures"), "tables_dir": str(tmp_path / "tables")}
-    return tmp_path, runner.reproduce("smoke", out_dir=tmp_path / "executed", parameters=params)
+    rest = [nb.stem for nb in NOTEBOOKS if not nb.stem.startswith(PLANNED)]
+    results = runner.reproduce("smoke", only=rest, out_dir=tmp_path / "executed", parameters=params)
+    before = _unlearn_entries()
+    local = executors.Slurm(folder=str(tmp_path / "jobs"), cluster="local", gpus_per_run=0, cpus_per_run=1,
+                           max_parallel=2)
+    results += runner.reproduce("smoke", only=PLANNED, out_dir=tmp_path / "executed", parameters=params,
+                                env=executors.environment(local))
+    (tmp_path / "built_while_planned.txt").write_text("\n".join(sorted(_unlearn_entries() - before)))
+    return tmp_path, sorted(results, key=lambda r: r.notebook)
 
 
 def test_smoke_profile_writes_every_file(smoke_run):
@@ -85,6 +107,22 @@ def test_smoke_profile_writes_every_file(smoke_run):
     md = (tmp_path / "tables" / "01_tofu_main.md").read_text()
     assert "mini benchmark, tiny model" in md or "smoke" in md
     assert "(paper)" not in md
+
+
+def test_planned_notebooks_train_nothing_in_the_kernel(smoke_run):
+    """Notebooks 09, 11 and 12 under `--executor local`: every unlearning run they added to the cache was
+    computed by a submitit job (its returned folder), none by the kernel, which may only read them."""
+    import pickle
+
+    tmp_path, results = smoke_run
+    assert all(r.ok for r in results if r.notebook.startswith(PLANNED))
+    built = set(filter(None, (tmp_path / "built_while_planned.txt").read_text().splitlines()))
+    by_jobs = set()
+    for f in (tmp_path / "jobs").glob("*_result.pkl"):
+        outcome, folder = pickle.loads(f.read_bytes())
+        assert outcome == "success", folder
+        by_jobs.add(str(Path(folder).resolve()))
+    assert len(built) >= 10 and built <= by_jobs, sorted(built - by_jobs)
 
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from paperlib import experiments, localization, muse, muse_models, rwku, rwku_base, tuning
 from paperlib.config import get_profile
+from paperlib.corpus import TextCorpus
+from paperlib.studies import protocol
 
 SMOKE = get_profile("smoke")
 
@@ -21,6 +23,11 @@ def _keys(monkeypatch, module) -> list[dict]:
     seen: list[dict] = []
     monkeypatch.setattr(module, "cached_run", lambda kind, config, build, force=False: seen.append(config) or "m")
     return seen
+
+
+def _planned_runs(monkeypatch, info) -> None:
+    """Every planned run answered by `info(request)` (nothing trains; the requests are what the draw plans)."""
+    monkeypatch.setattr(protocol, "execute", lambda requests: [info(r) for r in requests])
 
 
 def test_the_draw_moves_only_the_seed_of_the_muse_and_rwku_models(monkeypatch):
@@ -55,16 +62,22 @@ def test_rwku_redraw_trains_every_seed_at_the_selected_point_on_the_other_base(m
     cols = {c: 10.0 for c in rwku.TABLE_COLUMNS}
     calls = []
 
-    def run(profile, target, method, lr, seed=0, stop_epoch=0, every_epoch=True, forget_corpus=None):
-        calls.append((profile.base.seed, target, method, lr, seed, stop_epoch, every_epoch))
-        return {"epochs": [{"epoch": stop_epoch, **cols, "neighbor All": 64.0 + 4 * seed}],
+    def info(request):
+        o = dict(request.overrides)
+        calls.append((request.profile.base.seed, request.eval_args["target"], request.method, o["lr"], o["seed"],
+                      o["stop_epoch"], request.eval_every_epoch))
+        return {"epochs": [{"epoch": o["stop_epoch"], **cols, "neighbor All": 64.0 + 4 * o["seed"]}],
                 "status": {"status": "completed"}}
 
     def original(profile):
         mu = 60.0 if profile.base.seed == 0 else 70.0
         return pd.DataFrame([{"target": "a", "method": "Original", **cols, "neighbor All": mu, "FQ": 90.0, "MU": mu}])
 
-    monkeypatch.setattr(rwku, "_run", run)
+    _planned_runs(monkeypatch, info)
+    monkeypatch.setattr(rwku, "corpus", lambda profile, target, spans=False, forget_corpus=None: TextCorpus(
+        f"rwku:{target}", ("x y",), (), 8))
+    monkeypatch.setattr(rwku, "eval_args", lambda profile, target: {"target": target})
+    monkeypatch.setattr(rwku, "base_model", lambda profile: f"base-{profile.base.seed}")
     monkeypatch.setattr(rwku, "original_rows", original)
     selected = pd.DataFrame([{"target": "a", "method": "GA", "lr": 1e-3, "epoch": 2, "qualified": True}])
     other, tuned = rwku.redraw(SMOKE, {"selected": selected})
@@ -80,14 +93,19 @@ def test_rwku_redraw_trains_every_seed_at_the_selected_point_on_the_other_base(m
 def test_muse_redraw_runs_seed_0_to_the_selected_epoch_and_compares_with_its_own_target(monkeypatch):
     calls = []
 
-    def run(profile, method, lr, seed=0, stop_epoch=0, every_epoch=True, spans=None):
-        calls.append((profile.finetune.seed, method, lr, seed, stop_epoch, every_epoch))
-        return Path("run")
-
     summ = {muse.mm.VERBMEM: 0.5, muse.mm.KNOW_F: 0.2, muse.mm.KNOW_R: 0.6, muse.mm.PRIVLEAK: 1.0}
-    monkeypatch.setattr(muse, "_run", run)
+
+    def info(request):
+        o = dict(request.overrides)
+        calls.append((request.profile.finetune.seed, request.method, o["lr"], o["seed"], o["stop_epoch"],
+                      request.eval_every_epoch))
+        return {"status": {"status": "completed"}, "summary": summ, "epochs": [], "path": Path("run")}
+
+    _planned_runs(monkeypatch, info)
     monkeypatch.setattr(muse, "auto_spans", lambda profile: ())
-    monkeypatch.setattr(muse.unlearn, "read_run", lambda path: {"status": {"status": "completed"}, "summary": summ})
+    monkeypatch.setattr(muse, "corpus", lambda profile, spans=None: TextCorpus("mini-muse", ("x y",), ("z",), 8))
+    monkeypatch.setattr(muse, "engine_eval_args", lambda profile: {})
+    monkeypatch.setattr(muse, "target_model", lambda profile: f"target-{profile.finetune.seed}")
     monkeypatch.setattr(muse, "sanity", lambda profile: pd.DataFrame(
         [{"model": "Target", "KnowMem-r": 70.0 if profile.finetune.seed else 60.0}]))
     monkeypatch.setattr(muse, "target_mu", lambda profile: 0.7 if profile.finetune.seed else 0.6)
@@ -106,16 +124,17 @@ def test_muse_redraw_runs_seed_0_to_the_selected_epoch_and_compares_with_its_own
 
 
 def test_localization_redraw_runs_every_seed_of_seeded_arms_at_the_given_lr_without_a_sweep(monkeypatch):
-    arm = lambda name, seeds: localization.Arm("masks", "NPO", name, "model", seeds)  # noqa: E731
+    arm = lambda name, seeds: localization.Arm("masks", "NPO", name, f"model-{name}", seeds)  # noqa: E731
     calls = []
 
-    def run(profile, a, forget, lr, seed):
-        calls.append((profile.finetune.seed, a.mask_name, lr, seed))
+    def info(request):
+        o = dict(request.overrides)
+        calls.append((request.profile.finetune.seed, request.model.removeprefix("model-"), o["lr"], o["seed"]))
         return {"epochs": [{"epoch": e, "forget_quality": 0.1, "model_utility": 0.5, "extraction_strength": 0.5,
                             "retain_extraction_strength": 0.5} for e in (1, 2)], "status": {"status": "completed"}}
 
     monkeypatch.setattr(localization, "arms", lambda profile, forget, part: [arm("random", True), arm("wagle", False)])
-    monkeypatch.setattr(localization, "_run", run)
+    _planned_runs(monkeypatch, info)
     monkeypatch.setattr(localization, "initial_point", lambda profile, model, forget: {
         "epoch": 0, "FQ": 0.01, "MU": 0.5, "FS": 0.2, "RS": 0.8})
     selected = pd.DataFrame([{"label": "NPO · random", "lr": 1e-3, "epoch": 1, "qualified": True},

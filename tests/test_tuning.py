@@ -96,14 +96,19 @@ def test_paper_profile_changes_reach_every_run_path(monkeypatch):
     monkeypatch.setattr(muse, "target_model", lambda *a, **k: "target")
     monkeypatch.setattr(rwku, "corpus", lambda *a, **k: text)
     monkeypatch.setattr(rwku, "eval_args", lambda *a, **k: {})
+    monkeypatch.setattr(rwku, "target_names", lambda *a, **k: ["t"])
+    monkeypatch.setattr(rwku, "original_rows", lambda *a, **k: pd.DataFrame([{"target": "t", "MU": 50.0}]))
+    monkeypatch.setattr(localization, "initial_point", lambda *a, **k: {"MU": 0.5})
     for method, (lr, epochs) in expected.items():
         g = tuning.grid(paper, method)
         assert (g.lrs, g.epochs) == ((lr,), epochs)
-        arm, run = localization.Arm("masks", method, "random", "model", False), experiments.Run(method, method)
+        run = experiments.Run(method, method)
+        monkeypatch.setattr(localization, "arms", lambda *a, m=method, **k: [localization.Arm("masks", m, "random",
+                                                                                             "model", False)])
         paths = {"tofu": partial(experiments.sweep, paper, [run], "forget05"),
                  "muse": partial(muse.sweep, paper, (method,)),
-                 "rwku": partial(rwku._run, paper, "t", method, lr),
-                 "09": partial(localization._run, paper, arm, "forget05", lr, 0),
+                 "rwku": partial(rwku.tune, paper, (method,)),
+                 "09": partial(localization.compute_study, paper, "forget05", "masks"),
                  "10": partial(distill.checkpoint, paper, run, "forget05", lr, 1, 2)}
         for name, call in paths.items():
             [(got_method, cfg)] = _trained_with(monkeypatch, call)

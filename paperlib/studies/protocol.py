@@ -1,0 +1,103 @@
+"""The tuning protocol, once for every benchmark and notebook: plan runs -> execute -> rows -> select -> seeds.
+
+A study names its arms (anything with a `.method`: the method whose lr grid applies) and two functions:
+`request(arm, point)`, the planned run (`paperlib.executors.Request`: starting model, mask, corpus and
+evaluator included) of an arm at a `Point` (lr, seed, schedule), and `rows(arm, point, info)`, the table rows of
+that run (`epoch_rows` or `final_row`, which write the "diverged" row). `sweep` runs every arm at every lr of
+its grid (seed 0), `select` applies the selection rule (`paperlib.tuning.select`) per arm, `seed_runs` re-runs
+each selected point with every seed of the grid. Every batch goes to the current executor
+(`paperlib.executors.run_all`: in process, `--gpus`, submitit / SLURM) before anything is read, so a kernel
+under another executor trains nothing itself (`paperlib.cache.READ_ONLY_ENV`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from paperlib import executors, tuning, unlearn
+
+COMPLETED, DIVERGED = "completed", "diverged"  # a row's status (a run's status.json says the same)
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where one run of an arm goes: its lr and seed, an early stop (0: every epoch of the grid) and whether it
+    is evaluated after every epoch."""
+
+    lr: float
+    seed: int = 0
+    stop_epoch: int = 0
+    every_epoch: bool = True
+
+
+Request = Callable[[Any, Point], executors.Request]
+Rows = Callable[[Any, Point, dict], list[dict]]
+
+
+def execute(requests: Sequence[executors.Request]) -> list[dict]:
+    """Every request computed by the current executor, then each run read back from the run cache, in order
+    (`unlearn.read_run`'s dict, with the run's folder as "path")."""
+    executors.run_all(requests)
+    return [{**unlearn.read_run(path), "path": path} for path in (r.run() for r in requests)]
+
+
+def status(info: dict) -> str:
+    return COMPLETED if info["status"]["status"] == COMPLETED else DIVERGED
+
+
+def epoch_rows(info: dict, base: dict, transform: Callable[[dict], dict] = dict) -> list[dict]:
+    """One row per evaluated epoch (`base`, epoch, status, `transform` of that epoch's summary) and, for a
+    diverged run, a row with status "diverged" at the epoch where it stopped."""
+    rows = [{**base, "epoch": e["epoch"], "status": COMPLETED,
+             **transform({k: v for k, v in e.items() if k != "epoch"})} for e in info["epochs"]]
+    if status(info) != COMPLETED:
+        rows.append({**base, "epoch": info["status"].get("epoch"), "status": DIVERGED})
+    return rows
+
+
+def final_row(info: dict, base: dict, transform: Callable[[dict | None], dict]) -> dict:
+    """One row for a run's final evaluation: `base`, status, `transform` of the summary (None when diverged)."""
+    return {**base, "status": status(info), **transform(info["summary"])}
+
+
+def sweep(profile: Any, arms: Sequence[Any], request: Request, rows: Rows, every_epoch: bool | None = None
+          ) -> list[dict]:
+    """Every arm at every lr of its grid (`tuning.grid(profile, arm.method)`), seed 0, all epochs, evaluated
+    after each (`every_epoch`; None: as the grid says, i.e. after the last only on the paper profile)."""
+    every = tuning.grid(profile).every_epoch if every_epoch is None else every_epoch
+    todo = [(a, Point(lr, 0, 0, every)) for a in arms for lr in tuning.grid(profile, a.method).lrs]
+    infos = execute([request(a, p) for a, p in todo])
+    return [r for (a, p), info in zip(todo, infos) for r in rows(a, p, info)]
+
+
+def select(profile: Any, table: pd.DataFrame, by: str | list[str],
+           mu: float | Callable[[Any], float]) -> list[tuple[Any, pd.Series]]:
+    """The selected point (`tuning.select` on the grid's epochs) of each group of `by` in the sweep `table`, in
+    order of appearance, against the reference utility `mu` (a number, or a function of the group's key)."""
+    every = tuning.grid(profile).every_epoch
+    return [(key, tuning.select(part, mu(key) if callable(mu) else mu, every))
+            for key, part in table.groupby(by, sort=False)]
+
+
+def seed_runs(profile: Any, arms: Sequence[Any], point: Callable[[Any, int], Point | None], request: Request,
+              rows: Rows, reuse: Callable[[Any, int], list[dict] | None] | None = None) -> list[dict]:
+    """Every arm with every seed of the grid: `point(arm, seed)` is that run (None: no run for this seed);
+    `reuse(arm, seed)`, when given and not None, are rows taken from the sweep instead (its own run at that
+    point: the same computation, already done). Rows in arm, then seed order."""
+    todo = []
+    for a in arms:
+        for seed in tuning.grid(profile).seeds:
+            kept = reuse(a, seed) if reuse is not None else None
+            todo.append((a, kept, None if kept is not None else point(a, seed)))
+    infos = iter(execute([request(a, p) for a, kept, p in todo if kept is None and p is not None]))
+    out = []
+    for a, kept, p in todo:
+        if kept is not None:
+            out += kept
+        elif p is not None:
+            out += rows(a, p, next(infos))
+    return out
