@@ -64,7 +64,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "inject-selection": ("injection",),  # the budget's choice reads the injected models' evaluations
     "unlearn": ("unlearn",),
     "spans": ("spans",),
-    "loss-timing": ("experiments",),  # notebook 07's loss timing (experiments.cached_loss_timing)
+    "loss-timing": ("studies/timing",),  # notebook 07's loss timing (studies.timing.cached_loss_timing)
     "kl-analysis": ("distill",),  # notebook 10's soft-target KL analysis (distill.figure5)
     "loc-study": ("localization",),  # notebook 09's sweeps, selections and curves (localization.study)
     # MUSE (paperlib.muse): its benchmark folder, target / retrained models, automatic spans and evaluations
@@ -73,7 +73,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "muse-spans": ("muse",),
     "muse-eval": ("muse",),
     # RWKU (paperlib.rwku): benchmark, tokenizer, base model, the zero-shot forget texts, evaluations
-    "rwku-benchmark": ("rwku", "data/mini_rwku"),
+    "rwku-benchmark": ("rwku_settings", "data/mini_rwku"),
     "rwku-tokenizer": ("rwku_base",),
     "rwku-model": ("rwku_base",),
     "rwku-generated": ("rwku",),

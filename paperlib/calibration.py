@@ -204,6 +204,14 @@ def knob_values(profile: Profile) -> dict[str, Any]:
     return {k: getattr(parts[part], name) for k, (part, name) in KNOBS.items()}
 
 
+def reference_statistics(profile: Profile, forget: str) -> dict[str, float]:
+    """`statistics` of the original and retain model on `forget` (notebook 00's fidelity table)."""
+    from paperlib import pipeline
+
+    models = (pipeline.original_model(profile), pipeline.retain_model(profile, forget))
+    return statistics(*(pipeline.evaluation(profile, path, forget)[0] for path in models))
+
+
 def measure(profile: Profile, sweep: bool = True) -> dict[str, Any]:
     """Build (or read from the cache) a design's base, original and retain models; their calibration
     statistics; and, with `sweep`, the baselines' frontier on notebook 01's grid (seed 0). Minutes per stage

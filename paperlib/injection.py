@@ -97,7 +97,6 @@ def inject_selection(profile: Profile, forget: str = "forget10", ratio: float = 
     changes, FS, MU, seconds (injection training, as measured when it was built) and whether it qualifies.
     Candidates are tried smallest first and the search stops at the first that qualifies."""
     from paperlib import pipeline, tuning
-    from paperlib.experiments import evaluation
 
     original, retain = pipeline.original_model(profile), pipeline.retain_model(profile, forget)
     grid = budgets(profile)
@@ -108,13 +107,13 @@ def inject_selection(profile: Profile, forget: str = "forget10", ratio: float = 
               "mu_fraction": tuning.MU_FRACTION, "max_length": profile.eval.max_length}
 
     def build(out: Path) -> None:
-        fs_original = 1.0 - float(evaluation(profile, original, forget)[1]["extraction_strength"])
-        _, r = evaluation(profile, retain, forget)
+        fs_original = 1.0 - float(pipeline.evaluation(profile, original, forget)[1]["extraction_strength"])
+        _, r = pipeline.evaluation(profile, retain, forget)
         fs_retain, mu_retain = 1.0 - float(r["extraction_strength"]), float(r["model_utility"])
         tried = []
         for changes in grid:
             path = injected_model(profile, forget, ratio, seed, retain_weight, changes)
-            _, s = evaluation(profile, path, forget)
+            _, s = pipeline.evaluation(profile, path, forget)
             info = json.loads((Path(path) / "inject_info.json").read_text())
             c = {"changes": changes, "FS": 1.0 - float(s["extraction_strength"]), "MU": float(s["model_utility"]),
                  "seconds": info["seconds"], "path": path}

@@ -18,23 +18,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import executors, muse_models, pipeline, tuning
 from paperlib import muse_metrics as mm
+from paperlib import muse_models, pipeline
 from paperlib.cache import cached_run, code_fingerprint, file_digest
 from paperlib.config import Profile
 from paperlib.corpus import TextCorpus, register_evaluator
 from paperlib.data import muse, rawtext
-from paperlib.methods import make_method
 from paperlib.models import load_model, load_tokenizer
-from paperlib.studies import protocol
 
 EVALUATOR = "muse"
 METHODS, PAPER_MODELS, SETTINGS = muse_models.METHODS, muse_models.PAPER_MODELS, muse_models.SETTINGS
@@ -88,7 +84,7 @@ def sanity(profile: Profile) -> pd.DataFrame:
     for name, path in (("Target", target_model(profile)), ("Retrained", retrained_model(profile))):
         folder = evaluation_dir(profile, path)
         log = json.loads((folder / mm.EVAL_FILE).read_text())
-        rows.append({"model": name, **_columns(summary(folder), log)})
+        rows.append({"model": name, **table_columns(summary(folder), log)})
     return pd.DataFrame(rows)
 
 
@@ -111,7 +107,7 @@ def benchmark_check(sanity_table: pd.DataFrame) -> tuple[bool, str]:
     return bool(ok), f"benchmark check {'holds' if ok else 'FAILS'}: " + "; ".join(parts)
 
 
-def _columns(summ: dict, log: dict | None = None) -> dict:
+def table_columns(summ: dict, log: dict | None = None) -> dict:
     """MUSE's table columns (ROUGE x 100 as MUSE prints them; PrivLeak in %), with CIs from a log."""
     row = {}
     for col, key in COLUMNS.items():
@@ -190,52 +186,17 @@ def _token_logprobs(model, tokenizer, texts: list[str], max_length: int) -> list
     return out
 
 
-# ----------------------------------------------------------------------------------------- tuning
+# ----------------------------------------------------------------------------------------- the tuning rule's numbers
 def forget_score(summ: dict) -> float:
     """FQ on MUSE (higher = more forgotten): 1 - mean(VerbMem, KnowMem-forget), both in 0..1."""
     return 1.0 - (summ[mm.VERBMEM] + summ[mm.KNOW_F]) / 2
 
 
-def describe(profile: Profile) -> str:
-    """The tuning protocol on MUSE in one paragraph (`tuning.describe` with MUSE's FQ and MU)."""
-    g = tuning.grid(profile)
-    return (f"{profile.name}: every method sweeps lr in {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} for {g.epochs} "
-            f"epochs, evaluated after each; MU = KnowMem-retain, FQ = 1 - mean(VerbMem, KnowMem-forget); reported "
-            f"point = highest FQ with MU >= {tuning.MU_FRACTION:.0%} of the target model's MU (else the highest MU, "
-            f"flagged MU95 = no); that lr and epoch re-run with seeds {list(g.seeds)}; tables show mean ± sd.")
-
-
-def _row(summ: dict | None) -> dict:
+def table_row(summ: dict | None) -> dict:
+    """A run's MUSE columns and the tuning rule's two numbers: FQ (`forget_score`) and MU = KnowMem-retain."""
     if summ is None:
         return {}
-    return {**_columns(summ), "FQ": forget_score(summ), "MU": summ[mm.KNOW_R]}
-
-
-class _Arm(NamedTuple):
-    method: str
-
-
-def _request(profile: Profile, arm: _Arm, point: protocol.Point, spans: tuple | None = None) -> executors.Request:
-    """The planned MUSE run of `arm` at `point`: `unlearn.unlearn_text` on `corpus` (PALU with `spans`) from the
-    target model, the "muse" evaluator."""
-    return executors.Request(profile, arm.method, overrides=tuning.run_overrides(profile, arm.method, point.lr,
-                                                                                 point.seed, point.stop_epoch),
-                             eval_every_epoch=point.every_epoch, model=str(target_model(profile)),
-                             corpus=corpus(profile, spans if arm.method == "PALU" else None), evaluator=EVALUATOR,
-                             eval_args=engine_eval_args(profile))
-
-
-def _sweep_rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
-    return protocol.epoch_rows(info, {"method": arm.method, "lr": point.lr}, _row)
-
-
-def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """One run per (method, lr of the grid), evaluated after every epoch: rows (method, lr, epoch, status,
-    MUSE columns, FQ, MU); a diverged run gives one row with status "diverged" (`protocol.sweep`)."""
-    methods = methods or settings(profile).methods
-    spans = auto_spans(profile) if "PALU" in methods else None
-    return pd.DataFrame(protocol.sweep(profile, [_Arm(m) for m in methods], partial(_request, profile, spans=spans),
-                                       _sweep_rows, every_epoch=True))
+    return {**table_columns(summ), "FQ": forget_score(summ), "MU": summ[mm.KNOW_R]}
 
 
 def question_count(profile: Profile) -> int:
@@ -246,153 +207,6 @@ def question_count(profile: Profile) -> int:
 def target_mu(profile: Profile) -> float:
     """The target model's KnowMem-retain (the MU95 rule's reference on MUSE; its cached evaluation)."""
     return summary(evaluation_dir(profile, target_model(profile)))[mm.KNOW_R]
-
-
-def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
-    """`tuning.select` per method with MU = KnowMem-retain against the target's (`target_mu`)."""
-    return pd.DataFrame([{"method": method, "lr": best["lr"], "epoch": int(best["epoch"]),
-                          "qualified": bool(best["qualified"])}
-                         for method, best in protocol.select(profile, table, "method", target_mu(profile))])
-
-
-def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
-    """Each method at its selected point with every seed of the grid: one row per (method, seed) with the MUSE
-    columns and the bootstrap CIs of that run's final evaluation. Seed 0 is the sweep's run (re-trained up to
-    the selected epoch when that is not its last, so that its MUSE_EVAL.json is the selected point's; the
-    numbers equal the sweep's row: same seed, same schedule); with no sweep (`table` None: `redraw`) seed 0
-    trains up to the selected epoch like the others."""
-    spans = auto_spans(profile) if "PALU" in set(chosen["method"]) else None
-    sel = {c["method"]: c for _, c in chosen.iterrows()}
-
-    def point(arm: _Arm, seed: int) -> protocol.Point:
-        c = sel[arm.method]
-        last = table is not None and seed == 0 and int(c["epoch"]) == tuning.grid(profile, arm.method).epochs
-        return protocol.Point(c["lr"], seed, 0 if last else int(c["epoch"]), last)
-
-    def rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
-        c = sel[arm.method]
-        base = {"method": arm.method, "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"] else "no",
-                "seed": point.seed}
-        log = info["path"] / mm.EVAL_FILE
-        log = json.loads(log.read_text()) if info["summary"] is not None and log.is_file() else None
-        cis = {k: v for k, v in _columns(info["summary"], log).items() if k.endswith(" CI")} if log else {}
-        return [{**protocol.final_row(info, base, _row), **cis}]
-
-    return pd.DataFrame(protocol.seed_runs(profile, [_Arm(m) for m in sel], point,
-                                           partial(_request, profile, spans=spans), rows))
-
-
-def redraw(profile: Profile, chosen: pd.DataFrame) -> tuple[Profile, pd.DataFrame] | None:
-    """Each method's selected point (`select`'s lr and epoch: no new sweep) re-run with every seed of the grid on
-    the target and retrained models of the second draw (`experiments.second_draw`: trained from another seed;
-    their own automatic spans and PrivLeak reference), as (that profile, its `main_table`, MU95 against that
-    draw's target); None where the models are given (the paper profile's published checkpoints)."""
-    from paperlib.experiments import second_draw
-
-    other = second_draw(profile)
-    if other is None or settings(profile).mini is None:
-        return None
-    return other, main_table(other, seed_runs(other, chosen, None))
-
-
-def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
-    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd"), the
-    bootstrap 95% CIs (over items) of its seed-0 run, and MU95: whether the seed mean of MU (KnowMem-retain)
-    keeps 95% of the target's (`tuning.keeps_utility`; seed 0 alone decided the selection)."""
-    ref, mu = sanity(profile), target_mu(profile)
-    rows = [{"method": r["model"], **{c: r[c] for c in ref.columns if c != "model"}} for _, r in ref.iterrows()]
-    for method, part in seeds.groupby("method", sort=False):
-        ok = part[part["status"] == "completed"]
-        row = {"method": method, "lr": part["lr"].iloc[0], "epoch": part["epoch"].iloc[0],
-               "MU95": "yes" if tuning.keeps_utility(ok["MU"] if "MU" in ok else [], mu) else "no",
-               "seeds": f"{len(ok)}/{len(part)}"}
-        for col in COLUMNS:
-            mean, sd = tuning.mean_std(ok[col]) if len(ok) else (float("nan"), float("nan"))
-            row[col], row[f"{col} sd"] = mean, sd
-        first = part[part["seed"] == part["seed"].min()].iloc[0]
-        row.update({k: first[k] for k in part.columns if k.endswith(" CI")})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def sweep_record(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
-    """The committed record of the sweep: every grid point's MUSE columns, FQ, MU, the selected point marked."""
-    cols = ["method", "lr", "epoch", "status", *COLUMNS, "FQ", "MU"]
-    out = table[[c for c in cols if c in table]].copy()
-    key = set(zip(chosen["method"], chosen["lr"], chosen["epoch"]))
-    out["selected"] = ["yes" if (m, lr, e) in key else "" for m, lr, e in zip(out["method"], out["lr"], out["epoch"])]
-    return out
-
-
-def tradeoff_figure(table: pd.DataFrame):
-    """Left: KnowMem-forget against KnowMem-retain (mean ± sd over seeds; target and retrained as references);
-    right: VerbMem per method (± sd)."""
-    import matplotlib.pyplot as plt
-
-    from paperlib import report
-
-    report.set_paper_style()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(report.TEXT_WIDTH, 2.6), gridspec_kw={"width_ratios": [1.2, 1]})
-    names = list(table["method"])
-    palette, markers = report.method_palette(names), report.method_markers(names)
-    for _, r in table.iterrows():
-        sd_f, sd_r = r.get("KnowMem-f sd", 0.0), r.get("KnowMem-r sd", 0.0)
-        ax.errorbar(r["KnowMem-r"], r["KnowMem-f"], xerr=np.nan_to_num(sd_r), yerr=np.nan_to_num(sd_f),
-                    fmt=markers[r["method"]], color=palette[r["method"]], label=r["method"], markersize=5, capsize=2)
-    ax.set(xlabel="KnowMem on retain (utility, x100)", ylabel="KnowMem on forget (x100)", title="MUSE trade-off",
-           xlim=(-3, 103), ylim=(-3, 103))  # ROUGE x 100: the whole 0..100 range, so runs compare across profiles
-    ax.legend(fontsize=6, ncol=2, loc="best", frameon=False)
-    sd = np.nan_to_num(table.get("VerbMem sd", pd.Series(0.0, index=table.index)).to_numpy(dtype=float))
-    bx.barh(names, table["VerbMem"], xerr=sd, color=[palette[n] for n in names], capsize=2)
-    bx.invert_yaxis()
-    bx.set(xlabel="VerbMem (ROUGE-L F1 x100)", title="Verbatim memorisation")
-    fig.tight_layout()
-    return fig
-
-
-def span_study(profile: Profile) -> pd.DataFrame:
-    """The span annotator study of notebook 11 (`paperlib.spans.span_study`, on mini-TOFU)."""
-    from paperlib import spans
-
-    return spans.span_study(profile)
-
-
-# ----------------------------------------------------------------------------------------- dry run
-# forget-set training blocks of 2048 tokens: MUSE's forget sets hold about 0.8M (News) and 1.1M (Books) tokens
-# (MUSE paper's data table; inferred, the dry run's cost estimate only)
-PAPER_FORGET_BLOCKS = {"news": int(0.8e6 // 2048), "books": int(1.1e6 // 2048)}
-
-
-def plan(profile: Profile) -> list[dict]:
-    """Notebook 11's runs in the paper profile: the PALU paper's MUSE rows (News and Books, MUSE's 7B target
-    models, every method at the papers' setting); tiny profiles: the mini-MUSE sweep, the further seeds at the
-    selected points and every seed there on the second draw's models (`redraw`)."""
-    name = getattr(profile, "name", profile)
-    g = tuning.grid(name)
-    rows = []
-    if name == "paper":
-        for corpus_name, (target, _, model_name, params) in PAPER_MODELS.items():
-            for method in METHODS:
-                cfg, needs = tuning.train_config(name, method), make_method(method).needs()
-                rows.append({"model": target, "model_name": f"{model_name} (MUSE-{corpus_name.capitalize()})",
-                             "method": method, "hyperparameters": {"lr": cfg.lr, "block": SETTINGS["paper"].block},
-                             "n_examples": PAPER_FORGET_BLOCKS[corpus_name], "epochs": cfg.epochs,
-                             "params_b": params, "reference": bool(needs.ref),
-                             # a 2048-token block costs 8 of the dry run's 256-token examples; x2 with a retain term
-                             "passes": SETTINGS["paper"].block / 256 * (2.0 if needs.retain else 1.0)})
-        return rows
-    from paperlib.experiments import DRAW_SEED
-
-    s = settings(name)
-    for method in s.methods:
-        common = {"model": "muse-target", "method": method, "n_examples": s.mini.n_events if s.mini else 0,
-                  "epochs": g.epochs}
-        rows += [{**common, "hyperparameters": {"lr": lr}} for lr in g.lrs]
-        rows += [{**common, "hyperparameters": {"lr": "selected", "seed": seed}} for seed in g.seeds if seed != 0]
-        # `redraw`: every seed at the selected point on the second draw's target model
-        rows += [{**common, "model": f"muse-target (draw {DRAW_SEED})",
-                  "hyperparameters": {"lr": "selected", "seed": seed, "draw": DRAW_SEED}} for seed in g.seeds]
-    return rows
 
 
 def nan_free(df: pd.DataFrame, cols: list[str]) -> bool:

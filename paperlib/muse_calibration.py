@@ -1,7 +1,7 @@
 """Is mini-MUSE faithful? Its target / retrained statistics and its baselines' sweep against real MUSE's.
 
 `statistics(sanity, sweep, n_questions)` reads issue 23's statistics from notebook 11's tables (`muse.sanity`,
-`muse.sweep`); `targets` states every target against `REAL` (open-unlearning's reproduction of MUSE News and
+`studies.muse.sweep`); `targets` states every target against `REAL` (open-unlearning's reproduction of MUSE News and
 Books, the numbers of ../shared/spec/benchmarks.md; a test reads them back from there); `fidelity_table` lays
 them out for notebook 11. `DESIGNS` lists every design of the miniature tried, in order; `measure` builds one
 (`make calibrate-muse DESIGN=<name>`) into `RECORD`. A design is judged by these statistics and the baselines
@@ -47,8 +47,9 @@ def real_statistics() -> dict[str, dict[str, float]]:
 
 def statistics(sanity: pd.DataFrame, sweep: pd.DataFrame | None, n_questions: int) -> dict[str, Any]:
     """Issue 23's statistics: retrained / target ratios, the PrivLeaks, the points one KnowMem-retain question
-    is worth (`n_questions` asked), and per baseline of a sweep (`muse.sweep`'s rows) whether a point moves
-    VerbMem or KnowMem-forget below the target's 95% CI while keeping `KEEP_RETAIN` of its KnowMem-retain."""
+    is worth (`n_questions` asked), and per baseline of a sweep (`paperlib.studies.muse.sweep`'s rows) whether a
+    point moves VerbMem or KnowMem-forget below the target's 95% CI while keeping `KEEP_RETAIN` of its
+    KnowMem-retain."""
     t, r = (sanity.set_index("model").loc[m] for m in ("Target", "Retrained"))
     out: dict[str, Any] = {f"{c} ratio": float(r[c] / t[c]) if t[c] else float("nan")
                            for c in ("KnowMem-f", "VerbMem", "KnowMem-r")}
@@ -137,6 +138,7 @@ def measure(design: Design, sweep: bool = True) -> dict[str, Any]:
     `sweep`, the baselines' sweep on notebook 11's grid (seed 0). Minutes per stage (0 for cached ones)."""
     from paperlib import muse, muse_models
     from paperlib.config import get_profile
+    from paperlib.studies import muse as muse_study
 
     p, s = get_profile("mini"), replace(design_settings(design), methods=BASELINES)
     out: dict[str, Any] = {"minutes": {}}
@@ -144,7 +146,7 @@ def measure(design: Design, sweep: bool = True) -> dict[str, Any]:
         t = time.time()
         sanity = muse.sanity(p)
         out["minutes"]["models"], t = (time.time() - t) / 60, time.time()
-        table = muse.sweep(p) if sweep else None
+        table = muse_study.sweep(p) if sweep else None
         if sweep:
             out["minutes"]["sweep"] = (time.time() - t) / 60
         n = len(muse_models.load_data(p).knowmem["retain_qa"])

@@ -625,8 +625,8 @@ PLANS: dict[str, PlanFn | str] = {
     **{f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)},
     "09": "paperlib.localization:plan",
     "10": "paperlib.distill:plan",
-    "11": "paperlib.muse:plan",
-    "12": "paperlib.rwku:plan",
+    "11": "paperlib.studies.muse:plan",
+    "12": "paperlib.studies.rwku:plan",
 }
 _REQUIRED = ("model", "method", "hyperparameters", "n_examples", "epochs")
 _OPTIONAL = ("params_b", "passes", "evaluations", "reference", "model_name")

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import torch
 
-from paperlib import rwku
 from paperlib.cache import cached_run
 from paperlib.config import Profile
 from paperlib.data import encoding, mini_rwku, rawtext
 from paperlib.data import rwku as rwku_data
 from paperlib.models import auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.rwku_settings import RwkuSettings, benchmark_source, settings
 from paperlib.train import train
 
 
 def tokenizer_path(profile: Profile, force: bool = False) -> str:
     """Tokenizer: the original checkpoint's (paper) or one trained on the mini RWKU text (tiny profiles)."""
-    s = rwku.settings(profile)
+    s = settings(profile)
     if s.mini is None:
         return profile.model.original
     if s.init == "base":
@@ -41,7 +41,7 @@ def tokenizer_path(profile: Profile, force: bool = False) -> str:
     return str(cached_run("rwku-tokenizer", config, build, force=force))
 
 
-def base_samples(tokenizer, template: str, base: dict, s: rwku.RwkuSettings) -> list[dict]:
+def base_samples(tokenizer, template: str, base: dict, s: RwkuSettings) -> list[dict]:
     """The base stage's samples: passages and statements as raw text (`rawtext.encode_texts`, every token a
     target), RWKU-prompted questions with "Answer: ..." replies, multiple-choice items and fluency replies
     (prompt tokens without loss)."""
@@ -63,13 +63,13 @@ def _init(profile: Profile) -> str | None:
     """The model the base stage starts from: mini-TOFU's pretrained base (`init="base"`) or None (scratch)."""
     from paperlib import pipeline
 
-    return pipeline.base_model(profile) if rwku.settings(profile).init == "base" else None
+    return pipeline.base_model(profile) if settings(profile).init == "base" else None
 
 
 def _base_config(profile: Profile) -> dict:
     from paperlib import pipeline
 
-    s = rwku.settings(profile)
+    s = settings(profile)
     config = {"stage": "rwku-base", "benchmark": s.mini, "model": replace(profile.model.tiny,
                                                                             max_position_embeddings=s.context),
               "template": profile.model.template, "train": replace(s.base, seed=profile.base.seed),  # the draw's
@@ -83,11 +83,11 @@ def _base_config(profile: Profile) -> dict:
 def base_model(profile: Profile, force: bool = False) -> str:
     """The original model of RWKU unlearning: the paper profile's checkpoint, or (tiny profiles) a tiny Llama
     trained here on the whole mini RWKU base data (cached like `paperlib.pipeline`'s stages)."""
-    s = rwku.settings(profile)
+    s = settings(profile)
     if s.mini is None:
         return profile.model.original
     config = _base_config(profile)
-    source, tok_path = rwku.benchmark_source(profile), tokenizer_path(profile)
+    source, tok_path = benchmark_source(profile), tokenizer_path(profile)
 
     def build(out: Path) -> None:
         from paperlib.pipeline import nll_loss

@@ -366,25 +366,6 @@ def precision_table(profile, forget: str = REPORT_SPLIT, sources: Sequence[str] 
     return pd.DataFrame(table)
 
 
-def span_study(profile, forget: str = REPORT_SPLIT) -> pd.DataFrame:
-    """Notebook 11's span study: for each span source (exact, logprob, capitalised) the precision / recall
-    against the exact spans (`precision_table`; exact = 1) and PALU's forget quality and model utility with
-    that span file, each source tuned by the same protocol (`experiments.tune`: lr grid x epochs, MU95
-    selection, seeds; mean and sd over seeds)."""
-    from paperlib import experiments
-
-    runs = [experiments.Run("exact", "PALU")]
-    runs += [experiments.Run(s, "PALU", {"spans": str(auto_span_file(profile, forget, s) / "spans")})
-             for s in SOURCES[1:]]
-    tuned = experiments.tune(profile, runs, forget)
-    palu = tuned.table(("FQ", "MU")).rename(columns={"label": "source"})
-    exact = {"source": "exact", "rule": "span file", "token P": 1.0, "token R": 1.0, "token F1": 1.0,
-             "span P": 1.0, "span R": 1.0, "span exact": 1.0}
-    quality = pd.concat([pd.DataFrame([exact]), precision_table(profile, forget)], ignore_index=True)
-    keep = ["source", "rule", "token P", "token R", "token F1", "span P", "span R", "span exact"]
-    return quality[keep].merge(palu, on="source", how="left")
-
-
 # ----------------------------------------------------------------------------------------- command line
 def check_out_folder(out: str | Path) -> Path:
     """Refuse an output that would overwrite something: a file or a non-empty folder."""

@@ -7,6 +7,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -153,6 +154,46 @@ def test_key_covers_the_code_of_that_kind(tmp_path, monkeypatch):
     changed = cache.run_dir("kind", Cfg(), root=tmp_path)
     assert changed != before
     assert cache.run_dir("other", Cfg(), root=tmp_path).name != changed.name  # kinds never share keys
+
+
+STUDY_KINDS = ("loss-timing", "kl-analysis", "loc-study")  # caches of a study's own results
+STUDY_CODE = ("experiments", "localization", "distill", "executors")  # the study side (paperlib/studies/* too)
+
+
+def test_no_trained_or_evaluated_result_is_keyed_by_study_code():
+    """Models, benchmarks, evaluations and unlearning runs (TOFU, and MUSE / RWKU through their evaluator's code)
+    cover no study module: the protocol, a table or a figure can change without re-keying a trained run."""
+    from paperlib import corpus, muse, rwku  # noqa: F401 (registers the "muse" and "rwku" evaluators)
+
+    def study_side(modules):
+        return sorted(m for m in modules if m.startswith("studies/") or m in STUDY_CODE)
+
+    for kind in set(cache.CODE) - set(STUDY_KINDS):
+        assert not study_side(cache.code_modules(kind)), kind
+    for name in ("muse", "rwku"):
+        own = Path(corpus.get_evaluator(name).__code__.co_filename).resolve().relative_to(cache.PACKAGE)
+        assert not study_side(cache.closure((own.with_suffix("").as_posix(), *corpus.EVALUATOR_CODE[name]))), name
+    assert study_side(cache.code_modules("loc-study"))  # the rule sees study code where it is there
+
+
+def test_no_import_circle():
+    """The import graph the fingerprints follow (function-level imports included) has no circle: a module's
+    closure never comes back to it through another module."""
+    names = sorted(f.relative_to(cache.PACKAGE).with_suffix("").as_posix() for f in cache.PACKAGE.rglob("*.py")
+                   if f.name != "__init__.py")
+    graph = {m: cache._imports(m) - {m} for m in names}
+    circles = [m for m in names if any(m in _reach(graph, d) for d in graph[m])]
+    assert not circles, circles
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph.get(m, set())
+    return seen
 
 
 def test_stale_fingerprint_and_orphans_are_pruned(tmp_path, monkeypatch):

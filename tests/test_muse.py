@@ -191,14 +191,14 @@ def test_muse_claim_on_hand_made_tables():
 
 
 def test_paper_plan_lists_the_palu_papers_muse_rows():
-    from paperlib import muse as muse_lib
     from paperlib import runner
     from paperlib.config import get_profile
+    from paperlib.studies import muse as muse_lib
 
     rows = muse_lib.plan(get_profile("paper"))
     assert {r["model"] for r in rows} == {"muse-bench/MUSE-news_target", "muse-bench/MUSE-books_target"}
     assert {r["method"] for r in rows} == set(muse_lib.METHODS) and len(rows) == 2 * len(muse_lib.METHODS)
-    assert runner.PLANS["11"] == "paperlib.muse:plan"
+    assert runner.PLANS["11"] == "paperlib.studies.muse:plan"
 
 
 def test_cli_evaluate_muse_writes_the_logs(tmp_path, folder, capsys):

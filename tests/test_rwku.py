@@ -216,22 +216,30 @@ def test_mu95_flag_is_the_seed_mean(monkeypatch):
     floor, so the selected point is flagged as not keeping the utility."""
     from paperlib import rwku as rk
     from paperlib.config import get_profile
+    from paperlib.corpus import TextCorpus
+    from paperlib.studies import protocol
+    from paperlib.studies import rwku as study
 
     cols = {c: 10.0 for c in rk.TABLE_COLUMNS}
 
-    def run(profile, target, method, lr, seed=0, stop_epoch=0, every_epoch=True, forget_corpus=None):
+    def info(request):
+        seed = dict(request.overrides)["seed"]
         return {"epochs": [{"epoch": e, **cols, "neighbor All": 58.0 if seed == 0 else 54.0} for e in (1, 2)],
                 "status": {"status": "completed"}}
 
-    monkeypatch.setattr(rk, "_run", run)
+    monkeypatch.setattr(protocol, "execute", lambda requests: [info(r) for r in requests])  # nothing trains
+    monkeypatch.setattr(rk, "corpus", lambda profile, target, spans=False, forget_corpus=None: TextCorpus(
+        f"rwku:{target}", ("x y",), (), 8))
+    monkeypatch.setattr(rk, "eval_args", lambda profile, target: {"target": target})
+    monkeypatch.setattr(rk, "base_model", lambda profile: "base")
     monkeypatch.setattr(rk, "target_names", lambda profile: ["a"])
     monkeypatch.setattr(rk, "original_rows", lambda profile: pd.DataFrame(
         [{"target": "a", "method": "Original", **cols, "neighbor All": 60.0, "FQ": 90.0, "MU": 60.0}]))
-    tuned = rk.tune(get_profile("smoke"), methods=("GA",))  # smoke grid: one lr, 2 epochs, seeds 0 and 1
+    tuned = study.tune(get_profile("smoke"), methods=("GA",))  # smoke grid: one lr, 2 epochs, seeds 0 and 1
     sel = tuned["selected"].iloc[0]
     assert bool(sel["qualified (seed 0)"]) and not bool(sel["qualified"])
-    assert rk.results_table(tuned).set_index("method").loc["GA", "MU95"] == "0/1"
-    assert "GA 0/1 (not: a)" in rk.keeps_neighbours_sentence(tuned)
+    assert study.results_table(tuned).set_index("method").loc["GA", "MU95"] == "0/1"
+    assert "GA 0/1 (not: a)" in study.keeps_neighbours_sentence(tuned)
     assert tuning.keeps_utility([58.0, 56.0], 60.0) and not tuning.keeps_utility([58.0, 54.0], 60.0)
     assert not tuning.keeps_utility([], 60.0)
 
@@ -274,6 +282,7 @@ def test_palu_corpus_has_automatic_spans_on_the_target():
 
 def test_tables_record_a_diverged_target_and_average_over_targets():
     from paperlib import rwku as rk
+    from paperlib.studies import rwku as study
 
     cols = {c: 10.0 for c in rk.TABLE_COLUMNS}
     original = pd.DataFrame([{"target": t, "method": "Original", **cols} for t in ("a", "b")])
@@ -287,11 +296,11 @@ def test_tables_record_a_diverged_target_and_average_over_targets():
     selected = pd.DataFrame([{"target": t, "method": m, "qualified": q} for t, m, q in
                              (("a", "GA", True), ("b", "GA", False), ("a", "NPO", True), ("b", "NPO", True))])
     tuned = {"original": original, "seeds": seeds, "selected": selected}
-    rows = rk.per_target(tuned).set_index(["method", "target"])
+    rows = study.per_target(tuned).set_index(["method", "target"])
     assert rows.loc[("GA", "a"), "forget All"] == 3.0 and rows.loc[("GA", "a"), "runs"] == 2
     assert rows.loc[("NPO", "b"), "status"] == "diverged (every seed)" and rows.loc[("NPO", "b"), "runs"] == 0
     assert rows.loc[("GA", "a"), "forget All sd"] == pytest.approx(2 ** 0.5)  # over seeds: sd(2, 4)
-    table = rk.results_table(tuned).set_index("method")
+    table = study.results_table(tuned).set_index("method")
     assert table.loc["GA", "forget All"] == 6.0  # mean over targets of the per-target seed means (3, 9)
     # over seeds: the mean over targets is (2 + 9) / 2 = 5.5 with seed 0, (4 + 9) / 2 = 6.5 with seed 1
     assert table.loc["GA", "forget All sd"] == pytest.approx(np.std([5.5, 6.5], ddof=1))

@@ -13,7 +13,9 @@ import pytest
 from paperlib import experiments, localization, muse, muse_models, rwku, rwku_base, tuning
 from paperlib.config import get_profile
 from paperlib.corpus import TextCorpus
+from paperlib.studies import muse as muse_study
 from paperlib.studies import protocol
+from paperlib.studies import rwku as rwku_study
 
 SMOKE = get_profile("smoke")
 
@@ -80,14 +82,14 @@ def test_rwku_redraw_trains_every_seed_at_the_selected_point_on_the_other_base(m
     monkeypatch.setattr(rwku, "base_model", lambda profile: f"base-{profile.base.seed}")
     monkeypatch.setattr(rwku, "original_rows", original)
     selected = pd.DataFrame([{"target": "a", "method": "GA", "lr": 1e-3, "epoch": 2, "qualified": True}])
-    other, tuned = rwku.redraw(SMOKE, {"selected": selected})
+    other, tuned = rwku_study.redraw(SMOKE, {"selected": selected})
     seeds = tuning.grid(SMOKE).seeds
     assert calls == [(experiments.DRAW_SEED, "a", "GA", 1e-3, s, 2, False) for s in seeds]
     assert other.base.seed == experiments.DRAW_SEED and tuned["sweep"].empty
     assert list(tuned["seeds"]["seed"]) == list(seeds) and set(tuned["seeds"]["epoch"]) == {2}
     assert not tuned["selected"].iloc[0]["qualified"]  # mean 66 < 0.95 x 70 = 66.5 (the first draw's 60: kept)
-    assert rwku.results_table(tuned).set_index("method").loc["Original", "neighbor All"] == 70.0
-    assert rwku.redraw(get_profile("paper"), {"selected": selected}) is None
+    assert rwku_study.results_table(tuned).set_index("method").loc["Original", "neighbor All"] == 70.0
+    assert rwku_study.redraw(get_profile("paper"), {"selected": selected}) is None
 
 
 def test_muse_redraw_runs_seed_0_to_the_selected_epoch_and_compares_with_its_own_target(monkeypatch):
@@ -111,16 +113,16 @@ def test_muse_redraw_runs_seed_0_to_the_selected_epoch_and_compares_with_its_own
     monkeypatch.setattr(muse, "target_mu", lambda profile: 0.7 if profile.finetune.seed else 0.6)
     chosen = pd.DataFrame([{"method": "GA", "lr": 1e-3, "epoch": tuning.grid(SMOKE, "GA").epochs,
                             "qualified": True}])
-    first = muse.main_table(SMOKE, muse.seed_runs(SMOKE, chosen, pd.DataFrame()))
+    first = muse_study.main_table(SMOKE, muse_study.seed_runs(SMOKE, chosen, pd.DataFrame()))
     last = tuning.grid(SMOKE, "GA").epochs
     assert calls[0] == (0, "GA", 1e-3, 0, 0, True)  # the sweep's own run (its last epoch selected)
     calls.clear()
-    other, table = muse.redraw(SMOKE, chosen)
+    other, table = muse_study.redraw(SMOKE, chosen)
     assert calls == [(experiments.DRAW_SEED, "GA", 1e-3, s, last, False) for s in tuning.grid(SMOKE).seeds]
     assert other.finetune.seed == experiments.DRAW_SEED
     mu95 = {t.set_index("method").loc["GA", "MU95"] for t in (first, table)}
     assert mu95 == {"yes", "no"}  # KnowMem-r 60 keeps 95% of the first target's 60, not of the second's 70
-    assert muse.redraw(get_profile("paper"), chosen) is None
+    assert muse_study.redraw(get_profile("paper"), chosen) is None
 
 
 def test_localization_redraw_runs_every_seed_of_seeded_arms_at_the_given_lr_without_a_sweep(monkeypatch):
@@ -154,7 +156,7 @@ def test_localization_redraw_runs_every_seed_of_seeded_arms_at_the_given_lr_with
     assert localization.redraw(get_profile("paper"), "forget10", "masks", got) is None
 
 
-@pytest.mark.parametrize("module", [muse, rwku])
+@pytest.mark.parametrize("module", [muse_study, rwku_study])
 def test_the_mini_plans_list_the_second_draws_runs(module):
     rows = module.plan(get_profile("mini"))
     drawn = [r for r in rows if r["hyperparameters"].get("draw") == experiments.DRAW_SEED]

@@ -87,6 +87,8 @@ def test_paper_profile_changes_reach_every_run_path(monkeypatch):
     lr 1e-5 for 10 epochs, on each run path (TOFU sweep, MUSE, RWKU, notebook 09 arms, notebook 10 checkpoints),
     as the training loop receives them; no model is loaded."""
     from paperlib import corpus, distill, experiments, localization, muse, rwku
+    from paperlib.studies import muse as muse_study
+    from paperlib.studies import rwku as rwku_study
 
     paper = get_profile("paper")
     expected = {"UnDIAL": (1e-4, 10), "WGA": (1e-5, 5), "NPO": (1e-5, 10)}
@@ -106,8 +108,8 @@ def test_paper_profile_changes_reach_every_run_path(monkeypatch):
         monkeypatch.setattr(localization, "arms", lambda *a, m=method, **k: [localization.Arm("masks", m, "random",
                                                                                              "model", False)])
         paths = {"tofu": partial(experiments.sweep, paper, [run], "forget05"),
-                 "muse": partial(muse.sweep, paper, (method,)),
-                 "rwku": partial(rwku.tune, paper, (method,)),
+                 "muse": partial(muse_study.sweep, paper, (method,)),
+                 "rwku": partial(rwku_study.tune, paper, (method,)),
                  "09": partial(localization.compute_study, paper, "forget05", "masks"),
                  "10": partial(distill.checkpoint, paper, run, "forget05", lr, 1, 2)}
         for name, call in paths.items():

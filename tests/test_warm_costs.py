@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import cache, experiments
+from paperlib import cache
+from paperlib.studies import timing
 
 ARGS = ([1, 4], [16], 4, 2)  # ks, vocab sizes, tokens, repeats: a few milliseconds
 
@@ -22,19 +23,19 @@ def timings(tmp_path, monkeypatch):
     """Count the real measurements; the run cache in a temporary folder."""
     monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path))
     calls = []
-    real = experiments.loss_timing
+    real = timing.loss_timing
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(experiments, "loss_timing", counting)
+    monkeypatch.setattr(timing, "loss_timing", counting)
     return calls
 
 
 def _timing(force=False):
     ks, vocab, tokens, repeats = ARGS
-    return experiments.cached_loss_timing(ks, vocab, tokens=tokens, repeats=repeats, force=force)
+    return timing.cached_loss_timing(ks, vocab, tokens=tokens, repeats=repeats, force=force)
 
 
 def test_a_warm_run_rereads_the_timing_it_measured(timings, tmp_path):
@@ -45,26 +46,26 @@ def test_a_warm_run_rereads_the_timing_it_measured(timings, tmp_path):
     pd.testing.assert_frame_equal(table, again)
     assert measured == measured_again and measured["torch"] == torch.__version__
     assert measured["threads"] == torch.get_num_threads() and measured["measured_at"].endswith("UTC")
-    (entry,) = [p for p in (tmp_path / experiments.LOSS_TIMING).iterdir() if not p.name.startswith(".")]
-    assert cache.check_entry(entry, experiments.LOSS_TIMING, deep=True) == []
+    (entry,) = [p for p in (tmp_path / timing.LOSS_TIMING).iterdir() if not p.name.startswith(".")]
+    assert cache.check_entry(entry, timing.LOSS_TIMING, deep=True) == []
 
 
 def test_force_and_another_machine_measure_again(timings, monkeypatch):
     _timing()
     _timing(force=True)
     assert len(timings) == 2
-    real = experiments.machine_identity
-    monkeypatch.setattr(experiments, "machine_identity", lambda: {**real(), "threads": real()["threads"] + 1})
+    real = timing.machine_identity
+    monkeypatch.setattr(timing, "machine_identity", lambda: {**real(), "threads": real()["threads"] + 1})
     _, measured = _timing()
     assert len(timings) == 3 and measured["threads"] == torch.get_num_threads() + 1
 
 
 def test_the_timing_key_covers_the_loss_code():
-    assert {"losses", "experiments"} <= set(cache.code_modules(experiments.LOSS_TIMING))
+    assert {"losses", "studies/timing"} <= set(cache.code_modules(timing.LOSS_TIMING))
 
 
 def test_timing_note_says_when_and_where():
-    note = experiments.timing_note({"measured_at": "2026-11-23 21:30 UTC", "cpu": "Some CPU", "threads": 1,
+    note = timing.timing_note({"measured_at": "2026-11-23 21:30 UTC", "cpu": "Some CPU", "threads": 1,
                                     "torch": "2.13.0"})
     assert note == "measured 2026-11-23 21:30 UTC on Some CPU, 1 thread, torch 2.13.0"
 

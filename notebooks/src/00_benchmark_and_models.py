@@ -63,7 +63,7 @@ models = experiments.reference_rows(P, forget)
 # the range issue 22 asks of the miniature (`calibration.targets`) and whether our value is in it.
 
 # %%
-mini_stats = experiments.reference_statistics(P, forget)
+mini_stats = calibration.reference_statistics(P, forget)
 real_stats = calibration.real_statistics()
 fidelity = None if real_stats is None else calibration.fidelity_table(mini_stats, real_stats)
 if fidelity is None:

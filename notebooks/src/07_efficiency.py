@@ -27,13 +27,14 @@ retime = False  # True: time the losses again (else a timing cached for this cod
 
 # %%
 from paperlib import claims, experiments, plots, report
+from paperlib.studies import timing as loss_timing
 from paperlib.config import get_profile
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
 ks = [1, 64, 320, 640, 1000, 5000, 10000]
 vocab_sizes = [2048, 8192, 32000] if profile != "smoke" else [512, 2048]
-timing, measured = experiments.cached_loss_timing(ks, vocab_sizes, tokens=256 if profile != "smoke" else 64,
+timing, measured = loss_timing.cached_loss_timing(ks, vocab_sizes, tokens=256 if profile != "smoke" else 64,
                                                   force=retime)
 steps = experiments.timing_table(experiments.tune(P, experiments.main_runs(P), forget))
 curves = experiments.epoch_curves(P, experiments.tune(P, experiments.nce_runs(P), forget, curves=True), forget)
@@ -45,7 +46,7 @@ curves = experiments.epoch_curves(P, experiments.tune(P, experiments.nce_runs(P)
 # %%
 report.save_table(timing, "07_loss_timing", tables_dir,
                   caption=f"Loss forward+backward time (ms, median ± sd over repeats, CPU; "
-                          f"{experiments.timing_note(measured)})", profile=profile)
+                          f"{loss_timing.timing_note(measured)})", profile=profile)
 report.save_table(steps, "07_step_times", tables_dir, caption="Seconds per unlearning step (CPU, mean ± sd over seeds)",
                   profile=profile)
 _ = report.save_figure(plots.timing(timing), "07_loss_timing", figures_dir)

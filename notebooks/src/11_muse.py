@@ -30,6 +30,7 @@ tables_dir = ""  # empty: the project's tables/
 
 # %%
 from paperlib import claims, muse, report
+from paperlib.studies import muse as muse_study
 from paperlib.config import get_profile
 
 P = get_profile(profile)
@@ -48,11 +49,11 @@ print(muse.benchmark_check(sanity)[1])
 # (else the highest MU, MU95 = no), then re-run with every seed.
 
 # %%
-print(muse.describe(P))
-sweep = muse.sweep(P)
-chosen = muse.select(P, sweep)
-seeds = muse.seed_runs(P, chosen, sweep)
-table = muse.main_table(P, seeds)
+print(muse_study.describe(P))
+sweep = muse_study.sweep(P)
+chosen = muse_study.select(P, sweep)
+seeds = muse_study.seed_runs(P, chosen, sweep)
+table = muse_study.main_table(P, seeds)
 
 # %% [markdown]
 # ### Is the miniature faithful? Mini vs real MUSE
@@ -85,18 +86,18 @@ report.show(muse_calibration.record_table(designs), "mini", caption="Every desig
 caption = ("MUSE: VerbMem, KnowMem (forget, retain), PrivLeak (mean ± sd over seeds; CI: 95% bootstrap CI over "
            "the items of the seed-0 run)")
 report.save_table(table, "11_muse_main", tables_dir, caption=caption, profile=profile)
-report.save_table(muse.sweep_record(sweep, chosen), "11_muse_sweep", tables_dir, caption="MUSE tuning sweep",
+report.save_table(muse_study.sweep_record(sweep, chosen), "11_muse_sweep", tables_dir, caption="MUSE tuning sweep",
                   profile=profile)
-_ = report.save_figure(muse.tradeoff_figure(table), "11_muse_tradeoff", figures_dir)
+_ = report.save_figure(muse_study.tradeoff_figure(table), "11_muse_tradeoff", figures_dir)
 report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## Automatic spans on mini-TOFU
 # Precision and recall (token and span level) of the automatic annotators against mini-TOFU's exact spans,
-# and PALU tuned with each span source (`paperlib.spans.span_study`).
+# and PALU tuned with each span source (`paperlib.studies.spans.span_study`).
 
 # %%
-study = muse.span_study(P)
+study = muse_study.span_study(P)
 study_caption = "Automatic vs exact spans (mini-TOFU; PALU's FQ and MU: mean ± sd over seeds)"
 report.save_table(study, "11_span_study", tables_dir, caption=study_caption, profile=profile)
 report.show(study, profile, caption=study_caption)
@@ -110,10 +111,10 @@ report.show(study, profile, caption=study_caption)
 #
 # Beside it, the same verdict on a second draw of the tiny models (target and retrained trained from another
 # seed, with their own automatic spans and PrivLeak reference; every selected point re-run on them with every
-# seed, no new sweep: `muse.redraw`); the line before it is that draw's benchmark check.
+# seed, no new sweep: `muse_study.redraw`); the line before it is that draw's benchmark check.
 
 # %%
-second = muse.redraw(P, chosen)
+second = muse_study.redraw(P, chosen)
 if second is not None:
     print("second draw:", muse.benchmark_check(muse.sanity(second[0]))[1])
 claims.show(claims.robust(claims.muse_claim(table), second and claims.muse_claim(second[1])))

@@ -30,14 +30,15 @@ tables_dir = ""  # empty: the project's tables/
 
 # %%
 from paperlib import claims, report, rwku
+from paperlib.studies import rwku as rwku_study
 from paperlib.config import get_profile
 
 P = get_profile(profile)
-print(rwku.describe(P))
+print(rwku_study.describe(P))
 print("targets:", rwku.target_names(P))
-tuned = rwku.tune(P)
-rows = rwku.per_target(tuned)
-table = rwku.results_table(tuned)
+tuned = rwku_study.tune(P)
+rows = rwku_study.per_target(tuned)
+table = rwku_study.results_table(tuned)
 
 # %% [markdown]
 # **Is the miniature faithful?** The original model against Llama-3-8B-Instruct's numbers before unlearning
@@ -71,8 +72,8 @@ S = rwku.settings(P)
 print(f"generated corpus: {S.gen_texts} texts x {S.gen_tokens} tokens per target, seed {S.gen_seed}, "
       f"prompt {rwku.GENERATION_PROMPT!r}")
 print("first generated text of", rwku.target_names(P)[0], ":", rwku.generated_corpus(P, rwku.target_names(P)[0])[0])
-compared = rwku.compare_corpora(P, tuned)
-corpora = rwku.corpus_table(compared)
+compared = rwku_study.compare_corpora(P, tuned)
+corpora = rwku_study.corpus_table(compared)
 
 # %% [markdown]
 # ## Outputs
@@ -88,7 +89,7 @@ caption = ("Mini RWKU: forget (lower better), neighbour (higher better), MIA, ut
 report.save_table(table, "12_rwku", tables_dir, caption=caption, profile=profile)
 report.save_table(rows, "12_rwku_targets", tables_dir, caption="Mini RWKU per target (mean ± sd over seeds)",
                   profile=profile)
-_ = report.save_figure(rwku.spread_figure(rows), "12_rwku", figures_dir)
+_ = report.save_figure(rwku_study.spread_figure(rows), "12_rwku", figures_dir)
 report.show(table, profile, caption=caption)
 corpus_caption = ("Mini RWKU: passages vs the base model's generated texts as forget corpus (seed 0, mean ± sd over "
                   "targets)")
@@ -101,13 +102,13 @@ report.show(corpora, profile, caption=corpus_caption)
 # similar utility (neighbour All not lower), each beyond the spread over seeds (of the mean over targets); it
 # is decided only when one of the two forgot (forget All below the original model's beyond the spread), else
 # "not testable here". The sentences after it say which targets keep the neighbour knowledge at the selected
-# point (`rwku.keeps_neighbours_sentence`) and compare the two forget corpora (`rwku.corpus_sentence`).
+# point (`rwku_study.keeps_neighbours_sentence`) and compare the two forget corpora (`rwku_study.corpus_sentence`).
 #
 # Beside the verdict, the same claim on a second draw of the tiny base model (trained from another seed; every
-# target's selected points re-run on it with every seed, no new sweep: `rwku.redraw`).
+# target's selected points re-run on it with every seed, no new sweep: `rwku_study.redraw`).
 
 # %%
-second = rwku.redraw(P, tuned)
-claims.show(claims.robust(claims.rwku_claim(table), second and claims.rwku_claim(rwku.results_table(second[1]))))
-print(rwku.keeps_neighbours_sentence(tuned))
-print(rwku.corpus_sentence(corpora))
+second = rwku_study.redraw(P, tuned)
+claims.show(claims.robust(claims.rwku_claim(table), second and claims.rwku_claim(rwku_study.results_table(second[1]))))
+print(rwku_study.keeps_neighbours_sentence(tuned))
+print(rwku_study.corpus_sentence(corpora))

@@ -1,0 +1,205 @@
+"""Notebook 11's study on MUSE: every method tuned by the project's protocol (`paperlib.studies.protocol`) on the
+MUSE benchmark (`paperlib.muse`: its models, corpus, evaluator and the tuning rule's two numbers), the seeds at
+the selected points, the second draw, the tables and the figure, the span study, and the dry-run plan. Its own
+module so that the MUSE runs' cache keys (the evaluator's code) do not move when a table or a figure changes."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from paperlib import executors, muse, tuning
+from paperlib.config import Profile
+from paperlib.methods import make_method
+from paperlib.muse import COLUMNS, METHODS, PAPER_MODELS, SETTINGS
+from paperlib.muse_metrics import EVAL_FILE
+from paperlib.studies import protocol
+
+
+def describe(profile: Profile) -> str:
+    """The tuning protocol on MUSE in one paragraph (`tuning.describe` with MUSE's FQ and MU)."""
+    g = tuning.grid(profile)
+    return (f"{profile.name}: every method sweeps lr in {{{', '.join(f'{lr:g}' for lr in g.lrs)}}} for {g.epochs} "
+            f"epochs, evaluated after each; MU = KnowMem-retain, FQ = 1 - mean(VerbMem, KnowMem-forget); reported "
+            f"point = highest FQ with MU >= {tuning.MU_FRACTION:.0%} of the target model's MU (else the highest MU, "
+            f"flagged MU95 = no); that lr and epoch re-run with seeds {list(g.seeds)}; tables show mean ± sd.")
+
+
+class _Arm(NamedTuple):
+    method: str
+
+
+def _request(profile: Profile, arm: _Arm, point: protocol.Point, spans: tuple | None = None) -> executors.Request:
+    """The planned MUSE run of `arm` at `point`: `unlearn.unlearn_text` on `corpus` (PALU with `spans`) from the
+    target model, the "muse" evaluator."""
+    return executors.Request(profile, arm.method, overrides=tuning.run_overrides(profile, arm.method, point.lr,
+                                                                                 point.seed, point.stop_epoch),
+                             eval_every_epoch=point.every_epoch, model=str(muse.target_model(profile)),
+                             corpus=muse.corpus(profile, spans if arm.method == "PALU" else None),
+                             evaluator=muse.EVALUATOR, eval_args=muse.engine_eval_args(profile))
+
+
+def _sweep_rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
+    return protocol.epoch_rows(info, {"method": arm.method, "lr": point.lr}, muse.table_row)
+
+
+def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One run per (method, lr of the grid), evaluated after every epoch: rows (method, lr, epoch, status,
+    MUSE columns, FQ, MU); a diverged run gives one row with status "diverged" (`protocol.sweep`)."""
+    methods = methods or muse.settings(profile).methods
+    spans = muse.auto_spans(profile) if "PALU" in methods else None
+    return pd.DataFrame(protocol.sweep(profile, [_Arm(m) for m in methods], partial(_request, profile, spans=spans),
+                                       _sweep_rows, every_epoch=True))
+
+
+def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
+    """`tuning.select` per method with MU = KnowMem-retain against the target's (`target_mu`)."""
+    return pd.DataFrame([{"method": method, "lr": best["lr"], "epoch": int(best["epoch"]),
+                          "qualified": bool(best["qualified"])}
+                         for method, best in protocol.select(profile, table, "method", muse.target_mu(profile))])
+
+
+def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
+    """Each method at its selected point with every seed of the grid: one row per (method, seed) with the MUSE
+    columns and the bootstrap CIs of that run's final evaluation. Seed 0 is the sweep's run (re-trained up to
+    the selected epoch when that is not its last, so that its MUSE_EVAL.json is the selected point's; the
+    numbers equal the sweep's row: same seed, same schedule); with no sweep (`table` None: `redraw`) seed 0
+    trains up to the selected epoch like the others."""
+    spans = muse.auto_spans(profile) if "PALU" in set(chosen["method"]) else None
+    sel = {c["method"]: c for _, c in chosen.iterrows()}
+
+    def point(arm: _Arm, seed: int) -> protocol.Point:
+        c = sel[arm.method]
+        last = table is not None and seed == 0 and int(c["epoch"]) == tuning.grid(profile, arm.method).epochs
+        return protocol.Point(c["lr"], seed, 0 if last else int(c["epoch"]), last)
+
+    def rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
+        c = sel[arm.method]
+        base = {"method": arm.method, "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"] else "no",
+                "seed": point.seed}
+        log = info["path"] / EVAL_FILE
+        log = json.loads(log.read_text()) if info["summary"] is not None and log.is_file() else None
+        cis = {k: v for k, v in muse.table_columns(info["summary"], log).items() if k.endswith(" CI")} if log else {}
+        return [{**protocol.final_row(info, base, muse.table_row), **cis}]
+
+    return pd.DataFrame(protocol.seed_runs(profile, [_Arm(m) for m in sel], point,
+                                           partial(_request, profile, spans=spans), rows))
+
+
+def redraw(profile: Profile, chosen: pd.DataFrame) -> tuple[Profile, pd.DataFrame] | None:
+    """Each method's selected point (`select`'s lr and epoch: no new sweep) re-run with every seed of the grid on
+    the target and retrained models of the second draw (`experiments.second_draw`: trained from another seed;
+    their own automatic spans and PrivLeak reference), as (that profile, its `main_table`, MU95 against that
+    draw's target); None where the models are given (the paper profile's published checkpoints)."""
+    from paperlib.experiments import second_draw
+
+    other = second_draw(profile)
+    if other is None or muse.settings(profile).mini is None:
+        return None
+    return other, main_table(other, seed_runs(other, chosen, None))
+
+
+def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:
+    """Target and retrained rows, then each method's mean ± sd over seeds (columns "X" and "X sd"), the
+    bootstrap 95% CIs (over items) of its seed-0 run, and MU95: whether the seed mean of MU (KnowMem-retain)
+    keeps 95% of the target's (`tuning.keeps_utility`; seed 0 alone decided the selection)."""
+    ref, mu = muse.sanity(profile), muse.target_mu(profile)
+    rows = [{"method": r["model"], **{c: r[c] for c in ref.columns if c != "model"}} for _, r in ref.iterrows()]
+    for method, part in seeds.groupby("method", sort=False):
+        ok = part[part["status"] == "completed"]
+        row = {"method": method, "lr": part["lr"].iloc[0], "epoch": part["epoch"].iloc[0],
+               "MU95": "yes" if tuning.keeps_utility(ok["MU"] if "MU" in ok else [], mu) else "no",
+               "seeds": f"{len(ok)}/{len(part)}"}
+        for col in COLUMNS:
+            mean, sd = tuning.mean_std(ok[col]) if len(ok) else (float("nan"), float("nan"))
+            row[col], row[f"{col} sd"] = mean, sd
+        first = part[part["seed"] == part["seed"].min()].iloc[0]
+        row.update({k: first[k] for k in part.columns if k.endswith(" CI")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_record(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The committed record of the sweep: every grid point's MUSE columns, FQ, MU, the selected point marked."""
+    cols = ["method", "lr", "epoch", "status", *COLUMNS, "FQ", "MU"]
+    out = table[[c for c in cols if c in table]].copy()
+    key = set(zip(chosen["method"], chosen["lr"], chosen["epoch"]))
+    out["selected"] = ["yes" if (m, lr, e) in key else "" for m, lr, e in zip(out["method"], out["lr"], out["epoch"])]
+    return out
+
+
+def tradeoff_figure(table: pd.DataFrame):
+    """Left: KnowMem-forget against KnowMem-retain (mean ± sd over seeds; target and retrained as references);
+    right: VerbMem per method (± sd)."""
+    import matplotlib.pyplot as plt
+
+    from paperlib import report
+
+    report.set_paper_style()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(report.TEXT_WIDTH, 2.6), gridspec_kw={"width_ratios": [1.2, 1]})
+    names = list(table["method"])
+    palette, markers = report.method_palette(names), report.method_markers(names)
+    for _, r in table.iterrows():
+        sd_f, sd_r = r.get("KnowMem-f sd", 0.0), r.get("KnowMem-r sd", 0.0)
+        ax.errorbar(r["KnowMem-r"], r["KnowMem-f"], xerr=np.nan_to_num(sd_r), yerr=np.nan_to_num(sd_f),
+                    fmt=markers[r["method"]], color=palette[r["method"]], label=r["method"], markersize=5, capsize=2)
+    ax.set(xlabel="KnowMem on retain (utility, x100)", ylabel="KnowMem on forget (x100)", title="MUSE trade-off",
+           xlim=(-3, 103), ylim=(-3, 103))  # ROUGE x 100: the whole 0..100 range, so runs compare across profiles
+    ax.legend(fontsize=6, ncol=2, loc="best", frameon=False)
+    sd = np.nan_to_num(table.get("VerbMem sd", pd.Series(0.0, index=table.index)).to_numpy(dtype=float))
+    bx.barh(names, table["VerbMem"], xerr=sd, color=[palette[n] for n in names], capsize=2)
+    bx.invert_yaxis()
+    bx.set(xlabel="VerbMem (ROUGE-L F1 x100)", title="Verbatim memorisation")
+    fig.tight_layout()
+    return fig
+
+
+def span_study(profile: Profile) -> pd.DataFrame:
+    """The span annotator study of notebook 11 (`paperlib.studies.spans.span_study`, on mini-TOFU)."""
+    from paperlib.studies import spans
+
+    return spans.span_study(profile)
+
+
+# ----------------------------------------------------------------------------------------- dry run
+# forget-set training blocks of 2048 tokens: MUSE's forget sets hold about 0.8M (News) and 1.1M (Books) tokens
+# (MUSE paper's data table; inferred, the dry run's cost estimate only)
+PAPER_FORGET_BLOCKS = {"news": int(0.8e6 // 2048), "books": int(1.1e6 // 2048)}
+
+
+def plan(profile: Profile) -> list[dict]:
+    """Notebook 11's runs in the paper profile: the PALU paper's MUSE rows (News and Books, MUSE's 7B target
+    models, every method at the papers' setting); tiny profiles: the mini-MUSE sweep, the further seeds at the
+    selected points and every seed there on the second draw's models (`redraw`)."""
+    name = getattr(profile, "name", profile)
+    g = tuning.grid(name)
+    rows = []
+    if name == "paper":
+        for corpus_name, (target, _, model_name, params) in PAPER_MODELS.items():
+            for method in METHODS:
+                cfg, needs = tuning.train_config(name, method), make_method(method).needs()
+                rows.append({"model": target, "model_name": f"{model_name} (MUSE-{corpus_name.capitalize()})",
+                             "method": method, "hyperparameters": {"lr": cfg.lr, "block": SETTINGS["paper"].block},
+                             "n_examples": PAPER_FORGET_BLOCKS[corpus_name], "epochs": cfg.epochs,
+                             "params_b": params, "reference": bool(needs.ref),
+                             # a 2048-token block costs 8 of the dry run's 256-token examples; x2 with a retain term
+                             "passes": SETTINGS["paper"].block / 256 * (2.0 if needs.retain else 1.0)})
+        return rows
+    from paperlib.experiments import DRAW_SEED
+
+    s = muse.settings(name)
+    for method in s.methods:
+        common = {"model": "muse-target", "method": method, "n_examples": s.mini.n_events if s.mini else 0,
+                  "epochs": g.epochs}
+        rows += [{**common, "hyperparameters": {"lr": lr}} for lr in g.lrs]
+        rows += [{**common, "hyperparameters": {"lr": "selected", "seed": seed}} for seed in g.seeds if seed != 0]
+        # `redraw`: every seed at the selected point on the second draw's target model
+        rows += [{**common, "model": f"muse-target (draw {DRAW_SEED})",
+                  "hyperparameters": {"lr": "selected", "seed": seed, "draw": DRAW_SEED}} for seed in g.seeds]
+    return rows
+
+
