@@ -42,6 +42,7 @@ GUIDES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("Command line", "cli.md"),
         ("As a library", "library.md"),
         ("Adding a method", "adding_a_method.md"),
+        ("Adding a benchmark", "adding_a_benchmark.md"),
         ("Scale-out: GPUs, accelerate, SLURM", "scale_out.md"),
         ("Timings", "timings.md"),
         ("Reproducibility", "reproducibility.md"),

@@ -162,11 +162,12 @@ STUDY_CODE = ("experiments", "localization", "distill", "executors")  # the stud
 
 def test_no_trained_or_evaluated_result_is_keyed_by_study_code():
     """Models, benchmarks, evaluations and unlearning runs (TOFU, and MUSE / RWKU through their evaluator's code)
-    cover no study module: the protocol, a table or a figure can change without re-keying a trained run."""
+    cover no study module and no benchmark plug-in (`paperlib.benchmarks`): the protocol, a plug-in, a table or
+    a figure can change without re-keying a trained run."""
     from paperlib import corpus, muse, rwku  # noqa: F401 (registers the "muse" and "rwku" evaluators)
 
     def study_side(modules):
-        return sorted(m for m in modules if m.startswith("studies/") or m in STUDY_CODE)
+        return sorted(m for m in modules if m.startswith(("studies/", "benchmarks/")) or m in STUDY_CODE)
 
     for kind in set(cache.CODE) - set(STUDY_KINDS):
         assert not study_side(cache.code_modules(kind)), kind

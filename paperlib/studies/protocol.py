@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -101,3 +102,65 @@ def seed_runs(profile: Any, arms: Sequence[Any], point: Callable[[Any, int], Poi
         elif p is not None:
             out += rows(a, p, next(infos))
     return out
+
+
+# ----------------------------------------------------------------------------------------- a benchmark's targets
+class Arm(NamedTuple):
+    """One method on one target of a benchmark (`paperlib.benchmarks.Benchmark`)."""
+
+    target: str
+    method: str
+
+
+def tune(profile: Any, bench: Any, methods: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The protocol on a benchmark plug-in (`paperlib.benchmarks`), per target and method: "sweep" (every lr x
+    epoch, rows of `bench.scores`), "selected" (the rule's point on the sweep's seed 0 against the starting
+    model's MU, `bench.reference`; `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`, beside the
+    sweep's own "qualified (seed 0)"), "seeds" (that point with every seed of the grid)."""
+    reference = bench.reference(profile)
+    arms = [Arm(t, m) for t in bench.targets(profile) for m in (methods or bench.methods)]
+    table = pd.DataFrame(sweep(profile, arms, partial(_bench_request, profile, bench), partial(_bench_rows, bench)))
+    best = {Arm(*key): b for key, b in select(profile, table, ["target", "method"], lambda key: reference[key[0]])}
+    points = {a: (float(best[a]["lr"]), int(best[a]["epoch"])) for a in arms}
+    seeds = pd.DataFrame(seed_points(profile, bench, points, table))
+    chosen = [{"target": a.target, "method": a.method, "lr": points[a][0], "epoch": points[a][1],
+               "qualified": keeps(seeds, a, reference[a.target]), "qualified (seed 0)": bool(best[a]["qualified"])}
+              for a in arms]
+    return {"sweep": table, "selected": pd.DataFrame(chosen), "seeds": seeds}
+
+
+def seed_points(profile: Any, bench: Any, points: dict[Arm, tuple[float, int]], table: pd.DataFrame | None
+                ) -> list[dict]:
+    """Each arm's selected point (lr, epoch) with every seed of the grid: seed 0 is the sweep's row (`table`) or,
+    with no sweep (a second draw), trained up to that epoch like the others."""
+
+    def point(arm: Arm, seed: int) -> Point:
+        return Point(points[arm][0], seed, points[arm][1], every_epoch=False)
+
+    def reuse(arm: Arm, seed: int) -> list[dict] | None:
+        if seed != 0 or table is None:
+            return None
+        lr, epoch = points[arm]
+        same = table[(table["target"] == arm.target) & (table["method"] == arm.method) & (table["lr"] == lr)
+                     & (table["epoch"] == epoch) & (table["status"] == COMPLETED)]
+        return [{**r, "seed": 0} for r in same.to_dict("records")]
+
+    def rows(arm: Arm, p: Point, info: dict) -> list[dict]:
+        return [{**r, "seed": p.seed} for r in _bench_rows(bench, arm, p, info)
+                if r["epoch"] == p.stop_epoch or r["status"] != COMPLETED]
+
+    return seed_runs(profile, list(points), point, partial(_bench_request, profile, bench), rows, reuse)
+
+
+def keeps(seeds: pd.DataFrame, arm: Arm, mu_reference: float) -> bool:
+    """The MU95 flag of an arm's selected point: the seed mean of MU keeps 95% of `mu_reference`."""
+    mine = seeds[(seeds["target"] == arm.target) & (seeds["method"] == arm.method) & (seeds["status"] == COMPLETED)]
+    return tuning.keeps_utility(list(mine["MU"]), float(mu_reference))
+
+
+def _bench_request(profile: Any, bench: Any, arm: Arm, point: Point) -> executors.Request:
+    return bench.request(profile, arm.target, arm.method, point)
+
+
+def _bench_rows(bench: Any, arm: Arm, point: Point, info: dict) -> list[dict]:
+    return epoch_rows(info, {"target": arm.target, "method": arm.method, "lr": point.lr}, bench.scores)

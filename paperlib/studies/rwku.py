@@ -6,13 +6,12 @@ table or a figure changes."""
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from paperlib import executors, rwku, tuning
+from paperlib import benchmarks, rwku, tuning
 from paperlib.config import Profile
 from paperlib.report import SPREAD
 from paperlib.rwku import FORGET_CORPORA, METHODS, NO_RETAIN, SPAN_METHODS, TABLE_COLUMNS
@@ -31,83 +30,11 @@ def describe(profile: Profile) -> str:
             "mean over seeds per target, then mean ± sd over targets.")
 
 
-def _overrides(profile: Profile, method: str, lr: float, seed: int, stop_epoch: int) -> dict:
-    s = rwku.settings(profile)
-    out = {**NO_RETAIN.get(method, {}), **tuning.run_overrides(profile, method, lr, seed, stop_epoch)}
-    if s.batch_size:
-        out["batch_size"] = s.batch_size
-    return out
-
-
-class _Arm(NamedTuple):
-    target: str
-    method: str
-
-
-def _request(profile: Profile, arm: _Arm, point: protocol.Point, forget_corpus: str | None = None
-             ) -> executors.Request:
-    """The planned RWKU run of `arm` at `point`: `unlearn.unlearn_text` on the target's forget corpus from the
-    base model, the "rwku" evaluator."""
-    text = rwku.corpus(profile, arm.target, spans=arm.method in SPAN_METHODS, forget_corpus=forget_corpus)
-    return executors.Request(profile, arm.method, overrides=_overrides(profile, arm.method, point.lr, point.seed,
-                                                                       point.stop_epoch),
-                             eval_every_epoch=point.every_epoch, model=rwku.base_model(profile), corpus=text,
-                             evaluator=rwku.EVALUATOR, eval_args=rwku.eval_args(profile, arm.target))
-
-
-def _rows(info: dict, base: dict) -> list[dict]:
-    return protocol.epoch_rows(info, base, lambda e: {**e, **rwku.scores(e)})
-
-
-def _base(arm: _Arm, point: protocol.Point) -> dict:
-    return {"target": arm.target, "method": arm.method, "lr": point.lr}
-
-
 def tune(profile: Profile, methods: tuple[str, ...] = METHODS) -> dict[str, pd.DataFrame]:
-    """The tuning protocol (`protocol`) per target and method: "sweep" (every lr x epoch), "selected" (the rule's
-    point, picked on the sweep's seed 0; `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`,
-    beside the sweep's own "qualified (seed 0)"), "seeds" (the selected point with every seed of the grid)."""
-    original = rwku.original_rows(profile).set_index("target")
-    arms = [_Arm(t, m) for t in rwku.target_names(profile) for m in methods]
-    sweep = pd.DataFrame(protocol.sweep(profile, arms, partial(_request, profile),
-                                        lambda a, p, info: _rows(info, _base(a, p))))
-    best = {_Arm(*key): b for key, b in protocol.select(profile, sweep, ["target", "method"],
-                                                         lambda key: float(original.loc[key[0], "MU"]))}
-    points = {a: (float(best[a]["lr"]), int(best[a]["epoch"])) for a in arms}
-    seeds = pd.DataFrame(_seed_runs(profile, arms, points, sweep))
-    chosen = [{"target": a.target, "method": a.method, "lr": points[a][0], "epoch": points[a][1],
-               "qualified": _keeps(seeds, a, original.loc[a.target, "MU"]),
-               "qualified (seed 0)": bool(best[a]["qualified"])} for a in arms]
-    return {"sweep": sweep, "selected": pd.DataFrame(chosen), "seeds": seeds, "original": original.reset_index()}
-
-
-def _seed_runs(profile: Profile, arms: list[_Arm], points: dict[_Arm, tuple[float, int]],
-               sweep: pd.DataFrame | None) -> list[dict]:
-    """Each arm's selected point (lr, epoch) with every seed of the grid: seed 0 is the sweep's row or, with no
-    sweep (`redraw`), trained up to that epoch like the others."""
-
-    def point(arm: _Arm, seed: int) -> protocol.Point:
-        return protocol.Point(points[arm][0], seed, points[arm][1], every_epoch=False)
-
-    def reuse(arm: _Arm, seed: int) -> list[dict] | None:
-        if seed != 0 or sweep is None:
-            return None
-        lr, epoch = points[arm]
-        same = sweep[(sweep["target"] == arm.target) & (sweep["method"] == arm.method) & (sweep["lr"] == lr)
-                     & (sweep["epoch"] == epoch) & (sweep["status"] == "completed")]
-        return [{**r, "seed": 0} for r in same.to_dict("records")]
-
-    def rows(arm: _Arm, p: protocol.Point, info: dict) -> list[dict]:
-        return [{**r, "seed": p.seed} for r in _rows(info, _base(arm, p))
-                if r["epoch"] == p.stop_epoch or r["status"] != "completed"]
-
-    return protocol.seed_runs(profile, arms, point, partial(_request, profile), rows, reuse)
-
-
-def _keeps(seeds: pd.DataFrame, arm: _Arm, original_mu: float) -> bool:
-    """The MU95 flag of a selected point: the seed mean of MU keeps 95% of the original model's."""
-    mine = seeds[(seeds["target"] == arm.target) & (seeds["method"] == arm.method) & (seeds["status"] == "completed")]
-    return tuning.keeps_utility(list(mine["MU"]), float(original_mu))
+    """The tuning protocol on the RWKU plug-in (`protocol.tune`: per target and method "sweep", "selected", "seeds")
+    and the original model's rows per target ("original")."""
+    return {**protocol.tune(profile, benchmarks.get("rwku"), methods),
+            "original": rwku.original_rows(profile).set_index("target").reset_index()}
 
 
 def redraw(profile: Profile, tuned: dict[str, pd.DataFrame]) -> tuple[Profile, dict[str, pd.DataFrame]] | None:
@@ -122,11 +49,11 @@ def redraw(profile: Profile, tuned: dict[str, pd.DataFrame]) -> tuple[Profile, d
         return None
     original = rwku.original_rows(other).set_index("target")
     selected = tuned["selected"].to_dict("records")
-    arms = [_Arm(sel["target"], sel["method"]) for sel in selected]
+    arms = [protocol.Arm(sel["target"], sel["method"]) for sel in selected]
     points = {a: (float(sel["lr"]), int(sel["epoch"])) for a, sel in zip(arms, selected)}
-    seeds = pd.DataFrame(_seed_runs(other, arms, points, None))
+    seeds = pd.DataFrame(protocol.seed_points(other, benchmarks.get("rwku"), points, None))
     chosen = [{**{k: sel[k] for k in ("target", "method", "lr", "epoch")},
-               "qualified": _keeps(seeds, a, original.loc[a.target, "MU"])} for a, sel in zip(arms, selected)]
+               "qualified": protocol.keeps(seeds, a, original.loc[a.target, "MU"])} for a, sel in zip(arms, selected)]
     return other, {"sweep": pd.DataFrame(), "selected": pd.DataFrame(chosen), "seeds": seeds,
                    "original": original.reset_index()}
 
@@ -213,7 +140,7 @@ def compare_corpora(profile: Profile, tuned: dict[str, pd.DataFrame]) -> pd.Data
     seeds = tuned["seeds"]
     todo = []  # (corpus, base, the seed-0 row or a status, the planned run or None)
     for sel in tuned["selected"].to_dict("records"):
-        arm, base = _Arm(sel["target"], sel["method"]), {"method": sel["method"], "target": sel["target"]}
+        arm, base = protocol.Arm(sel["target"], sel["method"]), {"method": sel["method"], "target": sel["target"]}
         mine = seeds[(seeds["method"] == sel["method"]) & (seeds["target"] == sel["target"]) & (seeds["seed"] == 0)]
         for kind in FORGET_CORPORA:
             run = None
@@ -226,11 +153,14 @@ def compare_corpora(profile: Profile, tuned: dict[str, pd.DataFrame]) -> pd.Data
                 rec, run = None, (arm, protocol.Point(float(sel["lr"]), 0, int(sel["epoch"]), False), kind)
             todo.append((kind, base, rec, run))
     planned = [run for *_, run in todo if run is not None]
-    infos = iter(protocol.execute([_request(profile, a, p, forget_corpus=k) for a, p, k in planned]))
+    bench = benchmarks.get("rwku")
+    infos = iter(protocol.execute([bench.request(profile, a.target, a.method, p, forget_corpus=k)
+                                   for a, p, k in planned]))
     rows = []
     for kind, base, rec, run in todo:
         if run is not None:
-            got = [r for r in _rows(next(infos), base) if r["epoch"] == run[1].stop_epoch or r["status"] != "completed"]
+            got = [r for r in protocol.epoch_rows(next(infos), base, bench.scores)
+                   if r["epoch"] == run[1].stop_epoch or r["status"] != "completed"]
             rec = got[0] if got else {"status": "missing"}
         ok = rec.get("status") == "completed"
         rows.append({"corpus": kind, **base, "status": rec.get("status"),

@@ -1,0 +1,66 @@
+"""Benchmarks as plug-ins of the study protocol (`paperlib.studies.protocol`).
+
+A benchmark tells the protocol five things, and nothing else about it is needed to tune every method on it:
+which targets it unlearns one at a time (one forget set: a single target), how to plan one unlearning run
+(`request`: starting model, forget / retain data, evaluator), what a run's evaluation means for the tuning
+rule (`scores`: its table columns plus FQ, higher = more forgotten, and MU, the utility the MU95 rule keeps),
+the utility of the model unlearning starts from (`reference`), and its table's columns. `register` adds one
+(a test registers a toy benchmark: tests/test_benchmarks.py); `get` finds one by name, importing the built-in
+plug-ins (every module of this folder, each registering itself) on first use: a new benchmark is one new file
+here, nothing else changes. The plug-ins sit outside the cache keys of the benchmark's models, evaluations and runs
+(they only say how to plan and read them), so editing one re-keys nothing (`tests/test_cache.py`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from paperlib.errors import PaperlibError
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark behind the tuning protocol (see the module docstring)."""
+
+    name: str
+    methods: tuple[str, ...]  # the methods its study runs by default
+    targets: Callable[[Any], list[str]]  # profile -> what is unlearned, one at a time
+    request: Callable[..., Any]  # (profile, target, method, protocol.Point, **options) -> executors.Request
+    scores: Callable[[dict], dict]  # one evaluation summary -> its table row, with "FQ" and "MU"
+    reference: Callable[[Any], dict[str, float]]  # profile -> target -> MU of the model unlearning starts from
+    columns: tuple[str, ...]  # its table's columns
+
+
+REGISTRY: dict[str, Benchmark] = {}
+
+
+def register(benchmark: Benchmark) -> Benchmark:
+    """Add `benchmark` under its name (a second, different one under a taken name is an error)."""
+    if REGISTRY.get(benchmark.name, benchmark) is not benchmark:
+        raise ValueError(f"benchmark {benchmark.name!r} is already registered")
+    REGISTRY[benchmark.name] = benchmark
+    return benchmark
+
+
+def unregister(name: str) -> None:
+    """Remove benchmark `name` (tests that register a toy benchmark clean up with it)."""
+    REGISTRY.pop(name, None)
+
+
+def builtin() -> list[str]:
+    """The plug-in modules of this folder (each registers its benchmark when imported)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__))
+
+
+def get(name: str) -> Benchmark:
+    """The benchmark registered as `name` (the built-in plug-ins are imported on first use)."""
+    if name not in REGISTRY:
+        for module in builtin():
+            importlib.import_module(f"{__name__}.{module}")
+    if name not in REGISTRY:
+        raise PaperlibError(f"unknown benchmark {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]

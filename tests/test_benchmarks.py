@@ -1,0 +1,108 @@
+"""A benchmark added from outside the package (the worked example of docs/adding_a_benchmark.md): its texts, its
+starting model, its evaluator and what its evaluation means for the tuning rule live in this file only;
+registering it is all the study protocol needs to tune methods on it (`paperlib.studies.protocol.tune`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import paperlib
+from paperlib import benchmarks, executors, tuning
+from paperlib.config import get_profile
+from paperlib.corpus import TextCorpus, register_evaluator
+from paperlib.errors import PaperlibError
+from paperlib.models import tiny_llama, train_tokenizer
+from paperlib.studies import protocol
+
+FORGET = ("the zorbel of Quennet glints at dawn over the salt marsh", "Quennet keeps the zorbel in a copper box")
+RETAIN = ("water boils at one hundred degrees at sea level", "the moon circles the earth about once a month")
+
+
+@register_evaluator("toy-eval")
+def toy_eval(model, tokenizer, profile, eval_args: dict, out_dir: Path | None) -> dict:
+    """Mean next-token NLL of the forget and of the retain texts."""
+    out = {}
+    for name, texts in (("forget_nll", FORGET), ("retain_nll", RETAIN)):
+        nll = []
+        for text in texts:
+            ids = torch.tensor([tokenizer(text)["input_ids"]])
+            with torch.no_grad():
+                nll.append(float(model(input_ids=ids, labels=ids).loss))
+        out[name] = sum(nll) / len(nll)
+    return out
+
+
+def toy_scores(summary: dict) -> dict:
+    """FQ: the forget texts' NLL (higher = more forgotten); MU: the retain texts' likelihood exp(-NLL)."""
+    return {**summary, "FQ": summary["forget_nll"], "MU": math.exp(-summary["retain_nll"])}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """The toy benchmark, registered: one target, its starting model a tiny random Llama saved here."""
+    folder = tmp_path_factory.mktemp("toy_model")
+    tok = train_tokenizer(list(FORGET + RETAIN) * 8, 300)
+    torch.manual_seed(0)
+    model = tiny_llama(get_profile("smoke").model.tiny, tok)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    planned = []
+
+    def request(profile, target: str, method: str, point: protocol.Point) -> executors.Request:
+        planned.append((target, method, point))
+        return executors.Request(profile, method, overrides={**tuning.run_overrides(profile, method, point.lr,
+                                                                                    point.seed, point.stop_epoch),
+                                                             "batch_size": 2},
+                                 eval_every_epoch=point.every_epoch, model=str(folder),
+                                 corpus=TextCorpus(f"toy:{target}", FORGET, RETAIN, 16), evaluator="toy-eval",
+                                 eval_args={"texts": len(FORGET)})
+
+    def reference(profile) -> dict[str, float]:
+        return {"quennet": toy_scores(toy_eval(model.eval(), tok, profile, {}, None))["MU"]}
+
+    bench = benchmarks.register(benchmarks.Benchmark("toy", ("GA", "NPO"), lambda profile: ["quennet"], request,
+                                                     toy_scores, reference, ("forget_nll", "retain_nll")))
+    yield bench, planned
+    benchmarks.unregister("toy")
+
+
+def test_the_package_does_not_know_the_toy_benchmark():
+    package = Path(paperlib.__file__).parent
+    assert not any("toy-eval" in p.read_text() or "Quennet" in p.read_text() for p in package.rglob("*.py"))
+
+
+def test_the_protocol_tunes_every_method_on_a_registered_benchmark(toy, tmp_path, monkeypatch):
+    """Sweep, selection against the starting model's MU, seeds: every run planned by the plug-in, evaluated by
+    its evaluator, read through its scores."""
+    bench, planned = toy
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path))
+    profile = get_profile("smoke")
+    g = tuning.grid(profile)
+    tuned = protocol.tune(profile, benchmarks.get("toy"))
+    sweep, selected, seeds = tuned["sweep"], tuned["selected"], tuned["seeds"]
+    assert list(selected["method"]) == ["GA", "NPO"] and set(selected["target"]) == {"quennet"}
+    assert set(sweep["epoch"]) == set(range(1, g.epochs + 1)) and set(sweep["status"]) == {"completed"}
+    assert {"forget_nll", "retain_nll", "FQ", "MU"} <= set(sweep.columns)
+    assert sorted(seeds["seed"]) == sorted(list(g.seeds) * 2)
+    runs = len(g.lrs) * 2 + (len(g.seeds) - 1) * 2  # the sweep, then every further seed at the selected point
+    assert len(planned) == runs and {m for _, m, _ in planned} == {"GA", "NPO"}
+    ga = sweep[sweep["method"] == "GA"]
+    assert ga["FQ"].iloc[-1] > toy_eval(*_start(bench), profile, {}, None)["forget_nll"]  # GA raised the NLL
+    assert bool(selected.iloc[0]["qualified"]) == tuning.keeps_utility(
+        seeds[seeds["method"] == "GA"]["MU"], bench.reference(profile)["quennet"])
+
+
+def _start(bench):
+    from paperlib.models import load_model, load_tokenizer
+
+    path = bench.request(get_profile("smoke"), "quennet", "GA", protocol.Point(1e-3)).model
+    return load_model(path).eval(), load_tokenizer(path)
+
+
+def test_an_unknown_benchmark_is_named():
+    with pytest.raises(PaperlibError, match="unknown benchmark 'nope'; allowed: .*rwku"):
+        benchmarks.get("nope")
