@@ -47,6 +47,7 @@ from paperlib.corpus import TextCorpus
 from paperlib.errors import PaperlibError
 
 ENV = "PAPERLIB_EXECUTOR"
+JOB_LOG = "PAPERLIB_JOB_LOG"  # when set: a file where every job or worker appends the run folder it returns
 KINDS = ("inprocess", "gpus", "slurm")
 KIND_PLANNED = "unlearn"  # the cache kind of a planned run (`paperlib.unlearn.KIND`)
 Echo = Callable[[str], None]
@@ -115,7 +116,11 @@ def run_request(request: Request) -> str:
     os.environ["PAPERLIB_CACHE"] = request.cache
     os.environ.pop(READ_ONLY_ENV, None)
     threads.configure()
-    return str(request.run())
+    folder = str(request.run())
+    if os.environ.get(JOB_LOG):  # an audit of what the jobs computed (a test compares it with the cache)
+        with open(os.environ[JOB_LOG], "a") as f:
+            f.write(folder + "\n")
+    return folder
 
 
 def _echo(message: str) -> None:

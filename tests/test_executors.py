@@ -68,29 +68,29 @@ def test_request_carries_model_mask_corpus_and_evaluator(tmp_path, monkeypatch):
     from paperlib import corpus
 
     text = corpus.TextCorpus("toy", ("a b c",), ("d e f",), 8)
-    corpus.register_evaluator("toy-eval")(lambda *a: {})
+    corpus.register_evaluator("request-eval")(lambda *a: {})
     seen = {}
     monkeypatch.setattr(unlearn, "unlearn_text", lambda *a, **k: seen.update(args=a, kwargs=k) or tmp_path)
     mask = {"w": torch.tensor([True, False])}
     try:
         request = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask=mask, corpus=text,  # type: ignore[arg-type]
-                                    evaluator="toy-eval", eval_args={"n": 1})
+                                    evaluator="request-eval", eval_args={"n": 1})
         assert request.plugin == __name__ and request.label() == "GA toy lr=1e-05"
         assert request.run() == tmp_path
-        assert seen["args"] == ("P", "GA", text, "toy-eval", {"n": 1}, "m", {"lr": 1e-5})
+        assert seen["args"] == ("P", "GA", text, "request-eval", {"n": 1}, "m", {"lr": 1e-5})
         assert seen["kwargs"]["update_mask"] is mask and seen["kwargs"]["save_model"] is False
         same = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask={"w": torch.tensor([True, False])},  # type: ignore[arg-type]
-                                 corpus=corpus.TextCorpus("toy", ["a b c"], ["d e f"], 8), evaluator="toy-eval",
+                                 corpus=corpus.TextCorpus("toy", ["a b c"], ["d e f"], 8), evaluator="request-eval",
                                  eval_args={"n": 1})
         other = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask={"w": torch.tensor([True, True])},  # type: ignore[arg-type]
-                                  corpus=text, evaluator="toy-eval", eval_args={"n": 1})
+                                  corpus=text, evaluator="request-eval", eval_args={"n": 1})
         assert same == request and hash(same) == hash(request) and other != request
         with pytest.raises(PaperlibError, match="a TOFU forget split or a raw-text corpus"):
-            executors.Request("P", "GA", "forget05", corpus=text, evaluator="toy-eval", model="m")  # type: ignore[arg-type]
+            executors.Request("P", "GA", "forget05", corpus=text, evaluator="request-eval", model="m")  # type: ignore[arg-type]
         with pytest.raises(PaperlibError, match="no starting model"):
-            executors.Request("P", "GA", corpus=text, evaluator="toy-eval")  # type: ignore[arg-type]
+            executors.Request("P", "GA", corpus=text, evaluator="request-eval")  # type: ignore[arg-type]
     finally:
-        corpus.unregister_evaluator("toy-eval")
+        corpus.unregister_evaluator("request-eval")
 
 
 def test_a_kernel_under_another_executor_never_trains(tmp_path, monkeypatch):

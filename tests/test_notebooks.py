@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import http.server
+import json
 import os
 import re
 import shutil
@@ -62,7 +63,7 @@ def test_docs_list_every_notebook():
     assert all(documented_outputs().values())
 
 
-PLANNED = ("09", "11", "12")  # run under submitit's local executor: every unlearning run a job, none in the kernel
+PLANNED = ("09", "11", "12")  # run under an executor: every unlearning run a worker's, none the kernel's
 
 
 def _unlearn_entries() -> set[str]:
@@ -72,25 +73,34 @@ def _unlearn_entries() -> set[str]:
     return {str(p.resolve()) for p in folder.iterdir() if cache.is_complete(p)} if folder.is_dir() else set()
 
 
+def run_planned(folder: Path, executor, params: dict) -> tuple[list, set[str], set[str]]:
+    """Notebooks `PLANNED` in the smoke profile under `executor`, their kernels only allowed to read unlearning
+    runs (`paperlib.executors.environment`), every worker logging the folder it returns: (results, the unlearning
+    runs they added to the cache, the folders the workers returned)."""
+    from paperlib import executors
+
+    log, before = folder / "jobs.log", _unlearn_entries()
+    env = {**executors.environment(executor), executors.JOB_LOG: str(log)}
+    results = runner.reproduce("smoke", only=PLANNED, out_dir=folder / "executed", parameters=params, env=env)
+    by_workers = {str(Path(p).resolve()) for p in log.read_text().split()} if log.is_file() else set()
+    return results, _unlearn_entries() - before, by_workers
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """Every notebook executed once in the smoke profile (a temp folder): (folder, results); the executed copies
     are in <folder>/executed/smoke, the tables and figures in <folder>/tables and <folder>/figures. Notebooks
-    `PLANNED` run with `--executor local` (submitit's local executor, jobs in <folder>/jobs): their kernels may
-    only read unlearning runs (`paperlib.executors.environment`)."""
+    `PLANNED` run under a pool of two worker processes (`executors.GpuPool`, as `--executor gpus:0,1`): what
+    they added to the run cache and what the workers returned are in <folder>/planned.json."""
     from paperlib import executors
 
     tmp_path = tmp_path_factory.mktemp("smoke_run")
     params = {"figures_dir": str(tmp_path / "figures"), "tables_dir": str(tmp_path / "tables")}
     rest = [nb.stem for nb in NOTEBOOKS if not nb.stem.startswith(PLANNED)]
     results = runner.reproduce("smoke", only=rest, out_dir=tmp_path / "executed", parameters=params)
-    before = _unlearn_entries()
-    local = executors.Slurm(folder=str(tmp_path / "jobs"), cluster="local", gpus_per_run=0, cpus_per_run=1,
-                           max_parallel=2)
-    results += runner.reproduce("smoke", only=PLANNED, out_dir=tmp_path / "executed", parameters=params,
-                                env=executors.environment(local))
-    (tmp_path / "built_while_planned.txt").write_text("\n".join(sorted(_unlearn_entries() - before)))
-    return tmp_path, sorted(results, key=lambda r: r.notebook)
+    planned, built, by_workers = run_planned(tmp_path, executors.GpuPool(("0", "1")), params)
+    (tmp_path / "planned.json").write_text(json.dumps({"built": sorted(built), "by_workers": sorted(by_workers)}))
+    return tmp_path, sorted(results + planned, key=lambda r: r.notebook)
 
 
 def test_smoke_profile_writes_every_file(smoke_run):
@@ -110,20 +120,28 @@ def test_smoke_profile_writes_every_file(smoke_run):
 
 
 def test_planned_notebooks_train_nothing_in_the_kernel(smoke_run):
-    """Notebooks 09, 11 and 12 under `--executor local`: every unlearning run they added to the cache was
-    computed by a submitit job (its returned folder), none by the kernel, which may only read them."""
-    import pickle
-
+    """Notebooks 09, 11 and 12 under an executor (two worker processes): every unlearning run they added to the
+    cache is a folder a worker returned, none was computed by the kernel, which may only read them."""
     tmp_path, results = smoke_run
     assert all(r.ok for r in results if r.notebook.startswith(PLANNED))
-    built = set(filter(None, (tmp_path / "built_while_planned.txt").read_text().splitlines()))
-    by_jobs = set()
-    for f in (tmp_path / "jobs").glob("*_result.pkl"):
-        outcome, folder = pickle.loads(f.read_bytes())
-        assert outcome == "success", folder
-        by_jobs.add(str(Path(folder).resolve()))
-    assert len(built) >= 10 and built <= by_jobs, sorted(built - by_jobs)
+    record = json.loads((tmp_path / "planned.json").read_text())
+    built, by_workers = set(record["built"]), set(record["by_workers"])
+    assert len(built) >= 10 and built <= by_workers, sorted(built - by_workers)
 
+
+@pytest.mark.mini
+def test_planned_notebooks_under_submitit_local(tmp_path, monkeypatch):
+    """The same under `--executor local` (submitit's LocalExecutor, a process per run: minutes beyond CI's
+    budget, so `make test-mini` runs it), with a cache of its own."""
+    from paperlib import executors
+
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "runs"))
+    params = {"figures_dir": str(tmp_path / "figures"), "tables_dir": str(tmp_path / "tables")}
+    local = executors.Slurm(folder=str(tmp_path / "jobs"), cluster="local", gpus_per_run=0, cpus_per_run=1,
+                            max_parallel=2)
+    results, built, by_jobs = run_planned(tmp_path, local, params)
+    assert all(r.ok for r in results), [r.describe() for r in results if not r.ok]
+    assert len(built) >= 10 and built <= by_jobs, sorted(built - by_jobs)
 
 
 # ------------------------------------------------------------------------------- the website (make docs)
