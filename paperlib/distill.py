@@ -191,11 +191,12 @@ def checkpoints(profile: Profile, run_list: list[experiments.Run], tuned: experi
         lr, last = float(chosen.loc[run.label, "lr"]), int(chosen.loc[run.label, "epoch"])
         todo += [(run, seed, lr, epoch, last) for seed in tuning.grid(profile).seeds
                  for epoch in (range(1, last + 1) if run.method == "Unilogit" else (last,))]
-    executors.run_all([_checkpoint_request(profile, run, forget, lr, seed, epoch) for run, seed, lr, epoch, _ in todo])
+    folders = executors.run_all([_checkpoint_request(profile, run, forget, lr, seed, epoch)
+                                 for run, seed, lr, epoch, _ in todo])
     rows = []
-    for run, seed, lr, epoch, last in todo:
+    for (run, seed, _lr, epoch, last), folder in zip(todo, folders):
         try:
-            path = checkpoint(profile, run, forget, lr, seed, epoch)
+            path = str(unlearn.unlearned_model(folder))
         except FileNotFoundError:  # diverged: no weights
             continue
         rows.append({"label": run.label, "method": run.method, "seed": seed, "epoch": epoch,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -40,10 +41,9 @@ Rows = Callable[[Any, Point, dict], list[dict]]
 
 
 def execute(requests: Sequence[executors.Request]) -> list[dict]:
-    """Every request computed by the current executor, then each run read back from the run cache, in order
-    (`unlearn.read_run`'s dict, with the run's folder as "path")."""
-    executors.run_all(requests)
-    return [{**unlearn.read_run(path), "path": path} for path in (r.run() for r in requests)]
+    """Every request computed by the current executor, then each run read back from the folder the executor
+    returned, in order (`unlearn.read_run`'s dict, with the run's folder as "path")."""
+    return [{**unlearn.read_run(path), "path": Path(path)} for path in executors.run_all(requests)]
 
 
 def status(info: dict) -> str:
