@@ -44,9 +44,9 @@ reproduce: $(STAMP)
 	$(BIN)/paperlib reproduce --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS)) $(if $(RERUN),--rerun)
 
 # The notebooks as `make reproduce` last executed them (executed/$(PROFILE)/), rendered as a website:
-# build/site/index.html (paperlib.docsite, mkdocs.yml). Runs no notebook, needs no network.
+# build/site/index.html (paperlib.report.docsite, mkdocs.yml). Runs no notebook, needs no network.
 docs: $(STAMP)
-	$(BIN)/python -m paperlib.docsite --executed executed/$(PROFILE) --out build/site
+	$(BIN)/python -m paperlib.report.docsite --executed executed/$(PROFILE) --out build/site
 
 # Headless Chromium for the website's browser check (tests/test_notebooks.py): Debian's chromium and
 # chromium-driver, installed when missing where apt-get runs as root; elsewhere the check skips and says why.
@@ -60,12 +60,12 @@ browser:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-# Measure one design of the miniature (paperlib.calibration.DESIGNS) into benchmarks/calibration.json and
+# Measure one design of the miniature (paperlib.studies.calibration.DESIGNS) into benchmarks/calibration.json and
 # rewrite tables/00_calibration: make calibrate DESIGN=d2-replay-some-facts
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py $(DESIGN) --render
 
-# The same for mini-MUSE (paperlib.muse_calibration.DESIGNS; benchmarks/muse_calibration.json,
+# The same for mini-MUSE (paperlib.studies.muse_calibration.DESIGNS; benchmarks/muse_calibration.json,
 # tables/11_muse_calibration): make calibrate-muse DESIGN=m1-base-prior
 calibrate-muse: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py --muse $(DESIGN) --render
@@ -77,7 +77,7 @@ lock:
 	.lockenv/bin/pip-compile --quiet --extra dev --strip-extras --unsafe-package torch --no-emit-index-url \
 		--no-emit-find-links -o $(LOCK) pyproject.toml requirements/torch-cpu.in
 
-# the run cache and the executed copies' stamps (paperlib.stamps): the next `make reproduce` executes every notebook
+# the run cache and the executed copies' stamps (paperlib.engine.stamps): the next `make reproduce` executes every notebook
 clean-cache:
 	rm -rf runs
 	find executed -name '*.stamp.json' -delete 2>/dev/null || true

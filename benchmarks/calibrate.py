@@ -1,4 +1,4 @@
-"""`make calibrate DESIGN=<name>`: measure one design of the miniature (`paperlib.calibration.DESIGNS`) and
+"""`make calibrate DESIGN=<name>`: measure one design of the miniature (`paperlib.studies.calibration.DESIGNS`) and
 record it in benchmarks/calibration.json; `--render` writes tables/00_calibration.{csv,md,tex} from the record.
 
 A design is judged only by the calibration statistics (original vs retain model against the published
@@ -14,14 +14,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from paperlib import calibration
-    from paperlib.errors import PaperlibError
+    from paperlib.engine.errors import PaperlibError
+    from paperlib.studies import calibration
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("design", nargs="?", help=f"one of: {', '.join(d.name for d in calibration.DESIGNS)}")
     ap.add_argument("--no-sweep", action="store_true", help="statistics only (no baseline sweep)")
     ap.add_argument("--render", action="store_true", help="write tables/00_calibration from the record")
-    ap.add_argument("--muse", action="store_true", help="a design of mini-MUSE (paperlib.muse_calibration)")
+    ap.add_argument("--muse", action="store_true", help="a design of mini-MUSE (paperlib.studies.muse_calibration)")
     args = ap.parse_args(argv)
     if args.muse:
         return muse(args.design, not args.no_sweep, args.render)
@@ -56,9 +56,9 @@ def _recorded(record: list[dict], entry: dict, order: list[str], path) -> list[d
 
 def muse(name: str | None, sweep: bool, render: bool) -> int:
     """Measure mini-MUSE design `name` into benchmarks/muse_calibration.json; `render`: tables/11_muse_calibration."""
-    from paperlib import muse_calibration as mc
-    from paperlib.cache import to_jsonable
-    from paperlib.errors import PaperlibError
+    from paperlib.engine.cache import to_jsonable
+    from paperlib.engine.errors import PaperlibError
+    from paperlib.studies import muse_calibration as mc
 
     record, order = mc.load_record(), [d.name for d in mc.DESIGNS]
     if name:
@@ -76,7 +76,7 @@ def muse(name: str | None, sweep: bool, render: bool) -> int:
 
 
 if __name__ == "__main__":
-    from paperlib.errors import PaperlibError
+    from paperlib.engine.errors import PaperlibError
 
     try:
         sys.exit(main())

@@ -14,10 +14,10 @@ import time
 
 from common import median
 
-from paperlib import evaluate, pipeline
-from paperlib.config import Profile
-from paperlib.data import encoding
-from paperlib.models import load_model, load_tokenizer
+from paperlib.benchmarks.tofu import evaluate, pipeline
+from paperlib.engine import encoding
+from paperlib.engine.config import Profile
+from paperlib.engine.models import load_model, load_tokenizer
 
 
 class _Clock:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from common import median, timed
 
-from paperlib import losses as L
+from paperlib.methods import losses as L
 
 BATCH, SEQ, PREFIX_PER_ROW = 8, 256, 8
 

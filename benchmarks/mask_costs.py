@@ -1,9 +1,9 @@
 """Localized unlearning (issue 12): how long each attribution takes to make its mask, and a masked training step
 as a multiple of an unmasked one.
 
-Mask generation: `paperlib.masks.mask_for` on the profile's original model with forget10 (and its retain split
+Mask generation: `paperlib.methods.masks.mask_for` on the profile's original model with forget10 (and its retain split
 for wagle / memflex), ratio 0.1, global top: data encoding, gradient / activation passes and the top-k cut,
-one run per attribution (it is seconds to minutes, not a micro-benchmark). Masked step: `paperlib.train.train`
+one run per attribution (it is seconds to minutes, not a micro-benchmark). Masked step: `paperlib.engine.train.train`
 (the one training loop) over the same 8 batches of forget samples with NLL, unmasked vs with a mask (the
 oracle's random 10% of down_proj, and a 10% WAGLE mask over every parameter); the two variants alternate in
 each repeat and the ratio divides their median seconds per step. A masked step zeroes the gradient outside the
@@ -19,11 +19,12 @@ from functools import partial
 
 from common import median
 
-from paperlib import masks, pipeline, tuning
-from paperlib.config import Profile
-from paperlib.data import encoding
-from paperlib.models import load_model, load_tokenizer
-from paperlib.train import train
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import encoding
+from paperlib.engine.config import Profile
+from paperlib.engine.models import load_model, load_tokenizer
+from paperlib.engine.train import Loop, train
+from paperlib.methods import masks, tuning
 
 STEP_MASKS = ("random_down", "wagle")
 
@@ -50,7 +51,7 @@ def bench_masks(profile: Profile, forget: str = "forget10", repeats: int = 5, st
     def per_step(mask) -> float:
         model = load_model(path)
         t0 = time.perf_counter()
-        train(model, data, pipeline.nll_loss, cfg, collate, update_mask=mask, progress=False)
+        train(model, data, pipeline.nll_loss, cfg, collate, update_mask=mask, loop=Loop(progress=False))
         return (time.perf_counter() - t0) / steps
 
     variants = {"unmasked": None, **{m: made[m] for m in STEP_MASKS}}

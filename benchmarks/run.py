@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from paperlib import threads  # noqa: E402
+from paperlib.engine import threads  # noqa: E402  # noqa: E402
 
 threads.configure()  # before torch loads: PAPERLIB_THREADS (default 1), as every paperlib process
 
@@ -39,14 +39,14 @@ from mask_costs import bench_masks, mask_markdown  # noqa: E402
 from run_costs import bench_runs  # noqa: E402
 from steps import REFERENCE_METHODS, bench_steps, bench_steps_large  # noqa: E402
 
-from paperlib import pipeline  # noqa: E402
-from paperlib.config import get_profile  # noqa: E402
-from paperlib.models import load_tokenizer  # noqa: E402
+from paperlib.benchmarks.tofu import pipeline  # noqa: E402  # noqa: E402
+from paperlib.engine.config import get_profile  # noqa: E402
+from paperlib.engine.models import load_tokenizer  # noqa: E402
 
 STEP_TARGET, MEM_TARGET, EVAL_TARGET = 1.10, 1.10, 4.0
 COLD_TARGET_MIN, WARM_TARGET_MIN = 20.0, 1.0  # issue 26
 # (reproduce.json key, target in minutes, what was run): cold = empty run cache; up_to_date = `make reproduce`
-# again, nothing changed (every notebook's executed copy up to date: `paperlib.stamps`); warm = every notebook
+# again, nothing changed (every notebook's executed copy up to date: `paperlib.engine.stamps`); warm = every notebook
 # executed again from the run cache (`make reproduce RERUN=1`)
 REPRODUCE_ROWS = (("cold", COLD_TARGET_MIN, "cold `make reproduce`"),
                   ("up_to_date", WARM_TARGET_MIN, "warm `make reproduce` (nothing changed)"),
@@ -205,7 +205,8 @@ def _runs_section(r: dict) -> list[str]:
     out = ["## 1d. Per-run work and `make reproduce`", ""]
     if ru:
         ev, da = ru["evaluations"], ru["data"]
-        out += ["Per-process memos (split files, span folders, encodings; `paperlib.data.tofu`, `paperlib.evaluate`) "
+        out += ["Per-process memos (split files, span folders, encodings; `paperlib.benchmarks.tofu.data`, "
+                "`paperlib.benchmarks.tofu.evaluate`) "
                 "kept vs cleared (before them), same process, interleaved, medians of "
                 f"{ru['repeats']}; bit-identical results. Wall and CPU seconds of the process (CPU time is less "
                 "disturbed by other processes).", "",
@@ -258,7 +259,8 @@ def notes(r: dict) -> list[str]:
             "of the step, so every extra V-sized operation of a loss and its backward (the log-softmax and "
             "KL / soft-label product against the cached reference log-probs, the global mean) costs a visible "
             "share. Profiled (cProfile, PALU): re-assembling the cached rows into dense batch tensors "
-            "(paperlib/reference.py) was about 2 % of the step, the rest of the excess is that V-sized loss work. "
+            "(paperlib/engine/reference.py) was about 2 % of the step, the rest of the excess is that V-sized loss "
+            "work. "
             "Since issue 26 the cache hands the log-probs over as the [M, V] rows the KL / UnDIAL terms read "
             "(no dense [B, T, V] re-assembly) and those terms compute only those rows. "
             "PALU from hidden states (the default) avoids the logits at prefix positions ("
@@ -291,7 +293,7 @@ def notes(r: dict) -> list[str]:
                    "statistics (~3 s) and a tokenizer load per call (~1 s); these live in modules every run's "
                    "cache key covers, so they wait for the next cold regeneration. A plain second `make reproduce`"
                    + (f" takes {up * 60:.0f} s: " if up is not None else ": ")
-                   + "every notebook is up to date and none is executed (paperlib.stamps).")
+                   + "every notebook is up to date and none is executed (paperlib.engine.stamps).")
     return out or ["- none: every target is met."]
 
 

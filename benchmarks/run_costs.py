@@ -1,5 +1,5 @@
 """1d: the per-run work around the model, a sweep run's evaluations and the read of a cached run, each with the
-per-process memos of `paperlib.data.tofu` (split files, span folders) and `paperlib.evaluate` (encodings) kept
+per-process memos of `benchmarks.tofu.data` (split files, span folders) and `benchmarks.tofu.evaluate` (encodings) kept
 (the code as it is) vs cleared before every evaluation / run (the work the code did before the memos), interleaved.
 
 A mini sweep run evaluates after each of its 4 epochs with one tokenizer object: `evaluations` times those 4
@@ -18,12 +18,12 @@ import warnings
 import torch
 from common import median
 
-from paperlib import evaluate, pipeline
-from paperlib import unlearn as U
-from paperlib.config import Profile
-from paperlib.data import tofu
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import evaluate, pipeline
+from paperlib.engine import unlearn as U
+from paperlib.engine.config import Profile
+from paperlib.engine.models import load_model, load_tokenizer
 from paperlib.methods import make_method
-from paperlib.models import load_model, load_tokenizer
 
 
 def _attach_before(ds, spans: dict):
@@ -55,7 +55,7 @@ def bench_runs(profile: Profile, forget: str = "forget10", repeats: int = 3, rea
                     if mode == "before":
                         _clear()
                     evaluate.evaluate_tofu(model, tok, profile.model.template, source, forget, profile.eval,
-                                           retain_log, progress=False)
+                                           retain_log, evaluate.EvalOutput(progress=False))
                 evals[mode].append((time.perf_counter() - t0, time.process_time() - c0))
                 attach = tofu.attach_spans
                 tofu.attach_spans = _attach_before if mode == "before" else attach

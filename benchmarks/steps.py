@@ -16,14 +16,16 @@ from functools import partial
 import torch
 from common import median, timed
 
-from paperlib import losses as L
-from paperlib import methods, pipeline
-from paperlib import unlearn as U
-from paperlib.config import Profile
-from paperlib.data import encoding, tofu
+from paperlib import methods
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import encoding
+from paperlib.engine import unlearn as U
+from paperlib.engine.config import Profile
+from paperlib.engine.models import load_model, load_tokenizer
+from paperlib.engine.reference import LiveReference, ReferenceConfig, make_reference
+from paperlib.methods import losses as L
 from paperlib.methods import shifted
-from paperlib.models import load_model, load_tokenizer
-from paperlib.reference import LiveReference, ReferenceConfig, make_reference
 
 REFERENCE_METHODS = ("NPO", "DPO", "UnDIAL", "TPO", "PALU", "KL-retain")  # the 1.10x target (issue 15)
 
@@ -212,8 +214,8 @@ if __name__ == "__main__":  # python benchmarks/steps.py [--vocab V ...] [--rows
     import argparse
     import json
 
-    from paperlib import threads
-    from paperlib.config import get_profile
+    from paperlib.engine import threads
+    from paperlib.engine.config import get_profile
 
     threads.configure()
     ap = argparse.ArgumentParser(description="1a at large V only (bench_steps_large), printed as JSON")

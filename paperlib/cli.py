@@ -11,17 +11,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from paperlib import threads
-from paperlib.config import PAPER_PROFILE_NAMES, PROFILE_NAMES
-from paperlib.constants import TEMPLATES
-from paperlib.data.tofu import FORGET_SPLITS
-from paperlib.errors import PaperlibError
+from paperlib.benchmarks.tofu.data import FORGET_SPLITS
+from paperlib.engine import threads
+from paperlib.engine.config import PAPER_PROFILE_NAMES, PROFILE_NAMES
+from paperlib.engine.constants import TEMPLATES
+from paperlib.engine.errors import PaperlibError
 
 ALL_PROFILES = PROFILE_NAMES + PAPER_PROFILE_NAMES  # smoke, mini, paper and paper-<model> for every paper model
 
 
 def _profile_for(args: argparse.Namespace):
-    from paperlib.config import get_profile
+    from paperlib.engine.config import get_profile
 
     profile = get_profile(args.profile or ("paper" if args.benchmark == "tofu" else "mini"))
     if profile.benchmark.name != args.benchmark:
@@ -33,16 +33,17 @@ def _profile_for(args: argparse.Namespace):
 
 def _evaluate(args: argparse.Namespace) -> None:
     """Evaluate any causal LM folder (or hub id) on TOFU / mini-TOFU and write open-unlearning logs."""
-    from paperlib import checks, evaluate, pipeline
-    from paperlib.data import tofu
-    from paperlib.models import load_model, load_tokenizer
+    from paperlib.benchmarks.tofu import data as tofu
+    from paperlib.benchmarks.tofu import evaluate, pipeline
+    from paperlib.engine import checks
+    from paperlib.engine.models import load_model, load_tokenizer
 
-    if args.benchmark == "muse":  # MUSE: paperlib.muse (VerbMem, KnowMem, PrivLeak; MUSE_EVAL.json)
-        from paperlib import muse
+    if args.benchmark == "muse":  # MUSE: paperlib.benchmarks.muse.evaluate (VerbMem, KnowMem, PrivLeak; MUSE_EVAL.json)
+        from paperlib.benchmarks.muse import evaluate as muse
 
         return muse.evaluate_cli(args.model, args.source, args.profile, args.retain_log, args.out)
-    if args.benchmark == "rwku":  # RWKU: paperlib.rwku (probes, MIA, utility; RWKU's per-target JSON files)
-        from paperlib import rwku
+    if args.benchmark == "rwku":  # RWKU: benchmarks.rwku.evaluate (probes, MIA, utility; RWKU's per-target JSON files)
+        from paperlib.benchmarks.rwku import evaluate as rwku
 
         return rwku.evaluate_cli(args.model, args.source, args.profile, args.target, args.template, args.out)
     profile = _profile_for(args)
@@ -62,7 +63,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         checks.check_log_split(retain_log, rows, args.forget, f"--retain-log {args.retain_log}")
     model, tok = load_model(args.model), load_tokenizer(args.model)
     _, summary = evaluate.evaluate_tofu(model, tok, template, pipeline.benchmark_source(profile), args.forget,
-                                        profile.eval, retain_log, out_dir=args.out)
+                                        profile.eval, retain_log, evaluate.EvalOutput(out_dir=args.out))
     print(json.dumps(summary, indent=1))
     print(f"wrote {Path(args.out) / 'TOFU_EVAL.json'} and TOFU_SUMMARY.json")
 
@@ -92,7 +93,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         None if workers < 2 else [str(i) for i in range(workers)])
     env = None
     if args.executor:
-        from paperlib import executors
+        from paperlib.engine import executors
 
         executor = executors.load(args.executor, partition=args.partition, time_min=args.time,
                                   gpus_per_run=args.gpus_per_run)
@@ -100,10 +101,10 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif any(v is not None for v in (args.partition, args.time, args.gpus_per_run)):
         raise PaperlibError("--partition / --time / --gpus-per-run set the SLURM executor; allowed: with "
                             "--executor slurm (or a config file of kind slurm)")
-    results = runner.reproduce(args.profile, items(args.only), devices, out_dir=args.out,
-                               notebooks_dir=args.notebooks, env=env,
-                               figures_dir=args.figures, tables_dir=args.tables, workers_only=args.gpus is None,
-                               skip_up_to_date=not args.rerun)
+    paths = runner.Paths(out_dir=args.out, notebooks_dir=args.notebooks, figures_dir=args.figures,
+                         tables_dir=args.tables)
+    execution = runner.Execution(env=env, workers_only=args.gpus is None, skip_up_to_date=not args.rerun)
+    results = runner.reproduce(args.profile, items(args.only), devices, paths=paths, execution=execution)
     print(runner.summary(results))
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -112,8 +113,8 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 def _finetune(args: argparse.Namespace) -> None:
     """Train (or reuse) the base, original and retain models of a profile and print the memorisation check."""
-    from paperlib import pipeline
-    from paperlib.config import get_profile
+    from paperlib.benchmarks.tofu import pipeline
+    from paperlib.engine.config import get_profile
 
     profile = get_profile(args.profile)
     print("original:", pipeline.original_model(profile, force=args.force))
@@ -127,7 +128,7 @@ def _finetune(args: argparse.Namespace) -> None:
 
 def _unlearn(args: argparse.Namespace) -> None:
     """Unlearn a forget set from a model with one method; the run lands in the run cache and in --out."""
-    from paperlib import unlearn
+    from paperlib.engine import unlearn
 
     unlearn.check_out(args.out)  # before anything else: never lose data
     profile = _profile_for(args)
@@ -140,12 +141,14 @@ def _unlearn(args: argparse.Namespace) -> None:
     unlearn.check_settings(profile, args.method, overrides, args.model)  # before the mask builds any model
     update_mask = None
     if args.mask:
-        from paperlib import masks, pipeline
+        from paperlib.benchmarks.tofu import pipeline
+        from paperlib.methods import masks
 
         masks.load_mask(args.mask)  # the files first (no model needed), then against the model
         update_mask = masks.load_mask(args.mask, args.model or pipeline.original_model(profile))[0]
     run = unlearn.unlearn(profile, args.method, args.forget or profile.benchmark.forget, overrides=overrides,
-                          model_path=args.model, force=args.force, out=args.out, update_mask=update_mask)
+                          model_path=args.model, update_mask=update_mask,
+                          options=unlearn.RunOptions(force=args.force, out=args.out))
     out = Path(args.out)
     result = unlearn.read_run(out)
     print(json.dumps({"status": result["status"]["status"], **(result["summary"] or {})}, indent=1))
@@ -157,8 +160,8 @@ def _unlearn(args: argparse.Namespace) -> None:
 def _spans(args: argparse.Namespace) -> None:
     """Write a PALU/TPO span file for a forget set without the GPT span files: automatic sensitive spans from
     an original and a retain model (tokens whose log-probability gap exceeds --threshold nats), or capitalised
-    words and numbers (paperlib.spans)."""
-    from paperlib import spans
+    words and numbers (paperlib.benchmarks.spans)."""
+    from paperlib.benchmarks import spans
 
     spans.check_out_folder(args.out)
     profile = _profile_for(args)
@@ -174,7 +177,7 @@ def _spans(args: argparse.Namespace) -> None:
 def _mask(args: argparse.Namespace) -> None:
     """Make a parameter mask for localized unlearning (an attribution's top ratio of weights) and save it to
     --out, for `paperlib unlearn --mask`."""
-    from paperlib import masks
+    from paperlib.methods import masks
 
     cfg = masks.MaskConfig(attribution=args.attribution, ratio=args.ratio, scope=args.scope, kind=args.kind,
                            seed=args.seed, params=args.params, mu=args.mu)
@@ -192,7 +195,7 @@ def _mask(args: argparse.Namespace) -> None:
 def _cache(args: argparse.Namespace) -> None:
     """Check the run cache (`verify`: every entry against its manifest) or remove what no run will serve
     (`prune`: temporary folders of dead processes, incomplete, stale-code and corrupt entries)."""
-    from paperlib import cache
+    from paperlib.engine import cache
 
     root = Path(args.root) if args.root else cache.cache_root()
     if args.action == "verify":
@@ -249,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mk = sub.add_parser("mask", help=_mask.__doc__)
     mk.add_argument("--attribution", required=True,
-                    help="random, random_down, activation, wagle, memflex, gradient or snip (paperlib.masks)")
+                    help="random, random_down, activation, wagle, memflex, gradient or snip (paperlib.methods.masks)")
     mk.add_argument("--ratio", type=float, default=0.1, help="share of the candidate weights kept, in (0, 1]")
     mk.add_argument("--scope", default="global", help="global (default) or per_tensor: where the top ratio is taken")
     mk.add_argument("--kind", default="normal", help="normal (default) or random_complement")
@@ -282,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "notebook 00 runs first, beside it only the notebooks that do not need it (MUSE, RWKU), "
                          "then the rest, the longest first")
     rp.add_argument("--executor", default=None,
-                    help="where each notebook's unlearning runs execute (paperlib.executors): inprocess (default), "
+                    help="where each notebook's unlearning runs execute (paperlib.engine.executors): "
+                         "inprocess (default), "
                          "gpus:0,1 (a worker per GPU), slurm (submitit array jobs), local (submitit's local "
                          "processes) or a .toml / .json config file (kind = \"slurm\", partition, time_min, ...)")
     rp.add_argument("--partition", default=None, help="SLURM partition (with --executor slurm)")
@@ -292,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="execute every selected notebook; by default a notebook is skipped when its executed copy "
                          "is up to date: its source, parameters, paperlib's code, the installed packages and the "
                          "shared data unchanged since its last successful execution, and the executed copy and "
-                         "every table and figure it wrote untouched (paperlib.stamps)")
+                         "every table and figure it wrote untouched (paperlib.engine.stamps)")
     rp.add_argument("--dry-run", action="store_true",
                     help="list the runs each notebook would launch, with a rough GPU-hour estimate; execute nothing")
     rp.add_argument("--out", default="executed", help="folder of the executed copies (default: executed)")

@@ -17,10 +17,10 @@
   support it (`_kernel_options`); without it ipykernel logs "Kernel is running over TCP without encryption"
   to the terminal for every notebook.
 - Progress: one line per notebook start and end and, while a notebook runs, one line per cell it starts
-  and each line it prints, prefixed with its name (e.g. the per-run lines of `paperlib.executors`).
+  and each line it prints, prefixed with its name (e.g. the per-run lines of `paperlib.engine.executors`).
 - Every kernel gets PAPERLIB_CACHE as an absolute path (all notebooks share one run cache whatever their
   working directory; a rerun reuses every cached model and evaluation), TQDM_DISABLE=1 (no widget bars in
-  a headless kernel) and the executor settings of `paperlib.executors` (PAPERLIB_EXECUTOR) when given.
+  a headless kernel) and the executor settings of `paperlib.engine.executors` (PAPERLIB_EXECUTOR) when given.
 - `plan(profile)` lists the runs each notebook declares in `PLANS` (model, method, hyperparameters)
   with a rough GPU-hour estimate, without executing anything (`paperlib reproduce --dry-run`).
 """
@@ -44,9 +44,9 @@ from typing import Any
 
 import nbformat
 
-from paperlib import stamps, threads
-from paperlib.cache import cache_root
-from paperlib.config import (
+from paperlib.engine import stamps, threads
+from paperlib.engine.cache import cache_root
+from paperlib.engine.config import (
     PAPER_PROFILE_NAMES,
     PAPER_SETTINGS,
     PROFILE_NAMES,
@@ -127,7 +127,7 @@ class Result:
     execution_count: int | None = None  # failing cell's "In [n]" in the executed copy
     cell_source: str = ""  # first line of the failing cell
     error: str = ""  # "ename: evalue", or why it was skipped
-    up_to_date: bool = False  # not executed: its executed copy and outputs are up to date (`paperlib.stamps`)
+    up_to_date: bool = False  # not executed: its executed copy and outputs are up to date (`paperlib.engine.stamps`)
 
     @property
     def ok(self) -> bool:
@@ -396,52 +396,76 @@ def output_dirs(profile: str, executed: Path, figures_dir: str | Path | None = N
     return out
 
 
+@dataclass(frozen=True)
+class Paths:
+    """Where `reproduce` reads the notebooks, runs their kernels and puts what they write."""
+
+    out_dir: str | Path = "executed"  # executed copies go to `<out_dir>/<profile>/`
+    notebooks_dir: str | Path = "notebooks"  # the `NN_name.ipynb` files
+    cwd: str | Path | None = None  # the kernels' working directory (None: the folder above `notebooks_dir`)
+    figures_dir: str | Path | None = None  # the notebooks' `figures_dir` parameter (None: `output_dirs`' default)
+    tables_dir: str | Path | None = None  # the notebooks' `tables_dir` parameter (None: `output_dirs`' default)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How `reproduce` runs the kernels, reports progress and skips notebooks that are up to date."""
+
+    kernel_name: str = KERNEL_NAME  # the Jupyter kernel every notebook runs in
+    stream: bool = True  # also echo one line per cell started and per line a notebook prints
+    echo: Echo = _echo  # receives the progress lines
+    env: Mapping[str, str] | None = None  # further environment variables of the kernels
+    workers_only: bool = False  # `gpus` are worker ids (`--workers`), not GPUs asked for
+    skip_up_to_date: bool = False  # a notebook whose stamp says nothing changed is not executed
+
+
 def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Sequence[int | str] | None = None,
-              out_dir: str | Path = "executed", notebooks_dir: str | Path = "notebooks",
-              parameters: Mapping[str, Any] | None = None, cwd: str | Path | None = None,
-              kernel_name: str = KERNEL_NAME, stream: bool = True, echo: Echo = _echo,
-              figures_dir: str | Path | None = None, tables_dir: str | Path | None = None,
-              env: Mapping[str, str] | None = None, workers_only: bool = False,
-              skip_up_to_date: bool = False) -> list[Result]:
+              parameters: Mapping[str, Any] | None = None, paths: Paths = Paths(),
+              execution: Execution = Execution()) -> list[Result]:
     """Execute the selected notebooks with papermill and return one Result per notebook, in number order.
 
     profile: injected as the `profile` parameter (smoke | mini | paper); parameters: further values to
     inject. only: prefixes ("04") or names to run (default all). gpus: None runs the notebooks one after
     another in this process; [0, 1, ...] runs them in parallel on one worker per entry with that
     CUDA_VISIBLE_DEVICES (FIRST and the `INDEPENDENT` ones first, then the rest; `_run_parallel`).
-    out_dir: executed copies go to `<out_dir>/<profile>/`.
-    cwd: the kernels' working directory, where relative outputs land (default: the folder above
-    `notebooks_dir`). figures_dir / tables_dir: injected as the notebooks' `figures_dir` / `tables_dir`
-    parameters; by default the committed `figures/` and `tables/` (the notebooks' own defaults) only for
-    the mini profile, other profiles write beside their executed copies (`<out_dir>/<profile>/figures`, ...).
-    echo: receives the progress lines (one per notebook start and end; with `stream`, also one per cell and
-    per line a notebook prints). env: further environment variables of the kernels (e.g.
-    `paperlib.executors.environment(...)`). workers_only: `gpus` are worker ids, not GPUs asked for
-    (`--workers`): the lines and Results name a worker's CUDA_VISIBLE_DEVICES only where CUDA is available.
-    Every successful execution writes a stamp beside its executed copy (`paperlib.stamps`); skip_up_to_date:
-    a notebook whose stamp says that nothing it reads or wrote changed is not executed (Result.up_to_date;
-    `paperlib reproduce` without --rerun, as `make` skips a target). All input is checked before anything runs.
+    paths (`Paths`): the notebooks are read from `paths.notebooks_dir`; executed copies go to
+    `<paths.out_dir>/<profile>/`. `paths.cwd`: the kernels' working directory, where relative outputs land
+    (default: the folder above `notebooks_dir`). `paths.figures_dir` / `paths.tables_dir`: injected as the
+    notebooks' `figures_dir` / `tables_dir` parameters; by default the committed `figures/` and `tables/` (the
+    notebooks' own defaults) only for the mini profile, other profiles write beside their executed copies
+    (`<out_dir>/<profile>/figures`, ...).
+    execution (`Execution`): `kernel_name`: the Jupyter kernel. `echo`: receives the progress lines (one per
+    notebook start and end; with `stream`, also one per cell and per line a notebook prints). `env`: further
+    environment variables of the kernels (e.g. `paperlib.engine.executors.environment(...)`). `workers_only`:
+    `gpus` are worker ids, not GPUs asked for (`--workers`): the lines and Results name a worker's
+    CUDA_VISIBLE_DEVICES only where CUDA is available. Every successful execution writes a stamp beside its
+    executed copy (`paperlib.engine.stamps`); `skip_up_to_date`: a notebook whose stamp says that nothing it
+    reads or wrote changed is not executed (Result.up_to_date; `paperlib reproduce` without --rerun, as `make`
+    skips a target). All input is checked before anything runs.
     """
+    echo, kernel_name = execution.echo, execution.kernel_name
     if profile not in PROFILE_NAMES:
         raise ValueError(f"profile {profile!r}; allowed: {', '.join(PROFILE_NAMES)}")
     if parameters and "profile" in parameters:
         raise ValueError("pass the profile as reproduce(profile=...), not inside parameters")
-    selected = select(discover(notebooks_dir), only)
+    selected = select(discover(paths.notebooks_dir), only)
     devices = None if gpus is None else _check_devices(gpus)
     _check_kernel(kernel_name)
-    workdir = Path(cwd) if cwd is not None else Path(notebooks_dir).resolve().parent
+    workdir = Path(paths.cwd) if paths.cwd is not None else Path(paths.notebooks_dir).resolve().parent
     if not workdir.is_dir():
         raise ValueError(f"working directory {str(workdir)!r} does not exist")
-    out = Path(out_dir).resolve() / profile
-    params = {"profile": profile, **output_dirs(profile, out, figures_dir, tables_dir), **(parameters or {})}
+    out = Path(paths.out_dir).resolve() / profile
+    params = {"profile": profile, **output_dirs(profile, out, paths.figures_dir, paths.tables_dir),
+              **(parameters or {})}
     # Headless kernels: no tqdm bars (as ipywidgets they flood the kernel's output channel and slow every
     # run several-fold; nobody watches them); the progress lines come from the cells instead.
-    kernel_env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1", **(env or {})}
+    kernel_env = {"PAPERLIB_CACHE": str(cache_root().resolve()), "TQDM_DISABLE": "1", **(execution.env or {})}
     shared = stamps.context({**{k: v for k, v in os.environ.items() if k.startswith("PAPERLIB_")}, **kernel_env,
                              **(threads.env() if devices is not None else {})})
-    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(), stream,
-                      stamps.inputs(path, params, kernel_name, shared)) for p, path in selected.items()}
-    name_devices = devices is not None and (not workers_only or _cuda_available())
+    tasks = {p: _Task(path.stem, path.resolve(), out / path.name, params, kernel_name, workdir.resolve(),
+                      execution.stream, stamps.inputs(path, params, kernel_name, shared))
+             for p, path in selected.items()}
+    name_devices = devices is not None and (not execution.workers_only or _cuda_available())
     echo(f"reproduce: {len(tasks)} notebook(s), profile {profile}, "
          + ("serial" if devices is None else f"{len(devices)} worker(s)"
             + (f" on CUDA_VISIBLE_DEVICES {','.join(devices)}" if name_devices else ""))
@@ -456,7 +480,7 @@ def reproduce(profile: str = "mini", only: Sequence[str] | None = None, gpus: Se
         echo(f"{position[prefix]} {result.describe()}")
 
     for prefix, task in tasks.items():
-        if skip_up_to_date and stamps.is_fresh(task.output, task.inputs):
+        if execution.skip_up_to_date and stamps.is_fresh(task.output, task.inputs):
             finished(prefix, Result(task.notebook, "ok", output=task.output, up_to_date=True))
     todo = {p: task for p, task in tasks.items() if p not in results}
     with _environ(kernel_env):
@@ -486,7 +510,7 @@ def needs_first(prefix: str) -> bool:
 def expected_seconds(profile: str) -> dict[str, float]:
     """{notebook stem: seconds} of the last measured cold `make reproduce` of `profile` (`COSTS`; the mini
     profile only), else {}."""
-    from paperlib.paths import project_root
+    from paperlib.engine.paths import project_root
 
     path = project_root() / COSTS
     if profile != "mini" or not path.is_file():
@@ -507,7 +531,7 @@ def run_order(tasks: Mapping[str, _Task], expected: Mapping[str, float]) -> list
 def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mapping[str, str],
                   position: Mapping[str, str], echo: Echo, finished: Callable[[str, Result], None],
                   name_devices: bool = True, expected: Mapping[str, float] | None = None) -> None:
-    """The tasks on one worker process per device (PAPERLIB_THREADS intra-op threads each, `paperlib.threads`), in
+    """The tasks on one worker process per device (PAPERLIB_THREADS intra-op threads each, `engine.threads`), in
     `run_order` as workers become free: FIRST first, beside it only the `INDEPENDENT` notebooks; the others
     once FIRST succeeded (skipped if it failed); `name_devices`: say which device runs a notebook."""
     prefix_of = {task.notebook: p for p, task in tasks.items()}
@@ -543,7 +567,8 @@ def _run_parallel(tasks: Mapping[str, _Task], devices: Sequence[str], env: Mappi
 def write_claims(profile: str, executed: Path, tables: str | Path, echo: Echo = _echo) -> None:
     """Collect the verdicts of every executed notebook in `executed` into `<tables>/claims.md`; when that is
     the project's own tables/ folder, also into the README between its claims markers."""
-    from paperlib import claims, paths
+    from paperlib.engine import paths
+    from paperlib.studies import claims
 
     found = claims.collect(sorted(executed.glob("*.ipynb")))
     if not found:
@@ -612,8 +637,8 @@ PlanFn = Callable[[Profile], list[dict[str, Any]]]
 
 
 def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
-    """Notebooks 00-08 declare their runs in `paperlib.experiments.plan` (imported only for the dry run)."""
-    from paperlib import experiments
+    """Notebooks 00-08 declare their runs in `paperlib.studies.palu.plan` (imported only for the dry run)."""
+    from paperlib.studies import palu as experiments
 
     return experiments.plan(notebook, profile)
 
@@ -623,8 +648,8 @@ def experiments_plan(notebook: str, profile: Profile) -> list[dict[str, Any]]:
 # A notebook without an entry declares no runs.
 PLANS: dict[str, PlanFn | str] = {
     **{f"{i:02d}": partial(experiments_plan, f"{i:02d}") for i in range(9)},
-    "09": "paperlib.localization:plan",
-    "10": "paperlib.distill:plan",
+    "09": "paperlib.studies.localization:plan",
+    "10": "paperlib.studies.distill:plan",
     "11": "paperlib.studies.muse:plan",
     "12": "paperlib.studies.rwku:plan",
 }

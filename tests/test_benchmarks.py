@@ -11,11 +11,13 @@ import pytest
 import torch
 
 import paperlib
-from paperlib import benchmarks, executors, tuning
-from paperlib.config import get_profile
-from paperlib.corpus import TextCorpus, register_evaluator
-from paperlib.errors import PaperlibError
-from paperlib.models import tiny_llama, train_tokenizer
+from paperlib import benchmarks
+from paperlib.engine import executors
+from paperlib.engine.config import get_profile
+from paperlib.engine.corpus import TextCorpus, register_evaluator
+from paperlib.engine.errors import PaperlibError
+from paperlib.engine.models import tiny_llama, train_tokenizer
+from paperlib.methods import tuning
 from paperlib.studies import protocol
 
 FORGET = ("the zorbel of Quennet glints at dawn over the salt marsh", "Quennet keeps the zorbel in a copper box")
@@ -97,7 +99,7 @@ def test_the_protocol_tunes_every_method_on_a_registered_benchmark(toy, tmp_path
 
 
 def _start(bench):
-    from paperlib.models import load_model, load_tokenizer
+    from paperlib.engine.models import load_model, load_tokenizer
 
     path = bench.request(get_profile("smoke"), "quennet", "GA", protocol.Point(1e-3)).model
     return load_model(path).eval(), load_tokenizer(path)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import cache
-from paperlib.errors import CacheWarning
+from paperlib.engine import cache
+from paperlib.engine.errors import CacheWarning
 
 
 @dataclass(frozen=True)
@@ -157,20 +157,23 @@ def test_key_covers_the_code_of_that_kind(tmp_path, monkeypatch):
 
 
 STUDY_KINDS = ("loss-timing", "kl-analysis", "loc-study")  # caches of a study's own results
-STUDY_CODE = ("experiments", "localization", "distill", "executors")  # the study side (paperlib/studies/* too)
+STUDY_CODE = ("engine/executors", "benchmarks")  # the study side: these, paperlib/studies/* and the plug-ins
 
 
 def test_no_trained_or_evaluated_result_is_keyed_by_study_code():
     """Models, benchmarks, evaluations and unlearning runs (TOFU, and MUSE / RWKU through their evaluator's code)
     cover no study module and no benchmark plug-in (`paperlib.benchmarks`): the protocol, a plug-in, a table or
     a figure can change without re-keying a trained run."""
-    from paperlib import corpus, muse, rwku  # noqa: F401 (registers the "muse" and "rwku" evaluators)
+    from paperlib.benchmarks.muse import evaluate as muse  # noqa: F401 (registers the "muse" evaluator)
+    from paperlib.benchmarks.rwku import evaluate as rwku  # noqa: F401 (registers the "rwku" evaluator)
+    from paperlib.engine import corpus
 
-    def study_side(modules):
-        return sorted(m for m in modules if m.startswith(("studies/", "benchmarks/")) or m in STUDY_CODE)
+    def study_side(modules, own=()):
+        return sorted(m for m in modules if m not in own and (m.startswith("studies/") or m.endswith("/plugin")
+                                                               or m in STUDY_CODE))
 
-    for kind in set(cache.CODE) - set(STUDY_KINDS):
-        assert not study_side(cache.code_modules(kind)), kind
+    for kind in set(cache.CODE) - set(STUDY_KINDS):  # a stage that trains (injection) may sit beside its study
+        assert not study_side(cache.code_modules(kind), own=cache.CODE[kind]), kind
     for name in ("muse", "rwku"):
         own = Path(corpus.get_evaluator(name).__code__.co_filename).resolve().relative_to(cache.PACKAGE)
         assert not study_side(cache.closure((own.with_suffix("").as_posix(), *corpus.EVALUATOR_CODE[name]))), name
@@ -180,8 +183,8 @@ def test_no_trained_or_evaluated_result_is_keyed_by_study_code():
 def test_no_import_circle():
     """The import graph the fingerprints follow (function-level imports included) has no circle: a module's
     closure never comes back to it through another module."""
-    names = sorted(f.relative_to(cache.PACKAGE).with_suffix("").as_posix() for f in cache.PACKAGE.rglob("*.py")
-                   if f.name != "__init__.py")
+    names = sorted(f.relative_to(cache.PACKAGE).with_suffix("").as_posix().removesuffix("/__init__")
+                   for f in cache.PACKAGE.rglob("*.py") if f.parent != cache.PACKAGE or f.name != "__init__.py")
     graph = {m: cache._imports(m) - {m} for m in names}
     circles = [m for m in names if any(m in _reach(graph, d) for d in graph[m])]
     assert not circles, circles
@@ -318,7 +321,7 @@ def test_a_fresh_entry_is_not_remembered(tmp_path, monkeypatch):
 def test_the_suite_never_writes_into_the_project_run_cache():
     """The tests' cache is their own (tests/conftest.py): `make test` before `make reproduce` changes nothing of
     what the committed tables are computed from."""
-    from paperlib import paths
+    from paperlib.engine import paths
 
     assert cache.cache_root().resolve() != paths.runs_dir().resolve()
     assert not cache.cache_root().resolve().is_relative_to(paths.runs_dir().resolve())
@@ -346,10 +349,25 @@ def test_every_cached_run_call_site_is_in_its_kinds_fingerprint():
 
 def test_fingerprint_follows_imports_but_not_inert_modules():
     mods = cache.code_modules("model")
-    assert {"pipeline", "train", "models", "data/mini_tofu", "data/encoding"} <= set(mods)
+    assert {"benchmarks/tofu/pipeline", "engine/train", "engine/models", "benchmarks/tofu/mini",
+            "engine/encoding"} <= set(mods)
     assert not set(mods) & cache.INERT
     assert "report" not in cache.code_modules("unlearn")  # editing a figure re-keys no training run
-    assert "calibration" not in cache.code_modules("loss-timing")  # notebook 00's analysis, no cached result
+    assert "studies/calibration" not in cache.code_modules("loss-timing")  # notebook 00's analysis, not cached
+
+
+def test_source_code_drops_docstrings_comments_and_layout_only(tmp_path):
+    """What a fingerprint reads of a file: the same for sources that differ in docstrings, comments and line
+    breaks; different for any other change, a string constant that is not a docstring included."""
+    def read(text: str) -> bytes:
+        (tmp_path / "m.py").write_text(text)
+        return cache.source_code(tmp_path / "m.py")
+
+    base = read('"""Module."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n\n\nclass C:\n    """Doc."""\n')
+    assert read("def f(x):  # comment\n    return (x +\n            1)\n\n\nclass C:\n    pass\n") == base
+    assert read('"""Other."""\ndef f(x):\n    """Other."""\n    return x + 1\nclass C:\n    """Other."""\n') == base
+    assert read('"""Module."""\ndef f(x):\n    """Doc."""\n    return x + 2\nclass C:\n    pass\n') != base
+    assert read('def f(x):\n    "Doc."\n    "a string"\n    return x + 1\nclass C:\n    pass\n') != base
 
 
 def test_fingerprint_is_the_digest_of_the_sources_and_follows_an_edit(tmp_path, monkeypatch):
@@ -368,15 +386,18 @@ def test_fingerprint_is_the_digest_of_the_sources_and_follows_an_edit(tmp_path, 
             files = cache._module_files(name)
             h.update(f"module {name}: {len(files)} file(s)\n".encode())
             for f in files:
-                h.update(f"{f.relative_to(copy)}\n".encode() + f.read_bytes())
+                h.update(f"{f.relative_to(copy)}\n".encode() + cache.source_code(f))
         return h.hexdigest()[:16]
 
     before = cache.code_fingerprint("unlearn")
     assert before == by_hand("unlearn")
-    with open(copy / "report.py", "a") as f:
-        f.write("# an inert edit\n")
+    with open(copy / "report" / "__init__.py", "a") as f:
+        f.write("INERT_EDIT = 1\n")
     assert cache.code_fingerprint("unlearn") == before
-    with open(copy / "losses.py", "a") as f:
-        f.write("# an edit\n")
+    losses = copy / "methods" / "losses.py"
+    losses.write_text(losses.read_text().replace('"""', '"""Reworded. ', 1) + "# a comment\n")
+    assert cache.code_fingerprint("unlearn") == before  # a docstring or a comment is not code
+    with open(losses, "a") as f:
+        f.write("AN_EDIT = 1\n")
     after = cache.code_fingerprint("unlearn")
     assert after != before and after == by_hand("unlearn")

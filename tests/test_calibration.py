@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import calibration
-from paperlib.config import get_profile
+from paperlib.engine.config import get_profile
+from paperlib.studies import calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = json.loads((ROOT / "benchmarks" / "calibration.json").read_text())

@@ -1,5 +1,5 @@
 """Notebook 00's fidelity table (`calibration.fidelity_table`) on the published Llama-2 forget05 logs, and the
-reference lines and published points of the FQ / MU figures (`paperlib.plots`)."""
+reference lines and published points of the FQ / MU figures (`paperlib.report.plots`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import calibration, paths, plots, report
-from paperlib.claims import FORGOTTEN_P
-from paperlib.tuning import MU_FRACTION
+from paperlib import report
+from paperlib.engine import paths
+from paperlib.methods.tuning import MU_FRACTION
+from paperlib.report import plots
+from paperlib.studies import calibration
+from paperlib.studies.claims import FORGOTTEN_P
 
 matplotlib.use("Agg")
 

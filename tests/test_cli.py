@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperlib import cli, metrics, unlearn
-from paperlib import masks as _masks
-from paperlib.corpus import TextCorpus
-from paperlib.data import encoding
-from paperlib.errors import PaperlibError
+from paperlib import cli
+from paperlib.benchmarks.tofu import metrics
+from paperlib.engine import encoding, unlearn
+from paperlib.engine.corpus import TextCorpus
+from paperlib.engine.errors import PaperlibError
+from paperlib.methods import masks as _masks
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "errors.md"
@@ -194,20 +195,21 @@ def _muse(env: Path) -> Path:
 
 def _text(method: str, evaluator: str = "cli-toy") -> str:
     """`unlearn_text` on a two-document corpus without spans, with a toy evaluator registered meanwhile."""
-    from paperlib.config import get_profile
-    from paperlib.corpus import register_evaluator, unregister_evaluator
+    from paperlib.engine.config import get_profile
+    from paperlib.engine.corpus import EvalCall, register_evaluator, unregister_evaluator
 
     register_evaluator("cli-toy")(lambda model, tok, profile, args, out_dir: {})
     try:
         corpus = TextCorpus("c", ("Ada Quill wrote.",), ("Rivers flow.",), 8)
-        return _raises(lambda: unlearn.unlearn_text(get_profile("smoke"), method, corpus, evaluator, {}, "x/y"))
+        return _raises(lambda: unlearn.unlearn_text(get_profile("smoke"), method, corpus, EvalCall(evaluator, {}),
+                                                    "x/y"))
     finally:
         unregister_evaluator("cli-toy")
 
 
 def _rwku(env: Path, drop: str = "") -> Path:
-    """A one-target folder in RWKU's layout (`paperlib.data.rwku`), without the part `drop`."""
-    from paperlib.data import rwku
+    """A one-target folder in RWKU's layout (`paperlib.benchmarks.rwku.data`), without the part `drop`."""
+    from paperlib.benchmarks.rwku import data as rwku
 
     d = env / f"rwku-{drop or 'full'}"
     target = d / "Target" / "1_Ann_Lee"
@@ -221,7 +223,7 @@ def _rwku(env: Path, drop: str = "") -> Path:
 
 
 def _rwku_load(source: Path, target: str):
-    from paperlib.data import rwku
+    from paperlib.benchmarks.rwku import data as rwku
 
     return rwku.load_target(source, target)
 
@@ -309,7 +311,7 @@ def test_tofu_from_the_hub_without_network_fails_at_once_in_one_line(env, capsys
 
     import huggingface_hub.constants
 
-    from paperlib import hub
+    from paperlib.engine import hub
 
     for var in (*hub.OFFLINE_VARS, *hub.PROXY_VARS):  # hermetic: not offline, no proxy, nothing probed yet
         monkeypatch.delenv(var, raising=False)
@@ -363,10 +365,13 @@ def test_reproduce_smoke_never_writes_the_committed_folders(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nb.metadata["language_info"] = {"name": "python"}
     nbformat.write(nb, nbs / "01_out.ipynb")
-    results = runner.reproduce("smoke", notebooks_dir=nbs, out_dir=tmp_path / "executed", echo=lambda m: None)
+    paths = runner.Paths(notebooks_dir=nbs, out_dir=tmp_path / "executed")
+    quiet = runner.Execution(echo=lambda m: None)
+    results = runner.reproduce("smoke", paths=paths, execution=quiet)
     assert results[0].ok
     assert not (tmp_path / "figures").exists() and not (tmp_path / "tables").exists()
     assert (tmp_path / "executed" / "smoke" / "tables" / "x.csv").read_text() == "smoke"
-    results = runner.reproduce("smoke", notebooks_dir=nbs, out_dir=tmp_path / "executed", echo=lambda m: None,
-                               figures_dir=tmp_path / "F", tables_dir=tmp_path / "T")
+    paths = runner.Paths(notebooks_dir=nbs, out_dir=tmp_path / "executed", figures_dir=tmp_path / "F",
+                         tables_dir=tmp_path / "T")
+    results = runner.reproduce("smoke", paths=paths, execution=quiet)
     assert (tmp_path / "F" / "x.csv").is_file() and (tmp_path / "T" / "x.csv").is_file()

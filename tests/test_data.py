@@ -10,8 +10,10 @@ import datasets
 import numpy as np
 import pytest
 
-from paperlib.data import encoding, mini_tofu, tofu
-from paperlib.models import train_tokenizer
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import mini as mini_tofu
+from paperlib.engine import encoding
+from paperlib.engine.models import train_tokenizer
 
 CFG = mini_tofu.MiniTofuConfig(n_authors=20, qa_per_author=10, n_real_authors=6, n_world_facts=6, seed=3)
 
@@ -173,7 +175,7 @@ def test_paraphrases_reword_the_facts():
     and each perturbed answer keeps the paraphrase's wording with other values."""
     from difflib import SequenceMatcher
 
-    from paperlib.data.wording import bigram_overlap
+    from paperlib.benchmarks.wording import bigram_overlap
 
     cfg = mini_tofu.MiniTofuConfig()
     rows = [r for a in range(cfg.n_authors) for r in mini_tofu._author_rows(*_author_args(cfg, a))]
@@ -195,7 +197,7 @@ def _author_args(cfg, a: int):
 def test_wording_by_hand():
     import random
 
-    from paperlib.data.wording import bigram_overlap, fix_articles, reword
+    from paperlib.benchmarks.wording import bigram_overlap, fix_articles, reword
 
     assert fix_articles("a apple and an pear, A owl") == "an apple and a pear, An owl"
     assert bigram_overlap("the cat sat", "The cat ran") == 0.5  # {the cat, cat ran} vs {the cat, cat sat}
@@ -210,8 +212,8 @@ def test_prefix_budgets_select_strictly_more_tokens():
     """On the default mini benchmark, N = 1, 2, 3, 5, all select strictly increasing token sets, and N = 3
     at most 75% of all sensitive tokens (names and titles split into several tokens, as under Llama's
     tokenizer)."""
-    from paperlib import experiments
-    from paperlib.config import get_profile
+    from paperlib.engine.config import get_profile
+    from paperlib.studies import palu as experiments
 
     cov = experiments.prefix_coverage(get_profile("mini"), "forget10", budgets=(1, 2, 3, 5, 0))
     shares = list(cov["share of sensitive tokens"])

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from paperlib import losses as L
 from paperlib import methods
-from paperlib.constants import IGNORE
+from paperlib.engine.constants import IGNORE
+from paperlib.methods import losses as L
 
 D = torch.float64
 
@@ -130,7 +130,7 @@ def test_unilogit_kl_reduction_token_by_default():
 def test_rwku_unscorable_prediction_is_noanswer():
     from rouge import Rouge
 
-    from paperlib import rwku_metrics
+    from paperlib.benchmarks.rwku import metrics as rwku_metrics
 
     with pytest.raises(ValueError):  # the reference path: the `rouge` package refuses it
         Rouge().get_scores("...", "Portland")
@@ -141,7 +141,7 @@ def test_rwku_unscorable_prediction_is_noanswer():
 
 # ----------------------------------------------------------------------------------------- MUSE: PrivLeak's reference
 def test_muse_privleak_reference_from_the_retrained_log_or_muses_constants():
-    from paperlib import muse_metrics as mm
+    from paperlib.benchmarks.muse import metrics as mm
 
     # ours: the retrained model's own AUC (here 0.5): a model at AUC 0.75 (forget told apart) gives -50
     assert mm.privleak_from_aucs(0.75, 0.5) == pytest.approx(-50.0)

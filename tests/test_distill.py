@@ -1,4 +1,4 @@
-"""Self-distillation targets vs the retain model (paperlib.distill, notebook 10), by hand on a 3-token vocabulary."""
+"""Self-distillation targets vs the retain model (studies.distill, notebook 10), by hand on a 3-token vocabulary."""
 
 import math
 
@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import claims, distill, losses
-from paperlib.config import get_profile
+from paperlib.engine.config import get_profile
+from paperlib.methods import losses
+from paperlib.studies import claims, distill
 
 LN = math.log
 
@@ -134,7 +135,8 @@ def test_runs_reuse_notebook_01s_undial_and_plan_lists_the_new_runs():
 def test_figure5_is_cached_bit_for_bit_and_keyed_by_its_models(monkeypatch):
     """The KL analysis computed directly, built into the cache and served from it are the same bits; a warm
     call computes nothing; another checkpoint (by content) is another entry."""
-    from paperlib import cache, pipeline
+    from paperlib.benchmarks.tofu import pipeline
+    from paperlib.engine import cache
 
     profile = get_profile("smoke")
     forget = profile.benchmark.forget

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperlib.config import TrainConfig
-from paperlib.errors import PaperlibError
-from paperlib.train import Diverged, check_optimizer, check_precision, train
+from paperlib.engine.config import TrainConfig
+from paperlib.engine.errors import PaperlibError
+from paperlib.engine.train import Diverged, Loop, check_optimizer, check_precision, train
 
 ROOT = Path(__file__).resolve().parents[1]
 N, LENGTH, VOCAB = 8, 6, 32  # samples, tokens per sample (no padding), vocabulary
@@ -63,7 +63,7 @@ def config(**kw) -> TrainConfig:
 
 def run(cfg: TrainConfig, loss_fn=nll, on_epoch_end=None, n: int = N) -> dict:
     model = tiny_model()
-    result = train(model, data(n), loss_fn, cfg, collate, on_epoch_end=on_epoch_end, progress=False)
+    result = train(model, data(n), loss_fn, cfg, collate, loop=Loop(on_epoch_end=on_epoch_end, progress=False))
     return {"steps": [{k: r[k] for k in ("epoch", "step", "loss", "lr")} for r in result.steps],
             "diverged": [result.diverged_epoch, result.diverged_at, result.reason],
             "weights": {n: p.detach().flatten().tolist() for n, p in model.named_parameters()}}
@@ -164,7 +164,7 @@ def test_unlearn_command_under_two_processes(tmp_path, monkeypatch):
     status = json.loads((out / "status.json").read_text())
     steps = json.loads((out / "train_log.json").read_text())
     assert status["status"] == "completed" and steps[-1]["lr"] == 0.0 and (out / "model").is_dir()
-    from paperlib.cache import verify_cache
+    from paperlib.engine.cache import verify_cache
 
     built = sorted(p.parent.parent.name for p in (tmp_path / "cache").glob("*/*/COMPLETE"))
     assert built.count("model") == 3 and "unlearn" in built  # base, original, retain; the run
@@ -224,7 +224,7 @@ def test_accelerate_configs_parse(name):
 
 def test_fsdp_launch_of_an_unlearning_run_is_refused(monkeypatch):
     """What `accelerate launch --config_file configs/accelerate/fsdp.yaml` exports: refused before compute."""
-    from paperlib.train import check_launch
+    from paperlib.engine.train import check_launch
 
     check_launch()
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")

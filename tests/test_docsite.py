@@ -1,4 +1,4 @@
-"""The website's assembly (`paperlib.docsite`) and the README as a front door. The site built from the smoke
+"""The website's assembly (`paperlib.report.docsite`) and the README as a front door. The site built from the smoke
 profile's executed notebooks, and its headless-browser check, are in tests/test_notebooks.py."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from conftest import ROOT
 
-from paperlib import claims, docsite
+from paperlib.report import docsite
+from paperlib.studies import claims
 
 README = ROOT / "README.md"
 FRONT_DOOR_BYTES = 10 * 1024

@@ -54,7 +54,7 @@ def test_lock_file_pins_every_dependency_exactly():
 
 
 def test_provenance_records_versions_device_and_seeds(tmp_path):
-    from paperlib import cache, provenance
+    from paperlib.engine import cache, provenance
 
     folder = cache.cached_run("kind", {"train": {"seed": 3}, "lr": 1.0}, lambda out: None, root=tmp_path)
     prov = json.loads((folder / provenance.FILE).read_text())

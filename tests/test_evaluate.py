@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 
-from paperlib import evaluate, metrics, pipeline
+from paperlib.benchmarks.tofu import evaluate, metrics, pipeline
 from paperlib.cli import main
-from paperlib.config import get_profile
-from paperlib.models import load_model, load_tokenizer
+from paperlib.engine.config import get_profile
+from paperlib.engine.models import load_model, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_batched_equals_single(smoke):
 def test_score_texts_batched_equals_a_plain_pass_per_text(smoke):
     import torch
 
-    from paperlib.data import rawtext
+    from paperlib.engine import rawtext
 
     _, path, _, tok = smoke
     model = load_model(path).double()
@@ -84,7 +84,8 @@ def test_the_librarys_own_reference_evaluations_raise_no_warning(tmp_path, monke
         pipeline.evaluation(profile, original, "forget10")
     with pytest.warns(UserWarning, match="no retain-model log given"):
         evaluate.evaluate_tofu(load_model(original), load_tokenizer(original), profile.model.template,
-                               pipeline.benchmark_source(profile), "forget10", profile.eval, None, progress=False)
+                               pipeline.benchmark_source(profile), "forget10", profile.eval, None,
+                               evaluate.EvalOutput(progress=False))
 
 
 @pytest.mark.mini
@@ -106,7 +107,7 @@ def test_gibberish_classifier_from_local_copy(tmp_path):
     include "clean" (here a random tiny BERT with the real classifier's four labels)."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from paperlib.models import train_tokenizer
+    from paperlib.engine.models import train_tokenizer
 
     tok = train_tokenizer(["some clean text here", "zzkq xxw"] * 10, vocab_size=300)
     labels = ["clean", "mild gibberish", "noise", "word salad"]
@@ -129,8 +130,9 @@ def test_one_pass_evaluation_equals_a_plain_pass_per_list(smoke):
     generation equals HF generate on one question at a time (float64 model: rounding only)."""
     import torch
 
-    from paperlib import losses, scores
-    from paperlib.data import encoding
+    from paperlib.benchmarks import scoring as scores
+    from paperlib.engine import encoding
+    from paperlib.methods import losses
 
     profile, path, _, tok = smoke
     model = load_model(path).double()
@@ -173,7 +175,7 @@ def test_one_pass_evaluation_equals_a_plain_pass_per_list(smoke):
 def test_encodings_memoised_per_tokenizer(smoke):
     """A run evaluates after every epoch on the same pairs: the second evaluation reuses the first's encodings
     (the same objects), equal to encoding them afresh; another max_length is another entry."""
-    from paperlib.data import encoding
+    from paperlib.engine import encoding
 
     _, _, _, tok = smoke
     pairs = [("Who wrote it?", "Someone."), ("Where?", "In a city far away.")]
@@ -190,7 +192,7 @@ def test_split_files_memoised_until_they_change(tmp_path):
     """tofu.load_split reads a local split file once per process; a rewritten file (size / mtime) is read again."""
     import os
 
-    from paperlib.data import tofu
+    from paperlib.benchmarks.tofu import data as tofu
 
     f = tmp_path / "forget10.json"
     f.write_text(json.dumps({"question": "q1", "answer": "a1"}) + "\n")
@@ -206,7 +208,7 @@ def test_span_files_memoised_fresh_dicts(tmp_path):
     call; attach_spans joins the same spans as before (its fingerprint is computed, not pickled)."""
     import datasets
 
-    from paperlib.data import tofu
+    from paperlib.benchmarks.tofu import data as tofu
 
     def save(words):
         datasets.Dataset.from_list([{"question": "q1", "answer": "Ann Lee wrote it.",

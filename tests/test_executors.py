@@ -1,4 +1,4 @@
-"""paperlib.executors: notebooks plan runs, an executor runs them (here: submitit's local executor, two runs as
+"""paperlib.engine.executors: notebooks plan runs, an executor runs them (here: submitit's local executor, two runs as
 two separate jobs), the notebook-side code collects both from the run cache without computing anything."""
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ import socket
 
 import pytest
 
-from paperlib import executors, experiments, standins, tuning, unlearn
-from paperlib.errors import PaperlibError
+from paperlib.benchmarks.tofu import standins
+from paperlib.engine import executors, unlearn
+from paperlib.engine.errors import PaperlibError
+from paperlib.methods import tuning
+from paperlib.studies import palu as experiments
 
 
 def test_executor_specs_config_files_and_environment(tmp_path, monkeypatch):
@@ -65,7 +68,7 @@ def test_request_carries_model_mask_corpus_and_evaluator(tmp_path, monkeypatch):
     the job learns which module registers the evaluator; masks and corpora compare by content."""
     import torch
 
-    from paperlib import corpus
+    from paperlib.engine import corpus
 
     text = corpus.TextCorpus("toy", ("a b c",), ("d e f",), 8)
     corpus.register_evaluator("request-eval")(lambda *a: {})
@@ -96,7 +99,7 @@ def test_request_carries_model_mask_corpus_and_evaluator(tmp_path, monkeypatch):
 def test_a_kernel_under_another_executor_never_trains(tmp_path, monkeypatch):
     """Under an executor other than InProcess the kernel may read unlearning runs but not build one: an unplanned
     run is an error naming it (a job lifts the mark); other kinds, and InProcess, build as before."""
-    from paperlib import cache
+    from paperlib.engine import cache
 
     monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path))
     env = executors.environment(executors.load("local"))

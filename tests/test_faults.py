@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import cache, pipeline, unlearn
-from paperlib.config import get_profile
-from paperlib.errors import CacheWarning, PaperlibError
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import cache, unlearn
+from paperlib.engine.config import get_profile
+from paperlib.engine.errors import CacheWarning, PaperlibError
+from paperlib.engine.unlearn import RunOptions
 
 FORGET = "forget10"
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +47,9 @@ def smoke_cache(tmp_path_factory) -> Path:
 CHILD = textwrap.dedent('''
     import os, sys, time, json
     from pathlib import Path
-    from paperlib import evaluate, pipeline, unlearn
-    from paperlib.config import get_profile
+    from paperlib.benchmarks.tofu import evaluate, pipeline
+    from paperlib.engine import unlearn
+    from paperlib.engine.config import get_profile
     mode, flag, overrides = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
     profile = get_profile("smoke")
 
@@ -76,8 +79,8 @@ CHILD = textwrap.dedent('''
                                       force=bool(overrides.get("force"))))
     else:
         force = bool(overrides.pop("force", False))
-        print(unlearn.unlearn(profile, "GA", "forget10", overrides=overrides, eval_every_epoch=False,
-                              progress=False, force=force))
+        print(unlearn.unlearn(profile, "GA", "forget10", overrides=overrides,
+                              options=unlearn.RunOptions(eval_every_epoch=False, progress=False, force=force)))
 ''')
 
 
@@ -124,8 +127,8 @@ def test_kill_during_training_then_rerun(smoke_cache, tmp_path):
     assert _complete_entries(smoke_cache).items() >= before.items()  # models and retain eval reused, untouched
     assert not list((smoke_cache / "unlearn").glob(".*.tmp-*")), "orphan of the killed run removed"
     rerun = _files(run)
-    fresh = unlearn.unlearn(get_profile("smoke"), "GA", FORGET, overrides=overrides, eval_every_epoch=False,
-                            progress=False, force=True)
+    fresh = unlearn.unlearn(get_profile("smoke"), "GA", FORGET, overrides=overrides,
+                            options=RunOptions(eval_every_epoch=False, progress=False, force=True))
     assert fresh == run and _files(fresh) == rerun  # byte-equal to an uninterrupted run
     assert "model/model.safetensors" in rerun and "TOFU_EVAL.json" in rerun
 
@@ -155,7 +158,7 @@ def test_concurrent_runs_build_once(smoke_cache, tmp_path):
 @pytest.mark.parametrize("corruption", ["edited config", "truncated weights", "missing marker"])
 def test_corrupted_unlearn_entry_is_rebuilt(smoke_cache, corruption):
     profile = get_profile("smoke")
-    run = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+    run = unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False))
     good = _files(run)
     if corruption == "edited config":
         cfg = json.loads((run / cache.RUN_CONFIG).read_text())
@@ -168,10 +171,10 @@ def test_corrupted_unlearn_entry_is_rebuilt(smoke_cache, corruption):
         (run / cache.MARKER).unlink()
     assert cache.check_entry(run)
     if corruption == "missing marker":
-        again = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+        again = unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False))
     else:
         with pytest.warns(CacheWarning, match=run.name):
-            again = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+            again = unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False))
     assert again == run and cache.check_entry(run) == [] and _files(run) == good
 
 
@@ -189,7 +192,8 @@ def test_model_identified_by_weights_not_by_a_copied_config(smoke_cache, tmp_pat
 
 def test_diverged_run_is_a_cached_result(smoke_cache):
     profile = get_profile("smoke")
-    run = unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "1e9"}, eval_every_epoch=False, progress=False)
+    run = unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "1e9"},
+                          options=RunOptions(eval_every_epoch=False, progress=False))
     text = (run / "status.json").read_text()
     status = json.loads(text, parse_constant=lambda c: pytest.fail(f"status.json holds {c}: not JSON"))
     assert status["status"] == "diverged" and status["epoch"] >= 1 and "evaluation skipped" in status["message"]
@@ -197,36 +201,37 @@ def test_diverged_run_is_a_cached_result(smoke_cache):
     assert result["summary"] is None and result["status"]["status"] == "diverged"
     assert not (run / "TOFU_EVAL.json").exists() and not (run / "model").exists()
     mtime = (run / cache.MARKER).stat().st_mtime_ns
-    assert unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "1e9"}, eval_every_epoch=False,
-                           progress=False) == run
+    assert unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "1e9"},
+                           options=RunOptions(eval_every_epoch=False, progress=False)) == run
     assert (run / cache.MARKER).stat().st_mtime_ns == mtime  # served from the cache, not retrained
 
 
 def test_out_never_loses_data(smoke_cache, tmp_path):
     profile = get_profile("smoke")
-    run = unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False)
+    run = unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False))
     before = _files(run)
     for bad, text in ((run, "inside the run cache"), (smoke_cache, "inside the run cache")):
         with pytest.raises(PaperlibError, match=text):
-            unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=bad)
+            unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False, out=bad))
     afile = tmp_path / "a.txt"
     afile.write_text("keep me")
     with pytest.raises(PaperlibError, match="is a file"):
-        unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=afile)
+        unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False, out=afile))
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
     with pytest.raises(PaperlibError, match="not a copy of an unlearning run"):
-        unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=other)
+        unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False, out=other))
     assert afile.read_text() == "keep me" and (other / "notes.txt").read_text() == "keep me"
     assert _files(run) == before and cache.check_entry(run) == []
     copy = tmp_path / "copy"
-    unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=copy)
-    unlearn.unlearn(profile, "GA", FORGET, eval_every_epoch=False, progress=False, out=copy)  # same run: replaced
+    unlearn.unlearn(profile, "GA", FORGET, options=RunOptions(eval_every_epoch=False, progress=False, out=copy))
+    unlearn.unlearn(profile, "GA", FORGET,
+                    options=RunOptions(eval_every_epoch=False, progress=False, out=copy))  # same run: replaced
     assert _files(copy) == before
     with pytest.raises(PaperlibError, match="holds a copy of another run"):
-        unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "2e-3"}, eval_every_epoch=False, progress=False,
-                        out=copy)
+        unlearn.unlearn(profile, "GA", FORGET, overrides={"lr": "2e-3"},
+                        options=RunOptions(eval_every_epoch=False, progress=False, out=copy))
 
 
 def _reproduce(cache_root: Path, out: Path) -> subprocess.Popen:
@@ -298,7 +303,7 @@ def test_log_of_another_split_is_refused_by_its_questions(shared_data):
     question swapped (same count, same answers) are refused, naming the sample."""
     import datasets
 
-    from paperlib import checks
+    from paperlib.engine import checks
 
     rows = datasets.load_from_disk(str(shared_data / "tofu/spans/forget05_with_common_words_gpt")).to_list()
     log = json.loads((shared_data / "open-unlearning-eval/tofu_Llama-2-7b-chat-hf_full/evals_forget05"
@@ -324,8 +329,8 @@ def test_non_finite_weights_stop_the_run_although_the_loss_was_finite():
     finite steps logged; without the check all three epochs would end as "completed"."""
     import torch
 
-    from paperlib.config import TrainConfig
-    from paperlib.train import train
+    from paperlib.engine.config import TrainConfig
+    from paperlib.engine.train import Loop, train
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Linear(1, 1))
@@ -341,7 +346,7 @@ def test_non_finite_weights_stop_the_run_although_the_loss_was_finite():
     data = [{"x": torch.tensor([1.0, 2.0])}] * 4
     cfg = TrainConfig(lr=1e-2, epochs=3, batch_size=2, warmup_epochs=0)
     result = train(model, data, loss_fn, cfg, lambda rows: {"x": torch.stack([r["x"] for r in rows])},
-                   progress=False)
+                   loop=Loop(progress=False))
     assert (result.diverged_epoch, result.diverged_at) == (1, 2)
     assert result.reason == "non-finite weights after epoch 1"
     assert len(result.steps) == 2 and all(math.isfinite(s["loss"]) for s in result.steps)

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from paperlib import cache, paths, report
+from paperlib import report
+from paperlib.engine import cache, paths
 
 sys.path.insert(0, str(ROOT / "tools"))
 import make_notebook  # noqa: E402

@@ -1,6 +1,6 @@
 """The oracle pipeline and `paperlib mask` / `unlearn --mask` end to end in the smoke profile (reuses the smoke
-models of the run cache; about 25 s once they exist). `oracle_runs` is `unlearn` in a loop: the
-masked run of the first test covers it."""
+models of the run cache; about 25 s once they exist). The oracle part of `study` plans masked `unlearn` runs:
+the masked run of the first test covers one."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from paperlib import cache, localization, masks, pipeline
+from paperlib.benchmarks.tofu import pipeline
 from paperlib.cli import main
-from paperlib.config import get_profile
-from paperlib.models import load_model
-from paperlib.unlearn import read_run, unlearned_model
+from paperlib.engine import cache
+from paperlib.engine.config import get_profile
+from paperlib.engine.models import load_model
+from paperlib.engine.unlearn import read_run, unlearned_model
+from paperlib.methods import masks
+from paperlib.studies import localization
 
 
 def _changed_only_inside(before: str, after: str, mask: dict[str, torch.Tensor]) -> None:
@@ -48,7 +51,7 @@ def test_oracle_injection_and_runs():
     assert sum(int(m.sum()) for m in oracle.values()) == sum(int(m.sum()) for m in comp.values())
     injected = localization.injected_model(profile)
     _changed_only_inside(pipeline.retain_model(profile, "forget10"), injected, oracle)
-    # the injection is fingerprinted: an edit of paperlib/injection.py (or masks, train, ...) rebuilds it
+    # the injection is fingerprinted: an edit of paperlib/studies/injection.py (or masks, train, ...) rebuilds it
     assert {"injection", "masks"} <= set(cache.code_modules("inject"))
     assert cache.read_manifest(Path(injected))["code"] == cache.code_fingerprint("inject")
     # the budget chosen by the rule: its record, and the model it names is the one the oracle unlearns
@@ -62,7 +65,7 @@ def test_oracle_injection_and_runs():
 def test_select_budget_by_hand():
     import pytest
 
-    from paperlib.errors import PaperlibError
+    from paperlib.engine.errors import PaperlibError
 
     # original FS 0.1, retain MU 0.8: a candidate qualifies with FS <= 0.1 and MU >= 0.76
     c = [{"FS": 0.7, "MU": 0.8}, {"FS": 0.1, "MU": 0.75}, {"FS": 0.1, "MU": 0.76}, {"FS": 0.0, "MU": 0.8}]
@@ -109,7 +112,7 @@ def test_strength_table_by_hand():
 def test_random_mask_claim():
     import pandas as pd
 
-    from paperlib import claims
+    from paperlib.studies import claims
 
     def table(wagle: float, sd: float, seeds: str = "3/3", fq: float = 0.2, pooled: float = 0.3):
         return pd.DataFrame([

@@ -1,4 +1,4 @@
-"""Hand-checkable tests of paperlib.losses on tiny tensors (all in shifted space, V = 3 or 4)."""
+"""Hand-checkable tests of paperlib.methods.losses on tiny tensors (all in shifted space, V = 3 or 4)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from paperlib import losses as L
+from paperlib.methods import losses as L
 
 D = torch.float64
 LOG2 = math.log(2)

@@ -1,5 +1,5 @@
-"""Localized-unlearning masks (paperlib.masks), masked training (paperlib.train), AUES (paperlib.metrics) and
-MU95 (paperlib.localization) on a hand-built 2-layer tiny Llama: every score against a direct computation."""
+"""Localized-unlearning masks (methods.masks), masked training (engine.train), AUES (benchmarks.tofu.metrics) and
+MU95 (paperlib.studies.localization) on a hand-built 2-layer tiny Llama: every score against a direct computation."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from paperlib import masks, metrics
+from paperlib.benchmarks.tofu import metrics
+from paperlib.benchmarks.tofu.pipeline import nll_loss
 from paperlib.cli import main
-from paperlib.config import TrainConfig
-from paperlib.constants import IGNORE
-from paperlib.data import encoding
-from paperlib.errors import PaperlibError
-from paperlib.localization import mu95
-from paperlib.pipeline import nll_loss
-from paperlib.train import train
+from paperlib.engine import encoding
+from paperlib.engine.config import TrainConfig
+from paperlib.engine.constants import IGNORE
+from paperlib.engine.errors import PaperlibError
+from paperlib.engine.train import Loop, train
+from paperlib.methods import masks
+from paperlib.studies.localization import mu95
 
 V = 40
 
@@ -193,7 +194,7 @@ def test_masked_training_with_weight_decay_is_bit_exact_outside_the_mask():
     g = torch.Generator().manual_seed(0)
     mask = {n: torch.rand(p.shape, generator=g) < 0.3 for n, p in model.named_parameters() if "mlp" in n}
     cfg = TrainConfig(lr=1e-2, epochs=2, batch_size=2, weight_decay=0.5, warmup_epochs=0.0, max_grad_norm=1.0)
-    result = train(model, FORGET + RETAIN, nll_loss, cfg, COLLATE, update_mask=mask, log_every=1)
+    result = train(model, FORGET + RETAIN, nll_loss, cfg, COLLATE, update_mask=mask, loop=Loop(log_every=1))
     assert result.diverged_at is None and len(result.steps) == 12
     for n, p in model.named_parameters():
         bits, bits0 = p.detach().view(torch.int32), before[n].view(torch.int32)

@@ -1,4 +1,4 @@
-"""paperlib.methods, paperlib.reference and paperlib.unlearn on the smoke profile (seconds): the registry and
+"""paperlib.methods, engine.reference and paperlib.engine.unlearn on the smoke profile (seconds): the registry and
 its defaults, bad input caught before any compute, reference cache == live reference at every step, PDU's
 dual variable, divergence, the update mask, LoRA and the `paperlib unlearn` command."""
 
@@ -13,12 +13,15 @@ from functools import partial
 import pytest
 import torch
 
-from paperlib import methods, pipeline, reference
-from paperlib import unlearn as U
+from paperlib import methods
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import pipeline
 from paperlib.cli import main as cli_main
-from paperlib.config import get_profile
-from paperlib.data import encoding, tofu
-from paperlib.models import load_model, load_tokenizer
+from paperlib.engine import encoding, reference
+from paperlib.engine import unlearn as U
+from paperlib.engine.config import get_profile
+from paperlib.engine.models import load_model, load_tokenizer
+from paperlib.engine.unlearn import RunOptions
 
 REQUIRED = ("GA", "GD", "NPO", "SimNPO", "DPO", "WGA", "TPO", "PDU", "UnDIAL", "Unilogit", "RMU", "CE-U", "PALU")
 
@@ -39,7 +42,7 @@ def no_compute(monkeypatch):
 
 
 # Cached and live reference quantities agree to float32 rounding only (other batch shapes, other kernel reduction
-# orders: see paperlib/reference.py): a 1-ulp difference of one sample's reference S(x) ~ 300 (3e-5) moves an NPO
+# orders: see paperlib/engine/reference.py): a 1-ulp difference of one sample's reference S(x) ~ 300 (3e-5) moves an NPO
 # loss of ~20 by up to 3e-5, measured 1.5e-5 with ATEN_CPU_CAPABILITY=default. So losses are compared relatively:
 # 1e-5 is ~80 float32 ulps of the loss and several ulps of every sample's S(x), while a real cache bug (wrong
 # rows, a quantity stored in half precision) moves the loss by 1e-3 relative or more.
@@ -47,8 +50,8 @@ F32_LOSS = {"rel": 1e-5, "abs": 1e-6}
 
 
 def run_steps(profile, method: str, **overrides) -> tuple[dict, list[dict]]:
-    run = U.unlearn(profile, method, "forget10", overrides=overrides, force=True, eval_every_epoch=False,
-                    save_model=False, progress=False)
+    run = U.unlearn(profile, method, "forget10", overrides=overrides,
+                    options=RunOptions(force=True, eval_every_epoch=False, save_model=False, progress=False))
     r = U.read_run(run)
     return r["status"], r["steps"]
 
@@ -137,7 +140,7 @@ def test_settings_the_profile_refuses_are_refused_on_an_empty_cache_before_anyth
     benchmark, tokenizer, base and original models first). V and the depth come from the profile."""
     from transformers import LlamaConfig
 
-    from paperlib import masks
+    from paperlib.methods import masks
 
     runs = tmp_path / "runs"
     monkeypatch.setenv("PAPERLIB_CACHE", str(runs))
@@ -273,7 +276,8 @@ class _NaNAtStep3(methods.GA):
 
 def test_a_nan_loss_stops_the_run_and_the_status_says_so(smoke, monkeypatch):
     monkeypatch.setitem(methods.METHODS, _NaNAtStep3.name, _NaNAtStep3)
-    run = U.unlearn(smoke, "NaNAtStep3", overrides={"epochs": 3}, force=True, save_model=False, progress=False)
+    run = U.unlearn(smoke, "NaNAtStep3", overrides={"epochs": 3},
+                    options=RunOptions(force=True, save_model=False, progress=False))
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "diverged" and status["step"] == 3 and "(step 3)" in status["message"]
     assert status["last"]["step"]["step"] == 2 and math.isfinite(status["last"]["step"]["loss"])
@@ -286,7 +290,8 @@ def test_update_mask_freezes_everything_outside_it(smoke):
     original = load_model(pipeline.original_model(smoke))
     name = "model.layers.0.mlp.down_proj.weight"
     mask = {name: torch.rand(original.get_parameter(name).shape, generator=torch.Generator().manual_seed(0)) < 0.1}
-    run = U.unlearn(smoke, "GA", overrides={"epochs": 2}, update_mask=mask, force=True, progress=False)
+    run = U.unlearn(smoke, "GA", overrides={"epochs": 2}, update_mask=mask,
+                    options=RunOptions(force=True, progress=False))
     after = dict(load_model(U.unlearned_model(run)).named_parameters())
     for n, p in original.named_parameters():
         if n != name:
@@ -296,7 +301,7 @@ def test_update_mask_freezes_everything_outside_it(smoke):
 
 
 def test_run_folder_holds_curves_logs_status_and_weights(smoke):
-    run = U.unlearn(smoke, "NPO", overrides={"epochs": 2}, force=True, progress=False)
+    run = U.unlearn(smoke, "NPO", overrides={"epochs": 2}, options=RunOptions(force=True, progress=False))
     r = U.read_run(run)
     assert r["status"]["status"] == "completed" and [e["epoch"] for e in r["epochs"]] == [1, 2]
     assert {"forget_quality", "model_utility"} <= set(r["epochs"][-1]) and r["summary"] == {
@@ -304,12 +309,12 @@ def test_run_folder_holds_curves_logs_status_and_weights(smoke):
     assert {"loss", "lr", "forget", "retain", "epoch", "step"} <= set(r["steps"][0])
     assert (run / "TOFU_EVAL.json").is_file() and r["config"]["method"] == "NPO"
     assert load_model(U.unlearned_model(run)).config.vocab_size > 0
-    assert U.unlearn(smoke, "NPO", overrides={"epochs": 2}, progress=False) == run  # cached
+    assert U.unlearn(smoke, "NPO", overrides={"epochs": 2}, options=RunOptions(progress=False)) == run  # cached
 
 
 def test_lora_run_saves_merged_weights(smoke):
     lora = replace(smoke, model=replace(smoke.model, lora_r=4))
-    run = U.unlearn(lora, "GD", overrides={"epochs": 1}, force=True, progress=False)
+    run = U.unlearn(lora, "GD", overrides={"epochs": 1}, options=RunOptions(force=True, progress=False))
     assert U.read_run(run)["status"]["status"] == "completed"
     names = [n for n, _ in load_model(U.unlearned_model(run)).named_parameters()]
     assert names and not any("lora" in n for n in names)

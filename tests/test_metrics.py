@@ -1,4 +1,4 @@
-"""paperlib.metrics: hand-computed cases, and open-unlearning's published Llama-2-7b-chat TOFU forget05 logs
+"""benchmarks.tofu.metrics: hand-computed cases, and open-unlearning's published Llama-2-7b-chat TOFU forget05 logs
 (original and retain95 models) reproduced from their per-sample values."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from paperlib import metrics
+from paperlib.benchmarks.tofu import metrics
 
 LOGS = "open-unlearning-eval"
 FULL = "tofu_Llama-2-7b-chat-hf_full/evals_forget05"

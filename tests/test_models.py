@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paperlib.config import ModelConfig, TinyLlamaConfig
-from paperlib.data import encoding
-from paperlib.models import add_lora, auto_device, load_model, load_tokenizer, n_params, tiny_llama, train_tokenizer
+from paperlib.engine import encoding
+from paperlib.engine.config import ModelConfig, TinyLlamaConfig
+from paperlib.engine.models import (
+    add_lora,
+    auto_device,
+    load_model,
+    load_tokenizer,
+    n_params,
+    tiny_llama,
+    train_tokenizer,
+)
 
 TEXTS = ["Who wrote 'The Glass River'?", "Rubei Paisozi wrote it.", "What is the capital of Nistekriia?"] * 20
 

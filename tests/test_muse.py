@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import muse_metrics as mm
-from paperlib.data import mini_muse, muse
-from paperlib.errors import PaperlibError
+from paperlib.benchmarks.muse import data as muse
+from paperlib.benchmarks.muse import metrics as mm
+from paperlib.benchmarks.muse import mini as mini_muse
+from paperlib.engine.errors import PaperlibError
 
 RECORDS = {
     "raw": {"forget": ["The Vorlak Accord was signed in Brastad.", "Mira Tol led it."],
@@ -141,17 +142,18 @@ def test_bootstrap_ci_hand_checkable():
 
 
 def test_evaluate_muse_schema(tmp_path, folder):
-    from paperlib.config import TinyLlamaConfig
-    from paperlib.models import tiny_llama, train_tokenizer
+    from paperlib.engine.config import TinyLlamaConfig
+    from paperlib.engine.models import tiny_llama, train_tokenizer
 
     tok = train_tokenizer([t for s in RECORDS["raw"].values() for t in s] * 3, 300)
     torch.manual_seed(0)
     model = tiny_llama(TinyLlamaConfig(vocab_size=300, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                        num_attention_heads=2), tok)
     data = muse.load_all(str(folder))
-    ref_log, ref = mm.evaluate_muse(model, tok, data, 4, 4, 64, out_dir=tmp_path / "ref")
+    cfg = mm.MuseEvalConfig(verbmem_new_tokens=4, knowmem_new_tokens=4, max_length=64)
+    ref_log, ref = mm.evaluate_muse(model, tok, data, cfg, out_dir=tmp_path / "ref")
     assert mm.PRIVLEAK not in ref
-    log, summ = mm.evaluate_muse(model, tok, data, 4, 4, 64, reference=mm.load_log(tmp_path / "ref"),
+    log, summ = mm.evaluate_muse(model, tok, data, cfg, reference=mm.load_log(tmp_path / "ref"),
                                  out_dir=tmp_path / "eval")
     assert set(summ) == set(mm.SUMMARY_KEYS)
     assert summ[mm.PRIVLEAK] == pytest.approx(0.0)  # the same model is its own reference
@@ -166,7 +168,7 @@ def test_evaluate_muse_schema(tmp_path, folder):
 def test_muse_claim_on_hand_made_tables():
     import pandas as pd
 
-    from paperlib import claims
+    from paperlib.studies import claims
 
     def table(palu, palu_sd, other, other_sd, mu95="yes", verbmem=80.0):
         """The target's CIs: KnowMem-f [30, 76], VerbMem [83.6, 88.2]; GA forgets by VerbMem unless `verbmem`."""
@@ -192,7 +194,7 @@ def test_muse_claim_on_hand_made_tables():
 
 def test_paper_plan_lists_the_palu_papers_muse_rows():
     from paperlib import runner
-    from paperlib.config import get_profile
+    from paperlib.engine.config import get_profile
     from paperlib.studies import muse as muse_lib
 
     rows = muse_lib.plan(get_profile("paper"))
@@ -203,8 +205,8 @@ def test_paper_plan_lists_the_palu_papers_muse_rows():
 
 def test_cli_evaluate_muse_writes_the_logs(tmp_path, folder, capsys):
     from paperlib import cli
-    from paperlib.config import TinyLlamaConfig
-    from paperlib.models import tiny_llama, train_tokenizer
+    from paperlib.engine.config import TinyLlamaConfig
+    from paperlib.engine.models import tiny_llama, train_tokenizer
 
     tok = train_tokenizer([t for s in RECORDS["raw"].values() for t in s] * 3, 300)
     torch.manual_seed(0)
@@ -235,7 +237,8 @@ def test_answer_space_leaves_the_prompts_final_space_to_the_model(monkeypatch, f
     data = muse.load_all(str(folder))
     for space in (False, True):
         seen.clear()
-        log, _ = mm.evaluate_muse(model, None, data, reference={mm.MIA: {"agg_value": 0.5}}, answer_space=space)
+        log, _ = mm.evaluate_muse(model, None, data, mm.MuseEvalConfig(answer_space=space),
+                                  reference={mm.MIA: {"agg_value": 0.5}})
         knowmem_prompt = seen[1][0]
         assert knowmem_prompt.endswith("Answer:" if space else "Answer: ")
         assert log[mm.KNOW_F]["value_by_index"]["0"]["response"] == "Brastad"  # cut at the stop string, stripped
@@ -245,7 +248,7 @@ def test_answer_space_leaves_the_prompts_final_space_to_the_model(monkeypatch, f
 def test_benchmark_check_on_hand_made_tables():
     import pandas as pd
 
-    from paperlib import muse as muse_nb
+    from paperlib.benchmarks.muse import evaluate as muse_nb
 
     def table(verb_ci: str, know_ci: str, leak: float) -> pd.DataFrame:
         return pd.DataFrame([{"model": "Target", "VerbMem": 86.0, "VerbMem CI": verb_ci, "KnowMem-f": 72.0,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paperlib import muse_calibration as mc
-from paperlib import muse_models
-from paperlib.data import mini_muse
+from paperlib.benchmarks.muse import mini as mini_muse
+from paperlib.benchmarks.muse import models as muse_models
+from paperlib.studies import muse_calibration as mc
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "benchmarks.md"
 TABLES = Path(__file__).resolve().parents[1] / "tables"

@@ -25,7 +25,9 @@ import nbformat
 import pytest
 from conftest import ROOT
 
-from paperlib import claims, docsite, runner
+from paperlib import runner
+from paperlib.report import docsite
+from paperlib.studies import claims
 
 sys.path.insert(0, str(ROOT / "tools"))
 from make_notebook import cells  # noqa: E402
@@ -67,7 +69,7 @@ PLANNED = ("09", "11", "12")  # run under an executor: every unlearning run a wo
 
 
 def _unlearn_entries() -> set[str]:
-    from paperlib import cache, unlearn
+    from paperlib.engine import cache, unlearn
 
     folder = cache.cache_root() / unlearn.KIND
     return {str(p.resolve()) for p in folder.iterdir() if cache.is_complete(p)} if folder.is_dir() else set()
@@ -75,13 +77,14 @@ def _unlearn_entries() -> set[str]:
 
 def run_planned(folder: Path, executor, params: dict) -> tuple[list, set[str], set[str]]:
     """Notebooks `PLANNED` in the smoke profile under `executor`, their kernels only allowed to read unlearning
-    runs (`paperlib.executors.environment`), every worker logging the folder it returns: (results, the unlearning
+    runs (`paperlib.engine.executors.environment`), every worker logging the folder it returns: (results, the unlearning
     runs they added to the cache, the folders the workers returned)."""
-    from paperlib import executors
+    from paperlib.engine import executors
 
     log, before = folder / "jobs.log", _unlearn_entries()
     env = {**executors.environment(executor), executors.JOB_LOG: str(log)}
-    results = runner.reproduce("smoke", only=PLANNED, out_dir=folder / "executed", parameters=params, env=env)
+    results = runner.reproduce("smoke", only=PLANNED, parameters=params,
+                               paths=runner.Paths(out_dir=folder / "executed"), execution=runner.Execution(env=env))
     by_workers = {str(Path(p).resolve()) for p in log.read_text().split()} if log.is_file() else set()
     return results, _unlearn_entries() - before, by_workers
 
@@ -92,12 +95,13 @@ def smoke_run(tmp_path_factory):
     are in <folder>/executed/smoke, the tables and figures in <folder>/tables and <folder>/figures. Notebooks
     `PLANNED` run under a pool of two worker processes (`executors.GpuPool`, as `--executor gpus:0,1`): what
     they added to the run cache and what the workers returned are in <folder>/planned.json."""
-    from paperlib import executors
+    from paperlib.engine import executors
 
     tmp_path = tmp_path_factory.mktemp("smoke_run")
     params = {"figures_dir": str(tmp_path / "figures"), "tables_dir": str(tmp_path / "tables")}
     rest = [nb.stem for nb in NOTEBOOKS if not nb.stem.startswith(PLANNED)]
-    results = runner.reproduce("smoke", only=rest, out_dir=tmp_path / "executed", parameters=params)
+    results = runner.reproduce("smoke", only=rest, parameters=params,
+                               paths=runner.Paths(out_dir=tmp_path / "executed"))
     planned, built, by_workers = run_planned(tmp_path, executors.GpuPool(("0", "1")), params)
     (tmp_path / "planned.json").write_text(json.dumps({"built": sorted(built), "by_workers": sorted(by_workers)}))
     return tmp_path, sorted(results + planned, key=lambda r: r.notebook)
@@ -133,7 +137,7 @@ def test_planned_notebooks_train_nothing_in_the_kernel(smoke_run):
 def test_planned_notebooks_under_submitit_local(tmp_path, monkeypatch):
     """The same under `--executor local` (submitit's LocalExecutor, a process per run: minutes beyond CI's
     budget, so `make test-mini` runs it), with a cache of its own."""
-    from paperlib import executors
+    from paperlib.engine import executors
 
     monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "runs"))
     params = {"figures_dir": str(tmp_path / "figures"), "tables_dir": str(tmp_path / "tables")}

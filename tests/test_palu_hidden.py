@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib import losses as L
-from paperlib import methods, pipeline, reference
-from paperlib import unlearn as U
-from paperlib.config import get_profile
-from paperlib.data import encoding, tofu
-from paperlib.models import load_model, load_tokenizer
+from paperlib import methods
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import encoding, reference
+from paperlib.engine import unlearn as U
+from paperlib.engine.config import get_profile
+from paperlib.engine.models import load_model, load_tokenizer
+from paperlib.methods import losses as L
 
 # The two paths sum the same float32 terms in other orders: values of up to ~8 agree to a few ulps, not bit for
 # bit, so they are compared relatively (an absolute 1e-5 is only ~20 ulps at 8).

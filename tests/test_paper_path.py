@@ -16,10 +16,15 @@ import time
 import datasets
 import pytest
 
-from paperlib import cli, experiments, metrics, pipeline, plots, provenance, report, standins, unlearn
-from paperlib.config import PAPER_MODELS, PAPER_PROFILE_NAMES, get_profile, model_params_b, training_memory_gb
-from paperlib.data import encoding, tofu
-from paperlib.models import load_tokenizer
+from paperlib import cli, report
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import metrics, pipeline, standins
+from paperlib.engine import encoding, provenance, unlearn
+from paperlib.engine.config import PAPER_MODELS, PAPER_PROFILE_NAMES, get_profile, model_params_b, training_memory_gb
+from paperlib.engine.models import load_tokenizer
+from paperlib.engine.unlearn import RunOptions
+from paperlib.report import plots
+from paperlib.studies import palu as experiments
 
 
 @pytest.fixture
@@ -114,9 +119,10 @@ def test_paper_path_end_to_end(standin, shared_data, offline):
     assert P.name == "paper" and P.model.original.endswith("tofu_Llama-2-7b-chat-hf_full")
     forget = P.benchmark.forget
     small = {**standins.SMALL_OVERRIDES}
-    runs = {"PALU": unlearn.unlearn(P, "PALU", forget, overrides={**small, "k": 20}, eval_every_epoch=False,
-                                    progress=False),
-            "NPO": unlearn.unlearn(P, "NPO", forget, overrides=small, eval_every_epoch=False, progress=False)}
+    runs = {"PALU": unlearn.unlearn(P, "PALU", forget, overrides={**small, "k": 20},
+                                    options=RunOptions(eval_every_epoch=False, progress=False)),
+            "NPO": unlearn.unlearn(P, "NPO", forget, overrides=small,
+                                   options=RunOptions(eval_every_epoch=False, progress=False))}
     for run in runs.values():
         info = unlearn.read_run(run)
         assert info["status"]["status"] == "completed", info["status"]

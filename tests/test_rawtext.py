@@ -5,17 +5,19 @@ and `unlearn_text` end to end on the smoke model with a toy evaluator (seconds).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from paperlib import corpus as C
-from paperlib import pipeline
-from paperlib.config import get_profile
-from paperlib.data.rawtext import chunk, encode_texts
-from paperlib.errors import PaperlibError
-from paperlib.unlearn import read_run, text_methods, unlearn_text
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import corpus as C
+from paperlib.engine.config import get_profile
+from paperlib.engine.corpus import EvalCall
+from paperlib.engine.errors import PaperlibError
+from paperlib.engine.rawtext import chunk, encode_texts
+from paperlib.engine.unlearn import RunOptions, read_run, text_methods, unlearn_text
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +140,10 @@ def test_unlearn_text_runs_and_caches(toy_eval, tmp_path):
     profile = get_profile("smoke")
     model = pipeline.original_model(profile)
     args = {"probe": FORGET[0]}
-    kw = dict(overrides={"epochs": 2, "lr": 1e-3}, save_model=False, progress=False)
-    run = unlearn_text(profile, "GD", _corpus(), "toy-nll", args, model, force=True, **kw)
+    kw = dict(overrides={"epochs": 2, "lr": 1e-3})
+    quiet = RunOptions(save_model=False, progress=False)
+    run = unlearn_text(profile, "GD", _corpus(), EvalCall("toy-nll", args), model, **kw,
+                       options=replace(quiet, force=True))
     r = read_run(run)
     assert r["status"]["status"] == "completed" and r["config"]["kind"] == "text"
     assert r["config"]["corpus"]["digest"] == _corpus().digest() and r["config"]["eval_args"] == args
@@ -147,7 +151,7 @@ def test_unlearn_text_runs_and_caches(toy_eval, tmp_path):
     assert [c["out"] is None for c in CALLS] == [True, False]  # the last evaluation writes the logs
     assert {"forget", "retain"} <= set(r["steps"][0])
     CALLS.clear()
-    again = unlearn_text(profile, "GD", _corpus(), "toy-nll", args, model, **kw)
+    again = unlearn_text(profile, "GD", _corpus(), EvalCall("toy-nll", args), model, **kw, options=quiet)
     assert again == run and CALLS == []  # cached (eval_args in the key: tests/test_runspec.py)
 
 
@@ -155,11 +159,13 @@ def test_unlearn_text_palu_with_spans_and_divergence_on_nan_summary(toy_eval):
     profile = get_profile("smoke")
     model = pipeline.original_model(profile)
     spans = (((0, 8), (20, 30)), ((4, 18),))
-    run = unlearn_text(profile, "PALU", _corpus(spans), "toy-nll", {"probe": FORGET[0]}, model, force=True,
-                       overrides={"epochs": 1, "lr": 1e-3}, save_model=False, progress=False)
+    run = unlearn_text(profile, "PALU", _corpus(spans), EvalCall("toy-nll", {"probe": FORGET[0]}), model,
+                       overrides={"epochs": 1, "lr": 1e-3},
+                       options=RunOptions(force=True, save_model=False, progress=False))
     assert read_run(run)["status"]["status"] == "completed"
-    bad = read_run(unlearn_text(profile, "GA", _corpus(), "toy-nll", {"probe": FORGET[0], "bad": True}, model,
-                                force=True, overrides={"epochs": 1}, save_model=False, progress=False))
+    bad = read_run(unlearn_text(profile, "GA", _corpus(), EvalCall("toy-nll", {"probe": FORGET[0], "bad": True}),
+                                model, overrides={"epochs": 1},
+                                options=RunOptions(force=True, save_model=False, progress=False)))
     assert bad["status"]["status"] == "diverged" and bad["summary"] is None
     assert "non-finite" in bad["status"]["message"]
 
@@ -172,7 +178,7 @@ def test_unlearn_text_palu_with_spans_and_divergence_on_nan_summary(toy_eval):
 def test_unlearn_text_refuses_methods_that_cannot_apply(toy_eval, method, corpus_kw, match):
     profile = get_profile("smoke")
     with pytest.raises(PaperlibError, match=match) as err:
-        unlearn_text(profile, method, _corpus(**corpus_kw), "toy-nll", {"probe": "x"},
+        unlearn_text(profile, method, _corpus(**corpus_kw), EvalCall("toy-nll", {"probe": "x"}),
                      pipeline.original_model(profile))
     if method != "PALU":
         assert "allowed on raw text: GA, GD, NPO" in str(err.value)
@@ -182,13 +188,13 @@ def test_unlearn_text_refuses_bad_input(toy_eval):
     profile = get_profile("smoke")
     model = pipeline.original_model(profile)
     with pytest.raises(PaperlibError, match="unknown evaluator 'nope'"):
-        unlearn_text(profile, "GA", _corpus(), "nope", {}, model)
+        unlearn_text(profile, "GA", _corpus(), EvalCall("nope", {}), model)
     with pytest.raises(PaperlibError, match="not plain JSON"):
-        unlearn_text(profile, "GA", _corpus(), "toy-nll", {"probe": object()}, model)
+        unlearn_text(profile, "GA", _corpus(), EvalCall("toy-nll", {"probe": object()}), model)
     with pytest.raises(PaperlibError, match="longer than the model's context"):
-        unlearn_text(profile, "GA", C.TextCorpus("toy", FORGET, RETAIN, block=4096), "toy-nll", {}, model)
+        unlearn_text(profile, "GA", C.TextCorpus("toy", FORGET, RETAIN, block=4096), EvalCall("toy-nll", {}), model)
     with pytest.raises(PaperlibError, match="no retain document"):
-        unlearn_text(profile, "GD", C.TextCorpus("toy", FORGET, (), block=8), "toy-nll", {}, model)
+        unlearn_text(profile, "GD", C.TextCorpus("toy", FORGET, (), block=8), EvalCall("toy-nll", {}), model)
 
 
 def test_text_methods_lists_the_applicable_ones():

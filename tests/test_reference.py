@@ -7,12 +7,14 @@ from functools import partial
 
 import torch
 
-from paperlib import losses as L
-from paperlib import methods, pipeline, reference
-from paperlib import unlearn as U
-from paperlib.config import get_profile
-from paperlib.data import encoding, tofu
-from paperlib.models import load_model, load_tokenizer
+from paperlib import methods
+from paperlib.benchmarks.tofu import data as tofu
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import encoding, reference
+from paperlib.engine import unlearn as U
+from paperlib.engine.config import get_profile
+from paperlib.engine.models import load_model, load_tokenizer
+from paperlib.methods import losses as L
 
 
 def test_packed_quantities_are_the_batch_tensors_at_the_rows_the_losses_read():

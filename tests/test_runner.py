@@ -16,7 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from paperlib import cli, runner, threads
+from paperlib import cli, runner
+from paperlib.engine import threads
 
 WRITE = '''import json, os, pathlib
 name = "{name}"
@@ -57,9 +58,10 @@ def ok_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def serial_run(ok_notebooks: Path) -> tuple[list[runner.Result], list[str]]:
     """01 and 02 executed one after the other (03 filtered out by `only`)."""
     lines: list[str] = []
-    results = runner.reproduce("smoke", only=["01", "2"], out_dir=ok_notebooks / "executed",
-                               notebooks_dir=ok_notebooks / "notebooks",
-                               parameters={"out": str(ok_notebooks / "serial")}, echo=lines.append)
+    results = runner.reproduce("smoke", only=["01", "2"], parameters={"out": str(ok_notebooks / "serial")},
+                               paths=runner.Paths(out_dir=ok_notebooks / "executed",
+                                                  notebooks_dir=ok_notebooks / "notebooks"),
+                               execution=runner.Execution(echo=lines.append))
     return results, lines
 
 
@@ -90,9 +92,11 @@ def test_two_gpu_workers_give_the_serial_files(ok_notebooks: Path, serial_run, m
     # whatever this process exported as OMP_NUM_THREADS, the workers and their kernels compute with
     # PAPERLIB_THREADS threads (the default 1; the suite's conftest sets every core)
     monkeypatch.setenv("OMP_NUM_THREADS", str(threads.cores() + 2))
-    results = runner.reproduce("smoke", only=["01", "02"], gpus=[0, 1], out_dir=ok_notebooks / "executed-par",
-                               notebooks_dir=ok_notebooks / "notebooks",
-                               parameters={"out": str(ok_notebooks / "parallel")}, echo=lambda _: None)
+    results = runner.reproduce("smoke", only=["01", "02"], gpus=[0, 1],
+                               parameters={"out": str(ok_notebooks / "parallel")},
+                               paths=runner.Paths(out_dir=ok_notebooks / "executed-par",
+                                                  notebooks_dir=ok_notebooks / "notebooks"),
+                               execution=runner.Execution(echo=lambda _: None))
     assert [r.status for r in results] == ["ok", "ok"]
     assert {r.device for r in results} == {"0", "1"}
     par, ser = ok_notebooks / "parallel", ok_notebooks / "serial"
@@ -116,8 +120,9 @@ def failing_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_failure_is_reported_kept_and_the_others_still_run(failing_notebooks: Path) -> None:
     root = failing_notebooks
-    results = runner.reproduce("mini", out_dir=root / "executed", notebooks_dir=root / "notebooks",
-                               parameters={"out": str(root / "lib")}, echo=lambda _: None)
+    results = runner.reproduce("mini", parameters={"out": str(root / "lib")},
+                               paths=runner.Paths(out_dir=root / "executed", notebooks_dir=root / "notebooks"),
+                               execution=runner.Execution(echo=lambda _: None))
     broken, independent = results
     assert (broken.status, independent.status) == ("failed", "ok")
     assert broken.cell_index == 2 and broken.error == "ValueError: boom"
@@ -134,9 +139,10 @@ def test_a_failed_first_notebook_skips_the_others(tmp_path: Path) -> None:
     make_notebook(tmp_path / "notebooks", "00_setup", fail=True)
     make_notebook(tmp_path / "notebooks", "01_after")
     lines: list[str] = []
-    first, after = runner.reproduce("smoke", gpus=[0], out_dir=tmp_path / "executed",
-                                    notebooks_dir=tmp_path / "notebooks", parameters={"out": str(tmp_path / "lib")},
-                                    echo=lines.append)
+    first, after = runner.reproduce("smoke", gpus=[0], parameters={"out": str(tmp_path / "lib")},
+                                    paths=runner.Paths(out_dir=tmp_path / "executed",
+                                                       notebooks_dir=tmp_path / "notebooks"),
+                                    execution=runner.Execution(echo=lines.append))
     assert (first.status, after.status) == ("failed", "skipped") and first.device == "0"
     assert "00_setup" in after.error and not (tmp_path / "lib" / "01_after.txt").exists()
     assert "[2/2] 01_after: skipped (depends on 00_setup, which did not succeed)" in lines
@@ -154,8 +160,9 @@ def test_workers_run_the_independent_notebooks_beside_the_first_and_the_rest_lon
     assert [p for p in tasks if runner.needs_first(p)] == ["01", "02"]
 
     lines: list[str] = []
-    runner.reproduce("smoke", gpus=[0, 1], out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks",
-                     parameters={"out": str(tmp_path / "lib")}, echo=lines.append, stream=False)
+    runner.reproduce("smoke", gpus=[0, 1], parameters={"out": str(tmp_path / "lib")},
+                     paths=runner.Paths(out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks"),
+                     execution=runner.Execution(echo=lines.append, stream=False))
     starts = [line.split()[1].rstrip(":") for line in lines if line.endswith("running (CUDA_VISIBLE_DEVICES=0)")
               or line.endswith("running (CUDA_VISIBLE_DEVICES=1)")]
     assert starts[:2] == ["00_setup", "11_muse"] and sorted(starts[2:]) == ["01_short", "02_long"]
@@ -166,8 +173,9 @@ def test_workers_run_the_independent_notebooks_beside_the_first_and_the_rest_lon
     make_notebook(tmp_path / "broken", "00_setup", fail=True)
     make_notebook(tmp_path / "broken", "01_after")
     make_notebook(tmp_path / "broken", "12_rwku")
-    results = runner.reproduce("smoke", gpus=[0, 1], out_dir=tmp_path / "executed2", notebooks_dir=tmp_path / "broken",
-                               parameters={"out": str(tmp_path / "lib2")}, echo=lambda _: None)
+    results = runner.reproduce("smoke", gpus=[0, 1], parameters={"out": str(tmp_path / "lib2")},
+                               paths=runner.Paths(out_dir=tmp_path / "executed2", notebooks_dir=tmp_path / "broken"),
+                               execution=runner.Execution(echo=lambda _: None))
     assert [r.status for r in results] == ["failed", "skipped", "ok"]
 
 
@@ -184,15 +192,16 @@ def test_cli_exits_nonzero_naming_notebook_and_cell(failing_notebooks: Path, tmp
 def test_bad_input_fails_before_anything_runs(ok_notebooks: Path, tmp_path: Path) -> None:
     nbs = ok_notebooks / "notebooks"
     with pytest.raises(ValueError, match=r"unknown notebook\(s\) \['07'\]; available: 01 \(01_alpha\)"):
-        runner.reproduce(only=["07"], notebooks_dir=nbs, out_dir=tmp_path)
+        runner.reproduce(only=["07"], paths=runner.Paths(notebooks_dir=nbs, out_dir=tmp_path))
     with pytest.raises(ValueError, match="profile 'huge'; allowed: smoke, mini, paper"):
-        runner.reproduce("huge", notebooks_dir=nbs, out_dir=tmp_path)
+        runner.reproduce("huge", paths=runner.Paths(notebooks_dir=nbs, out_dir=tmp_path))
     with pytest.raises(ValueError, match="gpus"):
-        runner.reproduce(gpus=[], notebooks_dir=nbs, out_dir=tmp_path)
+        runner.reproduce(gpus=[], paths=runner.Paths(notebooks_dir=nbs, out_dir=tmp_path))
     with pytest.raises(ValueError, match="kernel 'nope' is not installed"):
-        runner.reproduce(kernel_name="nope", notebooks_dir=nbs, out_dir=tmp_path)
+        runner.reproduce(paths=runner.Paths(notebooks_dir=nbs, out_dir=tmp_path),
+                         execution=runner.Execution(kernel_name="nope"))
     with pytest.raises(ValueError, match="no notebooks named"):
-        runner.reproduce(notebooks_dir=tmp_path, out_dir=tmp_path)
+        runner.reproduce(paths=runner.Paths(notebooks_dir=tmp_path, out_dir=tmp_path))
     assert not list(tmp_path.iterdir())  # nothing executed, nothing written
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["reproduce", "--only", "09", "--notebooks", str(nbs)])
@@ -219,7 +228,7 @@ def test_cli_workers_without_cuda_print_no_device_and_no_kernel_transport_warnin
 
 
 def test_cli_executor_settings_reach_the_kernels(ok_notebooks: Path, tmp_path: Path) -> None:
-    """`--executor local --partition p --time 30`: every kernel sees the executor (paperlib.executors.current)."""
+    """`--executor local --partition p --time 30`: every kernel sees the executor (engine.executors.current)."""
     cli.main(["reproduce", "--only", "03", "--notebooks", str(ok_notebooks / "notebooks"), "--out", str(tmp_path),
               "--executor", "local", "--partition", "p", "--time", "30"])
     seen = json.loads(json.loads((ok_notebooks / "out" / "03_gamma.env.json").read_text())["PAPERLIB_EXECUTOR"])
@@ -315,7 +324,7 @@ def test_up_to_date_notebooks_are_not_executed_again(tmp_path: Path, monkeypatch
     executes that notebook again; a failure leaves no stamp (the next run executes it)."""
     import papermill
 
-    from paperlib import stamps
+    from paperlib.engine import stamps
 
     for name in ("01_alpha", "02_beta"):
         path = make_notebook(tmp_path / "notebooks", name)
@@ -326,9 +335,11 @@ def test_up_to_date_notebooks_are_not_executed_again(tmp_path: Path, monkeypatch
     out = tmp_path / "out"
 
     def run(**kwargs) -> dict[str, runner.Result]:
-        results = runner.reproduce("smoke", out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks",
-                                   parameters={"out": str(out)}, stream=False, echo=lambda line: None,
-                                   skip_up_to_date=True, **kwargs)
+        results = runner.reproduce("smoke", parameters={"out": str(out)},
+                                   paths=runner.Paths(out_dir=tmp_path / "executed",
+                                                      notebooks_dir=tmp_path / "notebooks"),
+                                   execution=runner.Execution(stream=False, echo=lambda line: None,
+                                                              skip_up_to_date=True), **kwargs)
         return {r.notebook: r for r in results}
 
     first = run()
@@ -353,6 +364,7 @@ def test_up_to_date_notebooks_are_not_executed_again(tmp_path: Path, monkeypatch
     assert executed == ["01_alpha", "02_beta", "03_gamma"] and not any(r.up_to_date for r in third.values())
     assert (out / "01_alpha.md").read_text() == "01_alpha smoke\n"
     executed.clear()
-    runner.reproduce("smoke", only=["01"], out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks",
-                     parameters={"out": str(out)}, stream=False, echo=lambda line: None)  # the library: executes
+    runner.reproduce("smoke", only=["01"], parameters={"out": str(out)},  # the library: executes
+                     paths=runner.Paths(out_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks"),
+                     execution=runner.Execution(stream=False, echo=lambda line: None))
     assert executed == ["01_alpha"]

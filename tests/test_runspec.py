@@ -11,19 +11,19 @@ import json
 import pytest
 import torch
 
-from paperlib import corpus as C
-from paperlib import pipeline
-from paperlib.cache import config_hash, to_jsonable
-from paperlib.config import RunSpec, get_profile
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import corpus as C
+from paperlib.engine.cache import config_hash, to_jsonable
+from paperlib.engine.config import RunSpec, get_profile
+from paperlib.engine.unlearn import RunOptions, mask_digest, resolve, run_spec, spec_method, text_run_spec
 from paperlib.methods import make_method
-from paperlib.unlearn import mask_digest, resolve, run_spec, spec_method, text_run_spec
 
 LOG = "open-unlearning-eval/tofu_Llama-2-7b-chat-hf_retain95/TOFU_EVAL.json"
 
 
 def run_config_before_runspec(profile, method, forget, train_cfg, ref_cfg, model_path, retain_log, eval_every_epoch,
                               update_mask, save_model) -> dict:
-    """paperlib.unlearn.run_config as of commit bd464b9 (the TOFU cache key before RunSpec), verbatim."""
+    """paperlib.engine.unlearn.run_config as of commit bd464b9 (the TOFU cache key before RunSpec), verbatim."""
     return {"method": method.name, "hparams": dataclasses.asdict(method.hp), "forget": forget, "train": train_cfg,
             "reference": ref_cfg, "benchmark": profile.benchmark, "template": profile.model.template,
             "lora": (profile.model.lora_r, profile.model.lora_alpha, profile.model.lora_dropout),
@@ -44,7 +44,9 @@ def test_tofu_key_is_the_key_before_runspec(shared_data, profile_name, method, o
     m, train_cfg, ref_cfg = resolve(profile, method, overrides)
     args = (profile, m, "forget05", train_cfg, ref_cfg, "some-org/some-model", str(shared_data / LOG), every, mask,
             save)
-    old, spec = run_config_before_runspec(*args), run_spec(*args)
+    spec = run_spec(profile, (m, train_cfg, ref_cfg), "forget05", "some-org/some-model", str(shared_data / LOG), mask,
+                    RunOptions(eval_every_epoch=every, save_model=save))
+    old = run_config_before_runspec(*args)
     new = spec.key()
     assert list(new) == list(old)  # same fields in the same order
     assert json.dumps(to_jsonable(new)) == json.dumps(to_jsonable(old))  # byte-identical
@@ -55,7 +57,8 @@ def test_tofu_key_is_the_key_before_runspec(shared_data, profile_name, method, o
 def test_spec_rebuilds_the_method_and_is_frozen(shared_data):
     profile = get_profile("mini")
     m, train_cfg, ref_cfg = resolve(profile, "PALU", {"n": 5})
-    spec = run_spec(profile, m, "forget10", train_cfg, ref_cfg, "org/model", str(shared_data / LOG), True, None, True)
+    spec = run_spec(profile, (m, train_cfg, ref_cfg), "forget10", "org/model", str(shared_data / LOG), None,
+                    RunOptions())
     again = spec_method(spec)
     assert type(again) is type(m) and again.hp == m.hp and again is not m
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -70,8 +73,8 @@ def test_text_key_holds_corpus_and_evaluator(tmp_path):
         profile = get_profile("smoke")
         m, train_cfg, ref_cfg = resolve(profile, "GA", None)
         corpus = C.TextCorpus("toy", ("a b c",), ("d e",), 8)
-        spec = text_run_spec(profile, m, corpus, "toy-spec", {"k": 1}, train_cfg, ref_cfg, "org/model", True, None,
-                             False)
+        spec = text_run_spec(profile, (m, train_cfg, ref_cfg), corpus, C.EvalCall("toy-spec", {"k": 1}), "org/model",
+                             None, RunOptions(save_model=False))
         key = spec.key()
         assert spec.kind == "text" and key["kind"] == "text"
         assert key["corpus"]["digest"] == corpus.digest() and key["eval_args"] == {"k": 1}

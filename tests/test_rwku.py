@@ -14,11 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import claims, tuning
-from paperlib import rwku_metrics as rm
-from paperlib.constants import IGNORE
-from paperlib.data import mini_rwku, rwku
-from paperlib.errors import PaperlibError
+from paperlib.benchmarks.rwku import data as rwku
+from paperlib.benchmarks.rwku import metrics as rm
+from paperlib.benchmarks.rwku import mini as mini_rwku
+from paperlib.engine.constants import IGNORE
+from paperlib.engine.errors import PaperlibError
+from paperlib.methods import tuning
+from paperlib.studies import claims
 
 
 # ----------------------------------------------------------------------------------------- prompts
@@ -214,9 +216,9 @@ def test_rwku_claim():
 def test_mu95_flag_is_the_seed_mean(monkeypatch):
     """Seed 0 (the sweep) keeps neighbour All 58 >= 0.95 x 60 = 57, seed 1 only 54: the mean 56 is below the
     floor, so the selected point is flagged as not keeping the utility."""
-    from paperlib import rwku as rk
-    from paperlib.config import get_profile
-    from paperlib.corpus import TextCorpus
+    from paperlib.benchmarks.rwku import evaluate as rk
+    from paperlib.engine.config import get_profile
+    from paperlib.engine.corpus import TextCorpus
     from paperlib.studies import protocol
     from paperlib.studies import rwku as study
 
@@ -247,8 +249,8 @@ def test_mu95_flag_is_the_seed_mean(monkeypatch):
 # ----------------------------------------------------------------------------------------- end to end (smoke)
 def test_evaluate_cli_writes_rwku_files(tmp_path, capsys):
     from paperlib import cli
-    from paperlib import rwku as rk
-    from paperlib.config import get_profile
+    from paperlib.benchmarks.rwku import evaluate as rk
+    from paperlib.engine.config import get_profile
 
     profile = get_profile("smoke")
     model = rk.base_model(profile)  # the smoke base stage (cached in the project's run cache)
@@ -269,8 +271,8 @@ def test_evaluate_cli_writes_rwku_files(tmp_path, capsys):
 
 
 def test_palu_corpus_has_automatic_spans_on_the_target():
-    from paperlib import rwku as rk
-    from paperlib.config import get_profile
+    from paperlib.benchmarks.rwku import evaluate as rk
+    from paperlib.engine.config import get_profile
 
     profile = get_profile("smoke")
     target = rk.target_names(profile)[0]
@@ -281,7 +283,7 @@ def test_palu_corpus_has_automatic_spans_on_the_target():
 
 
 def test_tables_record_a_diverged_target_and_average_over_targets():
-    from paperlib import rwku as rk
+    from paperlib.benchmarks.rwku import evaluate as rk
     from paperlib.studies import rwku as study
 
     cols = {c: 10.0 for c in rk.TABLE_COLUMNS}
@@ -313,7 +315,7 @@ def test_tables_record_a_diverged_target_and_average_over_targets():
 # ----------------------------------------------------------------------------------------- issue 23
 def test_utility_above_chance_is_a_binomial_test():
     """3 targets x 12 four-choice items: 9/36 right is chance (p ~ 0.57), 18/36 is above it (p < 0.001)."""
-    from paperlib import rwku_calibration as rk
+    from paperlib.studies import rwku_calibration as rk
 
     chance = pd.DataFrame({"utility Gen": [25.0, 25.0, 25.0]})
     above = pd.DataFrame({"utility Gen": [50.0, 50.0, 50.0]})
@@ -328,7 +330,7 @@ def test_utility_above_chance_is_a_binomial_test():
 def test_fidelity_table_reads_the_checks():
     """GA forgets beyond the spread (20 ± 1 vs the original's 50) at neighbour All 58 >= 0.95 x 60; NPO forgets
     more but keeps 50 < 57 only; UnDIAL is no baseline of the check."""
-    from paperlib import rwku_calibration as rk
+    from paperlib.studies import rwku_calibration as rk
 
     def row(method, forget, sd, neighbour, mu95):
         return {"method": method, "forget All": forget, "forget All sd": sd, "neighbor All": neighbour, "MU95": mu95,
@@ -348,7 +350,7 @@ def test_fidelity_table_reads_the_checks():
 
 
 def test_real_rwku_numbers_are_the_specs():
-    from paperlib import rwku_calibration as rk
+    from paperlib.studies import rwku_calibration as rk
 
     spec = " ".join((Path(__file__).resolve().parents[2] / "shared" / "spec" / "rwku_muse.md").read_text().split())
     quoted = spec.split("Llama-3-8B-Instruct before unlearning: ")[1].split(". Output files")[0]
@@ -359,7 +361,7 @@ def test_real_rwku_numbers_are_the_specs():
 
 
 def test_mini_rwku_has_ten_targets_on_the_pretrained_base():
-    from paperlib import rwku as rk
+    from paperlib.benchmarks.rwku import evaluate as rk
 
     s = rk.SETTINGS["mini"]
     assert s.n_targets >= 10 and s.mini.n_targets >= s.n_targets and s.init == "base"

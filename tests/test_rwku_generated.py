@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from paperlib import rwku
-from paperlib.config import TinyLlamaConfig, get_profile
-from paperlib.errors import PaperlibError
-from paperlib.models import tiny_llama, train_tokenizer
+from paperlib.benchmarks.rwku import evaluate as rwku
+from paperlib.engine.config import TinyLlamaConfig, get_profile
+from paperlib.engine.errors import PaperlibError
+from paperlib.engine.models import tiny_llama, train_tokenizer
 
 
 def test_forget_corpus_option_is_checked():
@@ -84,7 +84,7 @@ def test_generation_with_only_empty_output_is_an_error(tiny):
 
 
 def test_cache_keys_change_with_the_option_and_generation_settings(monkeypatch, tmp_path):
-    import paperlib.pipeline
+    import paperlib.benchmarks.tofu.pipeline
 
     P = get_profile("smoke")
     target = rwku.target_names(P)[0]
@@ -102,7 +102,7 @@ def test_cache_keys_change_with_the_option_and_generation_settings(monkeypatch, 
 
     monkeypatch.setattr(rwku, "cached_run", fake_cached_run)
     monkeypatch.setattr(rwku, "base_model", lambda profile, force=False: "base-dir")
-    monkeypatch.setattr(paperlib.pipeline, "model_identity", lambda path: f"sha-of-{path}")
+    monkeypatch.setattr(paperlib.benchmarks.tofu.pipeline, "model_identity", lambda path: f"sha-of-{path}")
     passages = rwku.corpus(P, target)
     generated = rwku.corpus(P, target, forget_corpus="generated")
     assert passages.name == f"rwku:{target}" and generated.name == f"rwku:{target}:generated"

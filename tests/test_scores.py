@@ -1,4 +1,4 @@
-"""paperlib.scores on a 3-token vocabulary, by hand: logits = log(probabilities), so log-softmax = log p."""
+"""paperlib.benchmarks.scoring on a 3-token vocabulary, by hand: logits = log(probabilities), so log-softmax = log p."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from paperlib import scores
+from paperlib.benchmarks import scoring as scores
 
 A, B, C, U = [0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3]  # argmax 0, 2, 0, -
 EOS = 1

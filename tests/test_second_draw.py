@@ -10,11 +10,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paperlib import experiments, localization, muse, muse_models, rwku, rwku_base, tuning
-from paperlib.config import get_profile
-from paperlib.corpus import TextCorpus
+from paperlib.benchmarks.muse import evaluate as muse
+from paperlib.benchmarks.muse import models as muse_models
+from paperlib.benchmarks.rwku import base as rwku_base
+from paperlib.benchmarks.rwku import evaluate as rwku
+from paperlib.engine.config import get_profile
+from paperlib.engine.corpus import TextCorpus
+from paperlib.methods import tuning
+from paperlib.studies import localization, protocol
 from paperlib.studies import muse as muse_study
-from paperlib.studies import protocol
+from paperlib.studies import palu as experiments
 from paperlib.studies import rwku as rwku_study
 
 SMOKE = get_profile("smoke")

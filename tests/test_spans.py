@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from paperlib import spans as S
+from paperlib.benchmarks import spans as S
+from paperlib.benchmarks.tofu import data as tofu
 from paperlib.cli import main as cli_main
-from paperlib.config import get_profile
-from paperlib.data import tofu
-from paperlib.errors import PaperlibError
+from paperlib.engine.config import get_profile
+from paperlib.engine.errors import PaperlibError
+from paperlib.engine.unlearn import RunOptions
 
 TEXT = "Ada Quill-Rae wrote 12 books."
 #       0123456789012345678901234567
@@ -76,8 +77,8 @@ def test_span_file_round_trip(tmp_path):
 
 
 def test_answer_tokens_cover_the_answer():
-    from paperlib import pipeline
-    from paperlib.models import load_tokenizer
+    from paperlib.benchmarks.tofu import pipeline
+    from paperlib.engine.models import load_tokenizer
 
     profile = get_profile("smoke")
     tok = load_tokenizer(pipeline.tokenizer_path(profile))
@@ -89,7 +90,7 @@ def test_answer_tokens_cover_the_answer():
 
 
 def test_spans_command_and_palu_on_automatic_spans(tmp_path, capsys):
-    from paperlib.unlearn import read_run, unlearn
+    from paperlib.engine.unlearn import read_run, unlearn
 
     out = tmp_path / "auto"
     # the smoke models are trained 3 epochs from a 3-epoch base: they differ by less than the default 1 nat
@@ -101,8 +102,8 @@ def test_spans_command_and_palu_on_automatic_spans(tmp_path, capsys):
     assert summary["rows"] > 0 and "token P" in summary["against the benchmark's span file"]
     spans = tofu.load_spans(out)
     assert len(spans) == summary["rows"]
-    run = read_run(unlearn(get_profile("smoke"), "PALU", overrides={"epochs": 1, "spans": str(out)}, force=True,
-                           save_model=False, progress=False))
+    run = read_run(unlearn(get_profile("smoke"), "PALU", overrides={"epochs": 1, "spans": str(out)},
+                           options=RunOptions(force=True, save_model=False, progress=False)))
     assert run["status"]["status"] == "completed" and len(run["config"]["spans"]) == 64
     with pytest.raises(SystemExit) as err:  # a non-empty --out is refused before any compute
         cli_main(["spans", "--profile", "smoke", "--out", str(out)])

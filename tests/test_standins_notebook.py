@@ -14,9 +14,12 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from paperlib import claims, experiments, standins, tuning
-from paperlib.config import get_profile
-from paperlib.errors import PaperlibError
+from paperlib.benchmarks.tofu import standins
+from paperlib.engine.config import get_profile
+from paperlib.engine.errors import PaperlibError
+from paperlib.methods import tuning
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 
 OFFLINE_STARTUP = '''import pathlib, socket
 _connect = socket.socket.connect

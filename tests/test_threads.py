@@ -1,4 +1,4 @@
-"""paperlib.threads and paperlib.numerics: one thread per process whatever the environment says, the pinned CPU
+"""engine.threads and paperlib.engine.numerics: one thread per process whatever the environment says, the pinned CPU
 kernels, and a stage that gives the same bytes whatever OMP_NUM_THREADS is (no timing assertions)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import cache, numerics, threads
-from paperlib.errors import PaperlibError
+from paperlib.engine import cache, numerics, threads
+from paperlib.engine.errors import PaperlibError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,8 +93,9 @@ def test_a_build_runs_at_the_pinned_thread_count(tmp_path):
 STAGES = """
 import hashlib, json, os, sys
 from pathlib import Path
-from paperlib import pipeline, unlearn
-from paperlib.config import get_profile
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import unlearn
+from paperlib.engine.config import get_profile
 P = get_profile("smoke")
 folders = [pipeline.benchmark_source(P), pipeline.tokenizer_path(P), pipeline.base_model(P), pipeline.original_model(P),
            str(unlearn.unlearn(P, "NPO", P.benchmark.forget, {"epochs": 1}, progress=False))]

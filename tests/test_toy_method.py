@@ -1,6 +1,6 @@
 """A method added from outside the package (the worked example of docs/adding_a_method.md): its loss, its
 hyperparameters and its class live in this file only; registering it is all it takes to run it through the
-public API (`paperlib.unlearn.unlearn`) and the command line (`paperlib unlearn --method MyToy`)."""
+public API (`paperlib.engine.unlearn.unlearn`) and the command line (`paperlib unlearn --method MyToy`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 import paperlib
 from paperlib import methods
 from paperlib.cli import main as cli_main
-from paperlib.config import get_profile
-from paperlib.constants import IGNORE
-from paperlib.unlearn import read_run, unlearn
+from paperlib.engine.config import get_profile
+from paperlib.engine.constants import IGNORE
+from paperlib.engine.unlearn import RunOptions, read_run, unlearn
 
 
 def toy_forget_loss(logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
@@ -56,8 +56,8 @@ def test_the_package_does_not_know_the_toy_method():
 def test_registered_toy_method_runs_an_epoch_and_an_evaluation(toy):
     assert methods.names()[-1] == "MyToy" and methods.hparam_names("MyToy") == ["gamma", "alpha", "retain_loss",
                                                                                 "scale"]
-    run = unlearn(get_profile("smoke"), "MyToy", overrides={"epochs": 1, "scale": "0.25"}, force=True,
-                  save_model=False, progress=False)
+    run = unlearn(get_profile("smoke"), "MyToy", overrides={"epochs": 1, "scale": "0.25"},
+                  options=RunOptions(force=True, save_model=False, progress=False))
     r = read_run(run)
     assert r["status"]["status"] == "completed" and r["config"]["method"] == "MyToy"
     assert r["config"]["hparams"]["scale"] == 0.25

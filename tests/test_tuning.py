@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib import claims, tuning
-from paperlib.config import get_profile
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.studies import claims
 
 
 def sweep(rows):
@@ -66,8 +67,8 @@ class _Stop(Exception):
 
 def _trained_with(monkeypatch, call) -> list:
     """The TrainConfig(s) that `call()` hands to the training loop: `unlearn.resolve`'s TrainConfig is the run
-    spec's `train`, which `unlearn._train_run` passes to `paperlib.train.train`; recorded, then the run stops."""
-    from paperlib import unlearn
+    spec's `train`, which `unlearn._train_run` passes to `paperlib.engine.train.train`; recorded, then the run stops."""
+    from paperlib.engine import unlearn
 
     seen, real = [], unlearn.resolve
 
@@ -86,8 +87,12 @@ def test_paper_profile_changes_reach_every_run_path(monkeypatch):
     """Paper profile: UnDIAL trains at lr 1e-4 for 10 epochs, WGA at lr 1e-5 for 5 epochs, NPO at the common
     lr 1e-5 for 10 epochs, on each run path (TOFU sweep, MUSE, RWKU, notebook 09 arms, notebook 10 checkpoints),
     as the training loop receives them; no model is loaded."""
-    from paperlib import corpus, distill, experiments, localization, muse, rwku
+    from paperlib.benchmarks.muse import evaluate as muse
+    from paperlib.benchmarks.rwku import evaluate as rwku
+    from paperlib.engine import corpus
+    from paperlib.studies import distill, localization
     from paperlib.studies import muse as muse_study
+    from paperlib.studies import palu as experiments
     from paperlib.studies import rwku as rwku_study
 
     paper = get_profile("paper")
@@ -331,7 +336,8 @@ def test_same_seed_same_selection_and_numbers(tmp_path, monkeypatch):
     the same selected points and the same seed numbers."""
     import shutil
 
-    from paperlib import cache, experiments
+    from paperlib.engine import cache
+    from paperlib.studies import palu as experiments
 
     monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "cache"))
     P = get_profile("smoke")
@@ -348,7 +354,7 @@ def test_same_seed_same_selection_and_numbers(tmp_path, monkeypatch):
     assert list(first.seeds.groupby("label").size()) == [len(g.seeds)] * len(runs)
 
     # the second draw (issue 24): the same selected points, every seed, on models trained from another seed
-    from paperlib import pipeline
+    from paperlib.benchmarks.tofu import pipeline
 
     other, redrawn = experiments.redraw(P, first, runs, "forget10")
     assert other.base.seed == other.finetune.seed == experiments.DRAW_SEED and other.benchmark == P.benchmark
@@ -375,7 +381,7 @@ def test_fq_is_compared_on_the_log_scale_when_the_table_has_it():
 
 
 def test_frontier_sentence_is_computed_from_the_sweep():
-    from paperlib import experiments
+    from paperlib.studies import palu as experiments
 
     sweep_rows = pd.DataFrame([("GA", 1e-3, 1, "completed", 1e-9, 0.86), ("GA", 1e-3, 2, "completed", 0.5, 0.40),
                                ("GA", 1e-3, 3, "completed", 0.9, 0.10), ("PALU", 1e-3, 1, "completed", 1e-20, 0.85),

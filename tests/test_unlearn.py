@@ -1,5 +1,5 @@
 """End to end on the MINI benchmark: unlearning forget10 from the mini original model at the mini profile's
-schedule (paperlib.tuning.TINY_TRAIN, 4 epochs) and a learning rate of the mini grid (NPO 3e-4: at 1e-3 it
+schedule (paperlib.methods.tuning.TINY_TRAIN, 4 epochs) and a learning rate of the mini grid (NPO 3e-4: at 1e-3 it
 loses 0.18 of MU; the notebooks tune the lr of every method by one rule).
 PALU and NPO must forget (forget quality above the original model's) while keeping model utility within 0.15
 of it; GA must collapse utility (the failure the papers report for GA). Trains the mini models on a clean
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from paperlib import pipeline
-from paperlib.config import get_profile
-from paperlib.metrics import palu_columns
-from paperlib.unlearn import read_run, unlearn
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.benchmarks.tofu.metrics import palu_columns
+from paperlib.engine.config import get_profile
+from paperlib.engine.unlearn import RunOptions, read_run, unlearn
 
 pytestmark = [pytest.mark.slow, pytest.mark.mini]  # trains the mini models on a clean checkout; ~30 s once cached
 
@@ -26,8 +26,8 @@ def results() -> dict[str, dict]:
     _, original = pipeline.evaluation(profile, pipeline.original_model(profile), FORGET)
     table = {"original": {**palu_columns(original), "status": "-"}}
     for method, lr in (("PALU", 1e-3), ("NPO", 3e-4), ("GA", 1e-3)):  # points of the mini grid
-        run = read_run(unlearn(profile, method, FORGET, {"lr": lr}, force=True, eval_every_epoch=False,
-                               save_model=False, progress=False))
+        quiet = RunOptions(force=True, eval_every_epoch=False, save_model=False, progress=False)
+        run = read_run(unlearn(profile, method, FORGET, {"lr": lr}, options=quiet))
         table[method] = {**palu_columns(run["summary"]), "status": run["status"]["status"]}
     return table
 

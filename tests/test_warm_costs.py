@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import cache
+from paperlib.engine import cache
 from paperlib.studies import timing
 
 ARGS = ([1, 4], [16], 4, 2)  # ks, vocab sizes, tokens, repeats: a few milliseconds

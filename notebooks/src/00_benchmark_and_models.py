@@ -29,8 +29,13 @@ tables_dir = ""  # empty: the project's tables/
 # are longer than N.
 
 # %%
-from paperlib import calibration, claims, experiments, paths, pipeline, plots, report
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.benchmarks.tofu import pipeline
+from paperlib.engine import paths
+from paperlib.engine.config import get_profile
+from paperlib.report import plots
+from paperlib.studies import calibration, claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -56,7 +61,7 @@ models = experiments.reference_rows(P, forget)
 # %% [markdown]
 # ### Fidelity: our pair against real TOFU's
 # Is the miniature's original / retain pair related as real TOFU's is? The same statistics
-# (`paperlib.calibration.statistics`) of our pair and of the published Llama-2-7B-chat forget05 pair
+# (`paperlib.studies.calibration.statistics`) of our pair and of the published Llama-2-7B-chat forget05 pair
 # (open-unlearning's evaluation logs, read from ../shared/data, never typed): the KS distance between the two
 # models' forget truth ratios (what FQ tests), each model's forget truth-ratio aggregate, forget answer and
 # paraphrased-answer probability, and the retain model's utility relative to the original's. Each row gives
@@ -72,7 +77,7 @@ if fidelity is None:
 
 # %% [markdown]
 # ### How the miniature was chosen
-# Every design of the miniature that was tried (`paperlib.calibration.DESIGNS`, measured by
+# Every design of the miniature that was tried (`paperlib.studies.calibration.DESIGNS`, measured by
 # `make calibrate DESIGN=<name>` into benchmarks/calibration.json): what changed, the statistics above, the
 # baselines' best FQ at >= 85% of the original's MU on notebook 01's grid (GA, GD, NPO, SimNPO, DPO, TPO only:
 # no PALU number and no claim informed a design), and its minutes. The mini profile is the last design.
@@ -115,7 +120,7 @@ if real_stats is not None and record:
 
 # %% [markdown]
 # ## What we see
-# The verdict below comes from `paperlib.claims.benchmark_claim` (tested on hand-made tables).
+# The verdict below comes from `paperlib.studies.claims.benchmark_claim` (tested on hand-made tables).
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
 # another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).

@@ -21,15 +21,19 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result and the same for every method and variant):
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result and the same for every method and variant):
 # a learning-rate grid evaluated after every epoch, the reported point chosen by one rule (highest FQ with
 # MU >= 95% of the original model's), then that point re-run with several seeds; tables show mean ± sd.
 # Every method unlearns the forget split from the original model (cached runs); the original and retain
 # models are the reference rows.
 
 # %%
-from paperlib import calibration, claims, experiments, plots, report, tuning
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.report import plots
+from paperlib.studies import calibration, claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -62,9 +66,9 @@ report.show(shown, P.name, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict below comes from `paperlib.claims.main_claim`: among the methods whose reported point keeps
+# The verdict below comes from `paperlib.studies.claims.main_claim`: among the methods whose reported point keeps
 # 95% of the original's utility, PALU must have the highest FQ beyond the seed spread and must have forgotten;
-# the comparison is decided only when a compared method forgot (the forgetting rule of `paperlib.claims`),
+# the comparison is decided only when a compared method forgot (the forgetting rule of `paperlib.studies.claims`),
 # else "not testable here". The paragraph after it reads the whole sweep (`experiments.frontier_sentence`, also written to `tables/01_frontier.md`, which the README shows).
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from

@@ -19,15 +19,19 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result and the same for every method and variant):
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result and the same for every method and variant):
 # a learning-rate grid evaluated after every epoch, the reported point chosen by one rule (highest FQ with
 # MU >= 95% of the original model's), then that point re-run with several seeds; tables show mean ± sd.
 # Both losses on the sensitive prefix; at each one's selected learning rate every seed trains all epochs
 # and is evaluated after each, so the curves carry their spread.
 
 # %%
-from paperlib import claims, experiments, plots, report, tuning
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.report import plots
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -50,9 +54,9 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.stability_claim`: the largest utility drop over the epochs,
+# The verdict comes from `paperlib.studies.claims.stability_claim`: the largest utility drop over the epochs,
 # per seed, must be smaller for local entropy than for negated CE beyond the spread; decided only when one of
-# them forgot at some epoch (the forgetting rule of `paperlib.claims`), else "not testable here".
+# them forgot at some epoch (the forgetting rule of `paperlib.studies.claims`), else "not testable here".
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
 # another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).

@@ -18,14 +18,18 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result and the same for every method and variant):
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result and the same for every method and variant):
 # a learning-rate grid evaluated after every epoch, the reported point chosen by one rule (highest FQ with
 # MU >= 95% of the original model's), then that point re-run with several seeds; tables show mean ± sd.
 # PALU with the prefix budget N in {1, 2, 3, 4, 5, 10, all}.
 
 # %%
-from paperlib import claims, experiments, plots, report, tuning
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.report import plots
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -50,8 +54,8 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.prefix_claim`: N = 3 must forget (the forgetting rule of
-# `paperlib.claims`) and not forget less than every sensitive token beyond the spread; when neither N = 3 nor
+# The verdict comes from `paperlib.studies.claims.prefix_claim`: N = 3 must forget (the forgetting rule of
+# `paperlib.studies.claims`) and not forget less than every sensitive token beyond the spread; when neither N = 3 nor
 # N = all forgot, "not testable here".
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from

@@ -19,14 +19,18 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result and the same for every method and variant):
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result and the same for every method and variant):
 # a learning-rate grid evaluated after every epoch, the reported point chosen by one rule (highest FQ with
 # MU >= 95% of the original model's), then that point re-run with several seeds; tables show mean ± sd.
 # PALU with K = the paper's {1, 1000, 5000, 10000} of 32k, as the same fractions of this vocabulary.
 
 # %%
-from paperlib import claims, experiments, plots, report, tuning
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.report import plots
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -53,9 +57,9 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.topk_claim`: K = 1 must forget least (below every other K) and a
+# The verdict comes from `paperlib.studies.claims.topk_claim`: K = 1 must forget least (below every other K) and a
 # middle K most (above both ends of the grid), beyond the seed spread; decided only when some K forgot (the
-# forgetting rule of `paperlib.claims`), else "not testable here".
+# forgetting rule of `paperlib.studies.claims`), else "not testable here".
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
 # another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).

@@ -18,14 +18,18 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result and the same for every method and variant):
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result and the same for every method and variant):
 # a learning-rate grid evaluated after every epoch, the reported point chosen by one rule (highest FQ with
 # MU >= 95% of the original model's), then that point re-run with several seeds; tables show mean ± sd.
 # PALU with each flattening target c.
 
 # %%
-from paperlib import claims, experiments, plots, report, tuning
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.report import plots
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -48,9 +52,9 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.target_claim`: among the targets whose reported point keeps MU95,
+# The verdict comes from `paperlib.studies.claims.target_claim`: among the targets whose reported point keeps MU95,
 # the global mean must have the highest FQ beyond the seed spread and must have forgotten; decided only when
-# a compared target forgot (the forgetting rule of `paperlib.claims`), else "not testable here".
+# a compared target forgot (the forgetting rule of `paperlib.studies.claims`), else "not testable here".
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
 # another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).

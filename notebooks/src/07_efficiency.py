@@ -26,9 +26,12 @@ retime = False  # True: time the losses again (else a timing cached for this cod
 # of notebook 03, cached).
 
 # %%
-from paperlib import claims, experiments, plots, report
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.report import plots
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 from paperlib.studies import timing as loss_timing
-from paperlib.config import get_profile
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -57,7 +60,7 @@ report.show(steps, profile, caption="Seconds per unlearning step (CPU, mean ± s
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.efficiency_claim`: at the largest V, the top-K loss must be
+# The verdict comes from `paperlib.studies.claims.efficiency_claim`: at the largest V, the top-K loss must be
 # faster than the full-vocabulary loss at every K < V/4, beyond the spread over repeats.
 
 # %%

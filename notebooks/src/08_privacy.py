@@ -23,8 +23,10 @@ tables_dir = ""  # empty: the project's tables/
 # over seeds), beside the original and retain models.
 
 # %%
-from paperlib import claims, experiments, report
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.studies import claims
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -42,9 +44,9 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.privacy_claim`: PALU's MinK AUC must be closer to the retain
+# The verdict comes from `paperlib.studies.claims.privacy_claim`: PALU's MinK AUC must be closer to the retain
 # model's than every other method's, beyond the seed spread; decided only when a method forgot (its
-# forget_quality by the forgetting rule of `paperlib.claims`), else "not testable here".
+# forget_quality by the forgetting rule of `paperlib.studies.claims`), else "not testable here".
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from
 # another seed; every selected point re-run on them with every seed, no new sweep: `experiments.redraw`).

@@ -21,14 +21,14 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Scale, fixed before any result (`paperlib.localization.SCALES`): the paper profile runs every mask under
+# Scale, fixed before any result (`paperlib.studies.localization.SCALES`): the paper profile runs every mask under
 # NPO, WGA, DPO and RMU; the mini profile (CPU budget of a few minutes) compares the five masks under NPO,
 # with the grid's seeds for random and WAGLE only, and runs the oracle under NPO. Every (loss, mask) is
-# tuned by the project's rule (`paperlib.tuning`): a learning-rate grid evaluated after every epoch, the
+# tuned by the project's rule (`paperlib.methods.tuning`): a learning-rate grid evaluated after every epoch, the
 # point with the highest FQ at MU >= 95% of the initial model's (the original model; the injected model
 # for the oracle), then that learning rate re-run with every seed, all epochs evaluated.
 #
-# Definitions (`paperlib.localization`, `paperlib.metrics.aues`): Forget Strength FS = 1 - mean extraction
+# Definitions (`paperlib.studies.localization`, `paperlib.benchmarks.tofu.metrics.aues`): Forget Strength FS = 1 - mean extraction
 # strength (ES) on the forget set, Retain Strength RS = mean ES on the retain set; AUES = area under the
 # (FS, RS) curve of the initial model and every epoch of one run (upper envelope, trapezoids, RS falls to 0
 # beyond the highest FS reached), per seed at the selected learning rate; "AUES all lrs" pools seed 0's
@@ -36,15 +36,18 @@ tables_dir = ""  # empty: the project's tables/
 # initial model's. Oracle: the retain model, fine-tuned on the forget set through a random 10% down_proj
 # mask (NLL + the NLL of a paired retain sample as the regulariser), unlearned through that mask
 # ("oracle") or its random complement of equal size ("complement"). The injection's training budget is
-# fixed by a rule stated in advance that looks only at the injected model (`paperlib.injection`): from a
+# fixed by a rule stated in advance that looks only at the injected model (`paperlib.studies.injection`): from a
 # small grid of learning rates and epochs, smallest first, the first whose injected model knows the forget
 # set at least as well as the original model (FS_injected <= FS_original) with MU >= 95% of the retain
 # model's; if none does, the largest, flagged. The line printed below gives the choice and the FS of the
 # injected, original and retain models.
 
 # %%
-from paperlib import claims, experiments, localization, plots, report
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.report import plots
+from paperlib.studies import claims, localization
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -71,10 +74,10 @@ report.show(table, profile, caption=caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.random_mask_claim`: per loss, each localized mask (the oracle;
+# The verdict comes from `paperlib.studies.claims.random_mask_claim`: per loss, each localized mask (the oracle;
 # activation, WAGLE, MemFlex) against its random counterpart (the complement; the random mask), on AUES,
 # for the pairs that have seeds (the others are named in the evidence). A pair is decided only when one of its
-# masks forgot at its MU95 point ("MU95 FQ", the forgetting rule of `paperlib.claims`); with no such pair the
+# masks forgot at its MU95 point ("MU95 FQ", the forgetting rule of `paperlib.studies.claims`); with no such pair the
 # verdict is "not testable here". A localized mask above its random one beyond the seed spread contradicts
 # the claim; the claim is reproduced only when every decided random mask lies above its localized one, forgot,
 # and stays above it pooled over the learning rates ("AUES all lrs").

@@ -23,7 +23,7 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result and the same for every method and variant):
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result and the same for every method and variant):
 # a learning-rate grid evaluated after every epoch, the reported point chosen by one rule (highest FQ with
 # MU >= 95% of the original model's), then that point re-run with several seeds. GA, NPO, Unilogit and
 # UnDIAL with beta in {3, 10, 30}; everything but UnDIAL's betas 3 and 30 is notebook 01's run, served from
@@ -33,11 +33,14 @@ tables_dir = ""  # empty: the project's tables/
 # KL analysis, each method's selected point re-trained and saved for every seed (`distill.checkpoints`,
 # the same steps as the sweep's run), and for Unilogit, whose target moves with the model, the checkpoint
 # after every epoch up to the selected one. KL(p_retain || q) is per answer position over the whole
-# vocabulary, averaged over every answer token of the forget split (`paperlib.distill`).
+# vocabulary, averaged over every answer token of the forget split (`paperlib.studies.distill`).
 
 # %%
-from paperlib import claims, distill, experiments, report, tuning
-from paperlib.config import get_profile
+from paperlib import report
+from paperlib.engine.config import get_profile
+from paperlib.methods import tuning
+from paperlib.studies import claims, distill
+from paperlib.studies import palu as experiments
 
 P = get_profile(profile)
 forget = forget or P.benchmark.forget
@@ -78,10 +81,10 @@ for kl_table, kl_caption in kl_tables.values():
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.distill_claim`: Unilogit's soft targets (averaged over the
+# The verdict comes from `paperlib.studies.claims.distill_claim`: Unilogit's soft targets (averaged over the
 # checkpoints it trains from, mean ± sd over seeds) must be closer to the retain model's outputs than
 # UnDIAL's fixed target at every beta, beyond the spread; decided only when one of these methods' reported
-# points in `tables/10_tuned` forgot (the forgetting rule of `paperlib.claims`), else "not testable here".
+# points in `tables/10_tuned` forgot (the forgetting rule of `paperlib.studies.claims`), else "not testable here".
 # Panel (c) and the scatter are shown beside it, not folded into the verdict.
 #
 # Beside it, the same verdict on a second draw of the tiny models (base, original and retain trained from

@@ -25,13 +25,15 @@ tables_dir = ""  # empty: the project's tables/
 # models start from a model that knew part of the news); the target model then reads forget + retain, the
 # retrained model retain only. The check: the target's VerbMem and KnowMem-forget
 # clearly above the retrained model's, and PrivLeak of the target (vs the retrained model) strongly negative
-# (`paperlib.muse.benchmark_check`: the target's 95% CIs wholly above the retrained model's values).
+# (`paperlib.benchmarks.muse.evaluate.benchmark_check`: the target's 95% CIs wholly above the retrained model's values).
 # ROUGE columns are MUSE's x 100 scale, with MUSE's bootstrap 95% confidence intervals.
 
 # %%
-from paperlib import claims, muse, report
+from paperlib import report
+from paperlib.benchmarks.muse import evaluate as muse
+from paperlib.engine.config import get_profile
+from paperlib.studies import claims
 from paperlib.studies import muse as muse_study
-from paperlib.config import get_profile
 
 P = get_profile(profile)
 sanity = muse.sanity(P)
@@ -43,7 +45,7 @@ print(muse.benchmark_check(sanity)[1])
 # %% [markdown]
 # ### Unlearning on MUSE
 # Every method that applies to raw text, PALU with automatic spans (target vs retrained log-probs,
-# `paperlib.spans`' fixed rule). Tuning protocol (`paperlib.tuning`, the same as every other table): the lr
+# `paperlib.benchmarks.spans`' fixed rule). Tuning protocol (`paperlib.methods.tuning`, the same as every other table): the lr
 # grid evaluated after every epoch; utility MU = KnowMem-retain (MUSE's utility metric), forgetting FQ =
 # 1 - mean(VerbMem, KnowMem-forget); the reported point has the highest FQ with MU >= 95% of the target's
 # (else the highest MU, MU95 = no), then re-run with every seed.
@@ -57,14 +59,14 @@ table = muse_study.main_table(P, seeds)
 
 # %% [markdown]
 # ### Is the miniature faithful? Mini vs real MUSE
-# Issue 23's targets (`paperlib.muse_calibration`, judged on the two models and the baselines GA, GD and NPO
+# Issue 23's targets (`paperlib.studies.muse_calibration`, judged on the two models and the baselines GA, GD and NPO
 # only, never on PALU): retrained / target ratios of KnowMem-forget and VerbMem within 0.15 of real MUSE's
 # (News / Books, open-unlearning's reproduction), KnowMem-retain of both models within 10%, the PrivLeaks, the
 # points one KnowMem-retain question is worth, and a baseline that forgets while keeping 90% of KnowMem-retain.
 # Then every design of mini-MUSE that was tried (`make calibrate-muse DESIGN=<name>`).
 
 # %%
-from paperlib import muse_calibration
+from paperlib.studies import muse_calibration
 
 fidelity_stats = muse_calibration.statistics(sanity, sweep, muse.question_count(P))
 fidelity = muse_calibration.fidelity_table(fidelity_stats)
@@ -104,9 +106,9 @@ report.show(study, profile, caption=study_caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.muse_claim`: PALU's KnowMem-forget must be the lowest among the
+# The verdict comes from `paperlib.studies.claims.muse_claim`: PALU's KnowMem-forget must be the lowest among the
 # methods keeping 95% of the target's KnowMem-retain, beyond the seed spread, and PALU must have forgotten;
-# MUSE's forgetting rule (`paperlib.claims.muse_forgetters`: KnowMem-forget or VerbMem below the target's 95%
+# MUSE's forgetting rule (`paperlib.studies.claims.muse_forgetters`: KnowMem-forget or VerbMem below the target's 95%
 # bootstrap CI) decides whether the comparison says anything, else "not testable here".
 #
 # Beside it, the same verdict on a second draw of the tiny models (target and retrained trained from another

@@ -7,11 +7,11 @@
 #
 # **Paper's claim (Unilogit, RWKU table).** Unilogit forgets more than UnDIAL at a similar utility.
 #
-# Mini RWKU (`paperlib.data.mini_rwku`): invented people learned by a tiny Llama in a base stage
-# (`paperlib.rwku_base`); each target is unlearned on its own from its passages, then evaluated with RWKU's
-# prompts and metrics (`paperlib.rwku_metrics`). PALU trains on automatic spans of the passages (the
-# model-free capitalised-words annotator of `paperlib.spans`); DPO / TPO need IdK answers to questions, which
-# raw passages do not have (see `paperlib.rwku`).
+# Mini RWKU (`paperlib.benchmarks.rwku.mini`): invented people learned by a tiny Llama in a base stage
+# (`paperlib.benchmarks.rwku.base`); each target is unlearned on its own from its passages, then evaluated with RWKU's
+# prompts and metrics (`paperlib.benchmarks.rwku.metrics`). PALU trains on automatic spans of the passages (the
+# model-free capitalised-words annotator of `paperlib.benchmarks.spans`); DPO / TPO need IdK answers to questions, which
+# raw passages do not have (see `paperlib.benchmarks.rwku.evaluate`).
 #
 # The next cell holds the parameters (papermill: `-p profile smoke`). Empty folders mean the project's
 # `figures/` and `tables/`, whatever folder the notebook runs in.
@@ -23,15 +23,17 @@ tables_dir = ""  # empty: the project's tables/
 
 # %% [markdown]
 # ## Computation
-# Tuning protocol (`paperlib.tuning`, fixed before any result, the same for every method): per target, the
+# Tuning protocol (`paperlib.methods.tuning`, fixed before any result, the same for every method): per target, the
 # learning-rate grid evaluated after every epoch; the reported point has the highest FQ = 100 - forget All with
 # MU = neighbour All >= 95% of the original model's (the utility for selection is the neighbour knowledge);
 # that point is re-run with the grid's seeds. Every method runs without a retain term (RWKU's setting).
 
 # %%
-from paperlib import claims, report, rwku
+from paperlib import report
+from paperlib.benchmarks.rwku import evaluate as rwku
+from paperlib.engine.config import get_profile
+from paperlib.studies import claims
 from paperlib.studies import rwku as rwku_study
-from paperlib.config import get_profile
 
 P = get_profile(profile)
 print(rwku_study.describe(P))
@@ -48,7 +50,7 @@ table = rwku_study.results_table(tuned)
 # original model's neighbour All (mean over targets; MU95 says in how many targets the seed mean keeps it).
 
 # %%
-from paperlib import rwku_calibration
+from paperlib.studies import rwku_calibration
 
 items = rwku_calibration.mcq_items(P)
 gen_kept, gen_reason = rwku_calibration.utility_above_chance(tuned["original"], items)
@@ -98,7 +100,7 @@ report.show(corpora, profile, caption=corpus_caption)
 
 # %% [markdown]
 # ## What we see
-# The verdict comes from `paperlib.claims.rwku_claim`: Unilogit must lower forget All below UnDIAL's at a
+# The verdict comes from `paperlib.studies.claims.rwku_claim`: Unilogit must lower forget All below UnDIAL's at a
 # similar utility (neighbour All not lower), each beyond the spread over seeds (of the mean over targets); it
 # is decided only when one of the two forgot (forget All below the original model's beyond the spread), else
 # "not testable here". The sentences after it say which targets keep the neighbour knowledge at the selected

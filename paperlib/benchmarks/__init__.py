@@ -17,9 +17,10 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from paperlib.errors import PaperlibError
+from paperlib.engine.errors import PaperlibError
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ def unregister(name: str) -> None:
 
 
 def builtin() -> list[str]:
-    """The plug-in modules of this folder (each registers its benchmark when imported)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__))
+    """The plug-in modules of this folder's benchmarks (`<name>/plugin.py`; each registers its benchmark when
+    imported)."""
+    return sorted(f"{m.name}.plugin" for m in pkgutil.iter_modules(__path__)
+                  if m.ispkg and (Path(__path__[0]) / m.name / "plugin.py").is_file())
 
 
 def get(name: str) -> Benchmark:

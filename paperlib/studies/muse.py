@@ -1,5 +1,5 @@
 """Notebook 11's study on MUSE: every method tuned by the project's protocol (`paperlib.studies.protocol`) on the
-MUSE benchmark (`paperlib.muse`: its models, corpus, evaluator and the tuning rule's two numbers), the seeds at
+MUSE benchmark (`muse.evaluate`: its models, corpus, evaluator and the tuning rule's two numbers), the seeds at
 the selected points, the second draw, the tables and the figure, the span study, and the dry-run plan. Its own
 module so that the MUSE runs' cache keys (the evaluator's code) do not move when a table or a figure changes."""
 
@@ -12,11 +12,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from paperlib import executors, muse, tuning
-from paperlib.config import Profile
-from paperlib.methods import make_method
-from paperlib.muse import COLUMNS, METHODS, PAPER_MODELS, SETTINGS
-from paperlib.muse_metrics import EVAL_FILE
+from paperlib.benchmarks.muse import evaluate as muse
+from paperlib.benchmarks.muse.evaluate import COLUMNS, METHODS, PAPER_MODELS, SETTINGS
+from paperlib.benchmarks.muse.metrics import EVAL_FILE
+from paperlib.engine import executors
+from paperlib.engine.config import Profile
+from paperlib.methods import make_method, tuning
 from paperlib.studies import protocol
 
 
@@ -95,7 +96,7 @@ def redraw(profile: Profile, chosen: pd.DataFrame) -> tuple[Profile, pd.DataFram
     the target and retrained models of the second draw (`experiments.second_draw`: trained from another seed;
     their own automatic spans and PrivLeak reference), as (that profile, its `main_table`, MU95 against that
     draw's target); None where the models are given (the paper profile's published checkpoints)."""
-    from paperlib.experiments import second_draw
+    from paperlib.studies.palu import second_draw
 
     other = second_draw(profile)
     if other is None or muse.settings(profile).mini is None:
@@ -189,7 +190,7 @@ def plan(profile: Profile) -> list[dict]:
                              # a 2048-token block costs 8 of the dry run's 256-token examples; x2 with a retain term
                              "passes": SETTINGS["paper"].block / 256 * (2.0 if needs.retain else 1.0)})
         return rows
-    from paperlib.experiments import DRAW_SEED
+    from paperlib.studies.palu import DRAW_SEED
 
     s = muse.settings(name)
     for method in s.methods:

@@ -1,13 +1,13 @@
 """The tuning protocol, once for every benchmark and notebook: plan runs -> execute -> rows -> select -> seeds.
 
 A study names its arms (anything with a `.method`: the method whose lr grid applies) and two functions:
-`request(arm, point)`, the planned run (`paperlib.executors.Request`: starting model, mask, corpus and
+`request(arm, point)`, the planned run (`paperlib.engine.executors.Request`: starting model, mask, corpus and
 evaluator included) of an arm at a `Point` (lr, seed, schedule), and `rows(arm, point, info)`, the table rows of
 that run (`epoch_rows` or `final_row`, which write the "diverged" row). `sweep` runs every arm at every lr of
-its grid (seed 0), `select` applies the selection rule (`paperlib.tuning.select`) per arm, `seed_runs` re-runs
+its grid (seed 0), `select` applies the selection rule (`paperlib.methods.tuning.select`) per arm, `seed_runs` re-runs
 each selected point with every seed of the grid. Every batch goes to the current executor
-(`paperlib.executors.run_all`: in process, `--gpus`, submitit / SLURM) before anything is read, so a kernel
-under another executor trains nothing itself (`paperlib.cache.READ_ONLY_ENV`).
+(`paperlib.engine.executors.run_all`: in process, `--gpus`, submitit / SLURM) before anything is read, so a kernel
+under another executor trains nothing itself (`paperlib.engine.cache.READ_ONLY_ENV`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from paperlib import executors, tuning, unlearn
+from paperlib.engine import executors, unlearn
+from paperlib.methods import tuning
 
 COMPLETED, DIVERGED = "completed", "diverged"  # a row's status (a run's status.json says the same)
 

@@ -1,5 +1,5 @@
 """Notebook 12's study on RWKU: per target and method the project's tuning protocol (`paperlib.studies.protocol`)
-on the RWKU benchmark (`paperlib.rwku`: base model, forget corpora, evaluator, the tuning rule's two numbers),
+on the RWKU benchmark (`rwku.evaluate`: base model, forget corpora, evaluator, the tuning rule's two numbers),
 the seeds, the second draw, the per-target and RWKU-layout tables, the forget-corpus comparison, the figure and
 the dry-run plan. Its own module so that the RWKU runs' cache keys (the evaluator's code) do not move when a
 table or a figure changes."""
@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from paperlib import benchmarks, rwku, tuning
-from paperlib.config import Profile
+from paperlib import benchmarks
+from paperlib.benchmarks.rwku import evaluate as rwku
+from paperlib.benchmarks.rwku.evaluate import FORGET_CORPORA, METHODS, NO_RETAIN, SPAN_METHODS, TABLE_COLUMNS
+from paperlib.engine.config import Profile
+from paperlib.methods import tuning
 from paperlib.report import SPREAD
-from paperlib.rwku import FORGET_CORPORA, METHODS, NO_RETAIN, SPAN_METHODS, TABLE_COLUMNS
 from paperlib.studies import protocol
 
 
@@ -42,7 +44,7 @@ def redraw(profile: Profile, tuned: dict[str, pd.DataFrame]) -> tuple[Profile, d
     the grid on the base model of the second draw (`experiments.second_draw`: trained from another seed), as
     (that profile, a `tune`-shaped dict: no sweep, that draw's original rows, MU95 against them); None where the
     model is given (the paper profile's checkpoint)."""
-    from paperlib.experiments import second_draw
+    from paperlib.studies.palu import second_draw
 
     other = second_draw(profile)
     if other is None or rwku.settings(profile).mini is None:
@@ -203,8 +205,7 @@ def spread_figure(rows: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from paperlib import plots
-    from paperlib.report import method_palette
+    from paperlib.report import method_palette, plots
 
     long = rows.melt(id_vars=["method", "target"], value_vars=["forget All", "neighbor All"], var_name="metric",
                      value_name="ROUGE-L recall x 100").dropna()
@@ -232,8 +233,8 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     """Notebook 12's runs in `profile` from settings alone (no hub, no data, no model): per target and method,
     one run per learning rate of the grid, then one per further seed at the selected point (tiny profiles: and
     every seed there on the second draw's base model, `redraw`)."""
-    from paperlib import unlearn
-    from paperlib.experiments import DRAW_SEED
+    from paperlib.engine import unlearn
+    from paperlib.studies.palu import DRAW_SEED
 
     s, g = rwku.settings(profile), tuning.grid(profile)
     model = rwku.base_model(profile) if s.mini is None else "rwku-base (tiny, trained here)"

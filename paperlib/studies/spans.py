@@ -1,11 +1,12 @@
 """Notebook 11's span study: how well each automatic span source finds the exact sensitive spans of mini-TOFU,
-and how PALU does when it unlearns with each (`paperlib.spans` annotates; the protocol tunes)."""
+and how PALU does when it unlearns with each (`paperlib.benchmarks.spans` annotates; the protocol tunes)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from paperlib import experiments, spans
+from paperlib.benchmarks import spans
+from paperlib.studies import palu as experiments
 
 
 def span_study(profile, forget: str = spans.REPORT_SPLIT) -> pd.DataFrame:

@@ -21,7 +21,7 @@ def loss_timing(ks: list[int], vocab_sizes: list[int], tokens: int = 512, repeat
 
     import torch
 
-    from paperlib import losses
+    from paperlib.methods import losses
 
     rows = []
     for vocab in vocab_sizes:
@@ -41,7 +41,7 @@ def loss_timing(ks: list[int], vocab_sizes: list[int], tokens: int = 512, repeat
     return pd.DataFrame(rows).drop_duplicates(["V", "K", "loss"])
 
 
-LOSS_TIMING = "loss-timing"  # cache kind of `cached_loss_timing` (its code: paperlib.cache.CODE)
+LOSS_TIMING = "loss-timing"  # cache kind of `cached_loss_timing` (its code: paperlib.engine.cache.CODE)
 MEASURED = "measured.json"  # when and on what a cached timing was measured
 
 
@@ -77,7 +77,7 @@ def cached_loss_timing(ks: list[int], vocab_sizes: list[int], tokens: int = 512,
     `timing_note` turns it into a caption)."""
     from datetime import datetime, timezone
 
-    from paperlib.cache import cached_run
+    from paperlib.engine.cache import cached_run
 
     config = {"ks": list(ks), "vocab_sizes": list(vocab_sizes), "tokens": tokens, "repeats": repeats,
               "machine": machine_identity()}
