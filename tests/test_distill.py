@@ -163,5 +163,5 @@ def test_figure5_is_cached_bit_for_bit_and_keyed_by_its_models(monkeypatch):
     other = ckpts.assign(path=[retain, retain, original])
     assert cache.config_hash(distill.kl_config(profile, forget, other), distill.KL_ANALYSIS) != \
         cache.config_hash(distill.kl_config(profile, forget, ckpts), distill.KL_ANALYSIS)
-    assert "distill" in cache.code_modules(distill.KL_ANALYSIS)
+    assert "studies/distill" in cache.code_modules(distill.KL_ANALYSIS)
     assert distill.kl_config(profile, forget, ckpts)["retain"] == pipeline.model_identity(retain)

@@ -58,9 +58,8 @@ def test_request_is_the_unlearn_call(tmp_path, monkeypatch):
     request = executors.Request("P", "PALU", "forget05", {"lr": 1e-5, "k": 3})  # type: ignore[arg-type]
     assert request.cache == str((tmp_path / "runs").resolve()) and request.label() == "PALU forget05 lr=1e-05 k=3"
     assert executors.run_all([request, request], executors.InProcess(), echo=lambda _: None) == [tmp_path] * 2
-    assert seen["args"] == ("P", "PALU", "forget05", {"lr": 1e-5, "k": 3})
-    assert seen["kwargs"] == {"eval_every_epoch": True, "save_model": False, "progress": False,
-                              "model_path": None, "update_mask": None}
+    options = unlearn.RunOptions(eval_every_epoch=True, save_model=False, progress=False)
+    assert seen["args"] == ("P", "PALU", "forget05", {"lr": 1e-5, "k": 3}, None, None, options) and not seen["kwargs"]
 
 
 def test_request_carries_model_mask_corpus_and_evaluator(tmp_path, monkeypatch):
@@ -80,8 +79,9 @@ def test_request_carries_model_mask_corpus_and_evaluator(tmp_path, monkeypatch):
                                     evaluator="request-eval", eval_args={"n": 1})
         assert request.plugin == __name__ and request.label() == "GA toy lr=1e-05"
         assert request.run() == tmp_path
-        assert seen["args"] == ("P", "GA", text, "request-eval", {"n": 1}, "m", {"lr": 1e-5})
-        assert seen["kwargs"]["update_mask"] is mask and seen["kwargs"]["save_model"] is False
+        *args, used_mask, options = seen["args"]
+        assert args == ["P", "GA", text, corpus.EvalCall("request-eval", {"n": 1}), "m", {"lr": 1e-5}]
+        assert used_mask is mask and options.save_model is False and options.progress is False
         same = executors.Request("P", "GA", overrides={"lr": 1e-5}, model="m", mask={"w": torch.tensor([True, False])},  # type: ignore[arg-type]
                                  corpus=corpus.TextCorpus("toy", ["a b c"], ["d e f"], 8), evaluator="request-eval",
                                  eval_args={"n": 1})

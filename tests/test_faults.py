@@ -46,6 +46,7 @@ def smoke_cache(tmp_path_factory) -> Path:
 
 CHILD = textwrap.dedent('''
     import os, sys, time, json
+    from dataclasses import replace
     from pathlib import Path
     from paperlib.benchmarks.tofu import evaluate, pipeline
     from paperlib.engine import unlearn
@@ -60,7 +61,7 @@ CHILD = textwrap.dedent('''
     if mode == "kill-train":
         real = unlearn.train
         def train(*a, **kw):
-            kw["on_step"] = lambda row: pause() if row["step"] == 2 else None
+            kw["loop"] = replace(kw["loop"], on_step=lambda row: pause() if row["step"] == 2 else None)
             return real(*a, **kw)
         unlearn.train = train
     if mode == "kill-eval":

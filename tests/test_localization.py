@@ -52,7 +52,7 @@ def test_oracle_injection_and_runs():
     injected = localization.injected_model(profile)
     _changed_only_inside(pipeline.retain_model(profile, "forget10"), injected, oracle)
     # the injection is fingerprinted: an edit of paperlib/studies/injection.py (or masks, train, ...) rebuilds it
-    assert {"injection", "masks"} <= set(cache.code_modules("inject"))
+    assert {"studies/injection", "methods/masks"} <= set(cache.code_modules("inject"))
     assert cache.read_manifest(Path(injected))["code"] == cache.code_fingerprint("inject")
     # the budget chosen by the rule: its record, and the model it names is the one the oracle unlearns
     sel = localization.inject_selection(profile)
@@ -176,4 +176,5 @@ def test_study_is_cached_bit_for_bit(monkeypatch):
     assert config["original"] == pipeline.model_identity(pipeline.original_model(profile))
     assert cache.config_hash(config, localization.STUDY) != cache.config_hash(
         localization.study_config(profile, forget, "oracle"), localization.STUDY)
-    assert {"localization", "masks", "unlearn", "injection"} <= set(cache.code_modules(localization.STUDY))
+    assert {"studies/localization", "methods/masks", "engine/unlearn", "studies/injection"} <= set(
+        cache.code_modules(localization.STUDY))

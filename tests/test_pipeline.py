@@ -28,7 +28,7 @@ def test_profiles_and_bad_names():
 
 def test_same_seed_same_weights(tmp_path):
     """Two processes (different PYTHONHASHSEED, fresh caches) build byte-identical data, tokenizer, weights."""
-    code = "from paperlib import pipeline; from paperlib.engine.config import get_profile; " \
+    code = "from paperlib.benchmarks.tofu import pipeline; from paperlib.engine.config import get_profile; " \
            "print(pipeline.original_model(get_profile('smoke')))"
     paths = []
     for run in ("a", "b"):

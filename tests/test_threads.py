@@ -48,7 +48,7 @@ def test_default_workers_fill_the_machine(monkeypatch):
 
 
 def test_import_pins_one_thread_and_avx2_kernels_whatever_was_exported():
-    code = ("import paperlib, torch, os; from paperlib import numerics; "
+    code = ("import paperlib, torch, os; from paperlib.engine import numerics; "
             "print(torch.get_num_threads(), os.environ['OMP_NUM_THREADS'], numerics.signature()['cpu_kernels'])")
     out = _python(code, OMP_NUM_THREADS="3", MKL_NUM_THREADS="3").split()
     assert out[:2] == ["1", "1"]
@@ -98,7 +98,8 @@ from paperlib.engine import unlearn
 from paperlib.engine.config import get_profile
 P = get_profile("smoke")
 folders = [pipeline.benchmark_source(P), pipeline.tokenizer_path(P), pipeline.base_model(P), pipeline.original_model(P),
-           str(unlearn.unlearn(P, "NPO", P.benchmark.forget, {"epochs": 1}, progress=False))]
+           str(unlearn.unlearn(P, "NPO", P.benchmark.forget, {"epochs": 1},
+                               options=unlearn.RunOptions(progress=False)))]
 RECORDS = {"provenance.json", "cache_manifest.json", "COMPLETE"}  # where and when it ran, not results
 def untimed(v):  # wall-clock seconds (status.json's timing) are measurements, not results
     if isinstance(v, dict):

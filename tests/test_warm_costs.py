@@ -61,7 +61,7 @@ def test_force_and_another_machine_measure_again(timings, monkeypatch):
 
 
 def test_the_timing_key_covers_the_loss_code():
-    assert {"losses", "studies/timing"} <= set(cache.code_modules(timing.LOSS_TIMING))
+    assert {"methods/losses", "studies/timing"} <= set(cache.code_modules(timing.LOSS_TIMING))
 
 
 def test_timing_note_says_when_and_where():
@@ -72,7 +72,8 @@ def test_timing_note_says_when_and_where():
 
 def test_notebook_imports_leave_out_nbformat():
     """nbformat (with its JSON-schema validator ~0.9 s) is only needed to collect claims from executed copies."""
-    code = ("import sys; from paperlib import claims, experiments, plots, report, tuning; "
+    code = ("import sys; from paperlib import report; from paperlib.methods import tuning; "
+            "from paperlib.report import plots; from paperlib.studies import claims, palu; "
             "print('nbformat' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
