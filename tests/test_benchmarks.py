@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -108,3 +109,43 @@ def _start(bench):
 def test_an_unknown_benchmark_is_named():
     with pytest.raises(PaperlibError, match="unknown benchmark 'nope'; allowed: .*rwku"):
         benchmarks.get("nope")
+
+
+def test_tofu_muse_and_rwku_are_plug_ins_in_their_own_folders():
+    assert benchmarks.builtin() == ["muse.plugin", "rwku.plugin", "tofu.plugin"]
+    folder = Path(benchmarks.__file__).parent
+    for name in ("tofu", "muse", "rwku"):
+        assert benchmarks.get(name).name == name
+        assert {"data.py", "mini.py", "metrics.py", "evaluate.py", "plugin.py"} <= {p.name for p in
+                                                                                    (folder / name).glob("*.py")}
+
+
+def test_final_columns_run_every_seed_to_the_selected_epoch(monkeypatch):
+    """A benchmark with `final` columns reads each seed run's own folder: seed 0 is the sweep's run when the
+    selected epoch is its last, else a run that stops there; without `final`, seed 0 is the sweep's row."""
+    planned = []
+
+    def execute(points):
+        planned.extend(points)
+        return [{"status": {"status": "completed"}, "summary": {"MU": 1.0}, "epochs": [{"epoch": p.stop_epoch,
+                 "MU": 1.0}], "path": Path(f"run-{p.seed}")} for p in points]
+
+    monkeypatch.setattr(protocol, "execute", execute)
+    profile = get_profile("smoke")
+    g = tuning.grid(profile, "GA")
+    fields = ("fake", ("GA",), lambda p: ["t"], lambda profile, target, method, point: point, dict,
+              lambda p: {"t": 1.0}, ("MU",))
+    final = benchmarks.Benchmark(*fields, final=lambda info: {"folder": str(info["path"])})
+    arm = protocol.Arm("t", "GA")
+    sweep = pd.DataFrame([{"target": "t", "method": "GA", "lr": 1e-3, "epoch": e, "status": "completed", "MU": 1.0}
+                          for e in range(1, g.epochs + 1)])
+    rows = protocol.seed_points(profile, final, {arm: (1e-3, g.epochs)}, sweep, every_epoch=True)
+    assert planned[0] == protocol.Point(1e-3, 0, 0, True)  # the sweep's own run: its folder has the final logs
+    assert planned[1:] == [protocol.Point(1e-3, s, g.epochs, False) for s in g.seeds[1:]]
+    assert [r["folder"] for r in rows] == [f"run-{s}" for s in g.seeds] and {r["epoch"] for r in rows} == {g.epochs}
+    planned.clear()
+    protocol.seed_points(profile, final, {arm: (1e-3, 1)}, sweep)
+    assert planned[0] == protocol.Point(1e-3, 0, 1, False)  # not the sweep's last epoch: a run that stops there
+    planned.clear()
+    rows = protocol.seed_points(profile, benchmarks.Benchmark(*fields), {arm: (1e-3, 1)}, sweep)
+    assert [p.seed for p in planned] == list(g.seeds[1:]) and rows[0]["seed"] == 0  # seed 0: the sweep's row

@@ -14,6 +14,7 @@ from paperlib.engine import executors, unlearn
 from paperlib.engine.errors import PaperlibError
 from paperlib.methods import tuning
 from paperlib.studies import palu as experiments
+from paperlib.studies import protocol
 
 
 def test_executor_specs_config_files_and_environment(tmp_path, monkeypatch):
@@ -118,7 +119,7 @@ def test_a_kernel_under_another_executor_never_trains(tmp_path, monkeypatch):
 
 
 def test_submitit_jobs_then_the_notebook_collects_from_the_cache(tmp_path, monkeypatch, shared_data):
-    """Two stand-in paper runs (PALU, NPO) as two submitit jobs (local executor); then `experiments.sweep`, as
+    """Two stand-in paper runs (PALU, NPO) as two submitit jobs (local executor); then `experiments.tune`'s sweep, as
     notebook 01 calls it, reads both from the cache: this process is unable to train (`_build` raises)."""
     monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(OSError("no network")))
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -136,14 +137,15 @@ def test_submitit_jobs_then_the_notebook_collects_from_the_cache(tmp_path, monke
 
     monkeypatch.setattr(unlearn, "_build", no_training_here)
     pids = {os.getpid()}
-    table = experiments.sweep(profile, runs, profile.benchmark.forget)
+    table = experiments.tune(profile, runs, profile.benchmark.forget, seeds=False).sweep
     jobs = {p.name.split("_")[0] for p in (tmp_path / "jobs").glob("*_result.pkl")}
     assert len(jobs) == 2 and not jobs & {str(p) for p in pids}  # two jobs, neither of them this process
     assert list(table["label"]) == ["PALU", "NPO"] and set(table["status"]) == {"completed"}
     assert table["FQ"].notna().all() and table["epoch"].tolist() == [2, 2]  # evaluated after the last epoch
     # the same runs through a pool of two spawned workers (CUDA_VISIBLE_DEVICES 0, 1): found in the cache there too
     lr = tuning.grid(profile).lrs[0]
-    requests = [experiments._request(profile, r, profile.benchmark.forget, lr, every_epoch=False) for r in runs]
+    requests = [experiments._request(profile, profile.benchmark.forget, r, protocol.Point(lr, every_epoch=False))
+                for r in runs]
     folders = executors.run_all(requests, executors.InProcess(), echo=lambda _: None)
     assert all(f.parent == tmp_path / "runs" / "unlearn" for f in folders) and folders[0] != folders[1]
     lines: list[str] = []

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from paperlib import benchmarks
 from paperlib.benchmarks.muse import evaluate as muse
 from paperlib.benchmarks.muse import models as muse_models
 from paperlib.benchmarks.rwku import base as rwku_base
@@ -116,10 +117,11 @@ def test_muse_redraw_runs_seed_0_to_the_selected_epoch_and_compares_with_its_own
     monkeypatch.setattr(muse, "sanity", lambda profile: pd.DataFrame(
         [{"model": "Target", "KnowMem-r": 70.0 if profile.finetune.seed else 60.0}]))
     monkeypatch.setattr(muse, "target_mu", lambda profile: 0.7 if profile.finetune.seed else 0.6)
-    chosen = pd.DataFrame([{"method": "GA", "lr": 1e-3, "epoch": tuning.grid(SMOKE, "GA").epochs,
-                            "qualified": True}])
-    first = muse_study.main_table(SMOKE, muse_study.seed_runs(SMOKE, chosen, pd.DataFrame()))
     last = tuning.grid(SMOKE, "GA").epochs
+    chosen = pd.DataFrame([{"target": "mini-muse", "method": "GA", "lr": 1e-3, "epoch": last, "qualified": True}])
+    points = {protocol.Arm("mini-muse", "GA"): (1e-3, last)}
+    first = muse_study.main_table(SMOKE, pd.DataFrame(protocol.seed_points(SMOKE, benchmarks.get("muse"), points,
+                                                                           pd.DataFrame())))
     assert calls[0] == (0, "GA", 1e-3, 0, 0, True)  # the sweep's own run (its last epoch selected)
     calls.clear()
     other, table = muse_study.redraw(SMOKE, chosen)

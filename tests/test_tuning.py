@@ -112,8 +112,8 @@ def test_paper_profile_changes_reach_every_run_path(monkeypatch):
         run = experiments.Run(method, method)
         monkeypatch.setattr(localization, "arms", lambda *a, m=method, **k: [localization.Arm("masks", m, "random",
                                                                                              "model", False)])
-        paths = {"tofu": partial(experiments.sweep, paper, [run], "forget05"),
-                 "muse": partial(muse_study.sweep, paper, (method,)),
+        paths = {"tofu": partial(experiments.tune, paper, [run], "forget05", seeds=False),
+                 "muse": partial(muse_study.tune, paper, (method,), seeds=False),
                  "rwku": partial(rwku_study.tune, paper, (method,)),
                  "09": partial(localization.compute_study, paper, "forget05", "masks"),
                  "10": partial(distill.checkpoint, paper, run, "forget05", lr, 1, 2)}

@@ -52,10 +52,9 @@ print(muse.benchmark_check(sanity)[1])
 
 # %%
 print(muse_study.describe(P))
-sweep = muse_study.sweep(P)
-chosen = muse_study.select(P, sweep)
-seeds = muse_study.seed_runs(P, chosen, sweep)
-table = muse_study.main_table(P, seeds)
+tuned = muse_study.tune(P)
+sweep, chosen = tuned["sweep"], tuned["selected"]
+table = muse_study.main_table(P, tuned["seeds"])
 
 # %% [markdown]
 # ### Is the miniature faithful? Mini vs real MUSE

@@ -4,11 +4,13 @@ A benchmark tells the protocol five things, and nothing else about it is needed 
 which targets it unlearns one at a time (one forget set: a single target), how to plan one unlearning run
 (`request`: starting model, forget / retain data, evaluator), what a run's evaluation means for the tuning
 rule (`scores`: its table columns plus FQ, higher = more forgotten, and MU, the utility the MU95 rule keeps),
-the utility of the model unlearning starts from (`reference`), and its table's columns. `register` adds one
+the utility of the model unlearning starts from (`reference`), and its table's columns (and, optionally, the
+further columns of a seed run read from its folder: `final`). A benchmark is one folder, `<name>/`: its data
+loader, mini generator, models, evaluation and metrics, and `plugin.py`, which registers it. `register` adds one
 (a test registers a toy benchmark: tests/test_benchmarks.py); `get` finds one by name, importing the built-in
-plug-ins (every module of this folder, each registering itself) on first use: a new benchmark is one new file
-here, nothing else changes. The plug-ins sit outside the cache keys of the benchmark's models, evaluations and runs
-(they only say how to plan and read them), so editing one re-keys nothing (`tests/test_cache.py`).
+plug-ins (`<name>/plugin.py` of every folder here: TOFU, MUSE, RWKU) on first use. The plug-ins sit outside the
+cache keys of the benchmark's models, evaluations and runs (they only say how to plan and read them), so
+editing one re-keys nothing (`tests/test_cache.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class Benchmark:
     scores: Callable[[dict], dict]  # one evaluation summary -> its table row, with "FQ" and "MU"
     reference: Callable[[Any], dict[str, float]]  # profile -> target -> MU of the model unlearning starts from
     columns: tuple[str, ...]  # its table's columns
+    # a seed run's further columns, read from its run folder (`protocol.execute`'s dict; e.g. MUSE's bootstrap
+    # CIs of its final evaluation): with it, each seed run ends at the selected epoch and is evaluated there;
+    # without, seed 0 is the sweep's own row at that epoch
+    final: Callable[[dict], dict] | None = None
 
 
 REGISTRY: dict[str, Benchmark] = {}

@@ -43,6 +43,7 @@ GUIDES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("How every method is tuned", "tuning.md"),
         ("Command line", "cli.md"),
         ("As a library", "library.md"),
+        ("Architecture", "architecture.md"),
         ("Adding a method", "adding_a_method.md"),
         ("Adding a benchmark", "adding_a_benchmark.md"),
         ("Scale-out: GPUs, accelerate, SLURM", "scale_out.md"),

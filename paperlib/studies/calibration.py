@@ -230,7 +230,7 @@ def measure(profile: Profile, sweep: bool = True) -> dict[str, Any]:
     out.update(statistics(*logs))
     out["minutes"]["evaluation"], t = (time.time() - t) / 60, time.time()
     if sweep:
-        table = experiments.sweep(profile, [experiments.Run(m, m) for m in BASELINES], forget)
+        table = experiments.tune(profile, [experiments.Run(m, m) for m in BASELINES], forget, seeds=False).sweep
         out["frontier"] = frontier(table, out["original_mu"]).to_dict("records")
         out["minutes"]["sweep"] = (time.time() - t) / 60
     return out

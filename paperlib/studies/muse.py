@@ -1,21 +1,16 @@
 """Notebook 11's study on MUSE: every method tuned by the project's protocol (`paperlib.studies.protocol`) on the
 MUSE benchmark (`muse.evaluate`: its models, corpus, evaluator and the tuning rule's two numbers), the seeds at
-the selected points, the second draw, the tables and the figure, the span study, and the dry-run plan. Its own
-module so that the MUSE runs' cache keys (the evaluator's code) do not move when a table or a figure changes."""
+the selected points, the second draw, the tables and the figure, the span study, and the dry-run plan. The runs
+are planned by the MUSE plug-in (`paperlib.benchmarks.muse.plugin`); this module holds no protocol of its own."""
 
 from __future__ import annotations
-
-import json
-from functools import partial
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from paperlib import benchmarks
 from paperlib.benchmarks.muse import evaluate as muse
 from paperlib.benchmarks.muse.evaluate import COLUMNS, METHODS, PAPER_MODELS, SETTINGS
-from paperlib.benchmarks.muse.metrics import EVAL_FILE
-from paperlib.engine import executors
 from paperlib.engine.config import Profile
 from paperlib.methods import make_method, tuning
 from paperlib.studies import protocol
@@ -30,78 +25,28 @@ def describe(profile: Profile) -> str:
             f"flagged MU95 = no); that lr and epoch re-run with seeds {list(g.seeds)}; tables show mean ± sd.")
 
 
-class _Arm(NamedTuple):
-    method: str
-
-
-def _request(profile: Profile, arm: _Arm, point: protocol.Point, spans: tuple | None = None) -> executors.Request:
-    """The planned MUSE run of `arm` at `point`: `unlearn.unlearn_text` on `corpus` (PALU with `spans`) from the
-    target model, the "muse" evaluator."""
-    return executors.Request(profile, arm.method, overrides=tuning.run_overrides(profile, arm.method, point.lr,
-                                                                                 point.seed, point.stop_epoch),
-                             eval_every_epoch=point.every_epoch, model=str(muse.target_model(profile)),
-                             corpus=muse.corpus(profile, spans if arm.method == "PALU" else None),
-                             evaluator=muse.EVALUATOR, eval_args=muse.engine_eval_args(profile))
-
-
-def _sweep_rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
-    return protocol.epoch_rows(info, {"method": arm.method, "lr": point.lr}, muse.table_row)
-
-
-def sweep(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """One run per (method, lr of the grid), evaluated after every epoch: rows (method, lr, epoch, status,
-    MUSE columns, FQ, MU); a diverged run gives one row with status "diverged" (`protocol.sweep`)."""
-    methods = methods or muse.settings(profile).methods
-    spans = muse.auto_spans(profile) if "PALU" in methods else None
-    return pd.DataFrame(protocol.sweep(profile, [_Arm(m) for m in methods], partial(_request, profile, spans=spans),
-                                       _sweep_rows, every_epoch=True))
-
-
-def select(profile: Profile, table: pd.DataFrame) -> pd.DataFrame:
-    """`tuning.select` per method with MU = KnowMem-retain against the target's (`target_mu`)."""
-    return pd.DataFrame([{"method": method, "lr": best["lr"], "epoch": int(best["epoch"]),
-                          "qualified": bool(best["qualified"])}
-                         for method, best in protocol.select(profile, table, "method", muse.target_mu(profile))])
-
-
-def seed_runs(profile: Profile, chosen: pd.DataFrame, table: pd.DataFrame | None) -> pd.DataFrame:
-    """Each method at its selected point with every seed of the grid: one row per (method, seed) with the MUSE
-    columns and the bootstrap CIs of that run's final evaluation. Seed 0 is the sweep's run (re-trained up to
-    the selected epoch when that is not its last, so that its MUSE_EVAL.json is the selected point's; the
-    numbers equal the sweep's row: same seed, same schedule); with no sweep (`table` None: `redraw`) seed 0
-    trains up to the selected epoch like the others."""
-    spans = muse.auto_spans(profile) if "PALU" in set(chosen["method"]) else None
-    sel = {c["method"]: c for _, c in chosen.iterrows()}
-
-    def point(arm: _Arm, seed: int) -> protocol.Point:
-        c = sel[arm.method]
-        last = table is not None and seed == 0 and int(c["epoch"]) == tuning.grid(profile, arm.method).epochs
-        return protocol.Point(c["lr"], seed, 0 if last else int(c["epoch"]), last)
-
-    def rows(arm: _Arm, point: protocol.Point, info: dict) -> list[dict]:
-        c = sel[arm.method]
-        base = {"method": arm.method, "lr": c["lr"], "epoch": c["epoch"], "MU95": "yes" if c["qualified"] else "no",
-                "seed": point.seed}
-        log = info["path"] / EVAL_FILE
-        log = json.loads(log.read_text()) if info["summary"] is not None and log.is_file() else None
-        cis = {k: v for k, v in muse.table_columns(info["summary"], log).items() if k.endswith(" CI")} if log else {}
-        return [{**protocol.final_row(info, base, muse.table_row), **cis}]
-
-    return pd.DataFrame(protocol.seed_runs(profile, [_Arm(m) for m in sel], point,
-                                           partial(_request, profile, spans=spans), rows))
+def tune(profile: Profile, methods: tuple[str, ...] | None = None, seeds: bool = True) -> dict[str, pd.DataFrame]:
+    """The tuning protocol on the MUSE plug-in (`protocol.tune`, every epoch evaluated): "sweep" (one row per
+    method, lr and epoch: MUSE columns, FQ, MU; a diverged run gives a row with status "diverged"), "selected",
+    and "seeds" (each method at its point with every seed of the grid: the final evaluation's MUSE columns and
+    bootstrap CIs; seed 0 is the sweep's run when the selected epoch is its last). `seeds` False: the sweep."""
+    return protocol.tune(profile, benchmarks.get("muse"), methods or muse.settings(profile).methods,
+                         every_epoch=True, seeds=seeds)
 
 
 def redraw(profile: Profile, chosen: pd.DataFrame) -> tuple[Profile, pd.DataFrame] | None:
-    """Each method's selected point (`select`'s lr and epoch: no new sweep) re-run with every seed of the grid on
-    the target and retrained models of the second draw (`experiments.second_draw`: trained from another seed;
-    their own automatic spans and PrivLeak reference), as (that profile, its `main_table`, MU95 against that
-    draw's target); None where the models are given (the paper profile's published checkpoints)."""
+    """Each method's selected point (`tune`'s lr and epoch: no new sweep) re-run with every seed of the grid on
+    the target and retrained models of the second draw (`palu.second_draw`: trained from another seed; their
+    own automatic spans and PrivLeak reference), as (that profile, its `main_table`, MU95 against that draw's
+    target); None where the models are given (the paper profile's published checkpoints)."""
     from paperlib.studies.palu import second_draw
 
     other = second_draw(profile)
     if other is None or muse.settings(profile).mini is None:
         return None
-    return other, main_table(other, seed_runs(other, chosen, None))
+    points = {protocol.Arm(c["target"], c["method"]): (float(c["lr"]), int(c["epoch"]))
+              for c in chosen.to_dict("records")}
+    return other, main_table(other, pd.DataFrame(protocol.seed_points(other, benchmarks.get("muse"), points, None)))
 
 
 def main_table(profile: Profile, seeds: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,7 @@ def real_statistics() -> dict[str, dict[str, float]]:
 
 def statistics(sanity: pd.DataFrame, sweep: pd.DataFrame | None, n_questions: int) -> dict[str, Any]:
     """Issue 23's statistics: retrained / target ratios, the PrivLeaks, the points one KnowMem-retain question
-    is worth (`n_questions` asked), and per baseline of a sweep (`paperlib.studies.muse.sweep`'s rows) whether a
+    is worth (`n_questions` asked), and per baseline of a sweep (`paperlib.studies.muse.tune`'s rows) whether a
     point moves VerbMem or KnowMem-forget below the target's 95% CI while keeping `KEEP_RETAIN` of its
     KnowMem-retain."""
     t, r = (sanity.set_index("model").loc[m] for m in ("Target", "Retrained"))
@@ -148,7 +148,7 @@ def measure(design: Design, sweep: bool = True) -> dict[str, Any]:
         t = time.time()
         sanity = muse.sanity(p)
         out["minutes"]["models"], t = (time.time() - t) / 60, time.time()
-        table = muse_study.sweep(p) if sweep else None
+        table = muse_study.tune(p, seeds=False)["sweep"] if sweep else None
         if sweep:
             out["minutes"]["sweep"] = (time.time() - t) / 60
         n = len(muse_models.load_data(p).knowmem["retain_qa"])

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperlib import methods
+from paperlib import benchmarks, methods
 from paperlib.benchmarks.tofu import data as tofu
 from paperlib.benchmarks.tofu import metrics, pipeline
 from paperlib.benchmarks.tofu import mini as mini_tofu
+from paperlib.benchmarks.tofu.plugin import original_mu, profile_settings  # noqa: F401 (the notebooks' names)
 from paperlib.engine import executors, unlearn
 from paperlib.engine.config import Profile
-from paperlib.engine.errors import PaperlibError
 from paperlib.engine.models import load_tokenizer
 from paperlib.methods import losses as L
 from paperlib.methods import tuning
@@ -147,34 +147,10 @@ def target_runs(profile: Profile) -> list[Run]:
     return [Run(t, "PALU", {"target": t} if t != "global_mean" else {}) for t in TARGETS]
 
 
-def profile_settings(profile: Profile, method: str) -> dict:
-    """The settings of `profile.unlearn` that apply to `method`: TrainConfig (and reference) fields always, a
-    hyperparameter when the method has it; a key no method knows is refused."""
-    settings = dict(getattr(profile, "unlearn", ()))
-    known = {*unlearn.TRAIN_KEYS, *unlearn.REFERENCE_KEYS}
-    every_hparam = {name for m in methods.names(ablation=True) for name in methods.hparam_names(m)}
-    unknown = [k for k in settings if k.removeprefix("train.") not in known | every_hparam]
-    if unknown:
-        raise PaperlibError(f"profile unlearn settings {unknown}; allowed: TrainConfig fields "
-                            f"({', '.join(unlearn.TRAIN_KEYS)}) or a method's hyperparameter")
-    mine = {*known, *methods.hparam_names(method)}
-    return {k: v for k, v in settings.items() if k.removeprefix("train.") in mine}
-
-
-def _request(profile: Profile, run: Run, forget: str, lr: float, seed: int = 0, stop_epoch: int = 0,
-             every_epoch: bool = True) -> executors.Request:
-    """The unlearning run of `run` at `lr` and `seed` on the tuning grid's schedule (`paperlib.engine.executors`), with
-    the profile's settings for every run (`profile_settings`) below the run's own."""
-    overrides = {**profile_settings(profile, run.method), **run.overrides,
-                 **tuning.run_overrides(profile, run.method, lr, seed, stop_epoch)}
-    return executors.Request(profile, run.method, forget, overrides, eval_every_epoch=every_epoch, save_model=False)
-
-
-def _summary_row(summary: dict | None) -> dict:
-    """Every number of a TOFU summary, with the PALU table's column names for its columns."""
-    if not summary:
-        return {}
-    return {**{k: float(v) for k, v in summary.items()}, **metrics.palu_columns(summary)}
+def _request(profile: Profile, forget: str, run: Run, point: protocol.Point) -> executors.Request:
+    """The planned run of `run` at `point` on forget split `forget` (the TOFU plug-in's request, with the run's
+    own settings above the profile's)."""
+    return benchmarks.get("tofu").request(profile, forget, run.method, point, settings=run.overrides)
 
 
 def _per_step(info: dict) -> float:
@@ -184,33 +160,17 @@ def _per_step(info: dict) -> float:
 
 def _rows(run: Run, point: protocol.Point, info: dict, seeded: bool = False, curves: bool = True) -> list[dict]:
     """A run's rows (with its seed for a seed run): one per evaluated epoch (`curves`) or one for its final
-    evaluation at the point's epoch."""
+    evaluation at the point's epoch (the TOFU plug-in's `scores` of each summary)."""
     base = {"label": run.label, "method": run.method, **({"seed": point.seed} if seeded else {}), "lr": point.lr,
             "train s / step": _per_step(info)}
+    scores = benchmarks.get("tofu").scores
     if curves:
-        return protocol.epoch_rows(info, base, _summary_row)
-    return [protocol.final_row(info, {**base, "epoch": point.stop_epoch}, _summary_row)]
+        return protocol.epoch_rows(info, base, scores)
+    return [protocol.final_row(info, {**base, "epoch": point.stop_epoch}, scores)]
 
 
-def sweep(profile: Profile, runs: list[Run], forget: str) -> pd.DataFrame:
-    """The tuning grid of every run (`tuning.grid`): one unlearning run per learning rate, evaluated after
-    every epoch; one row per (label, lr, epoch) with the TOFU summary, and a row with status "diverged"
-    (no metrics) at the epoch where a run diverged (`paperlib.studies.protocol.sweep`)."""
-    return pd.DataFrame(protocol.sweep(profile, runs, partial(_planned_request, profile, forget), _rows))
-
-
-def _planned_request(profile: Profile, forget: str, run: Run, point: protocol.Point) -> executors.Request:
-    return _request(profile, run, forget, point.lr, point.seed, point.stop_epoch, point.every_epoch)
-
-
-def original_mu(profile: Profile, forget: str) -> float:
-    """Model utility of the original model (the MU95 rule's reference)."""
-    _, summary = evaluation(profile, pipeline.original_model(profile), forget)
-    return float(summary["model_utility"])
-
-
-def select(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataFrame:
-    """The reported point of every label (`tuning.select`: highest FQ at MU >= 95% of the original's, else
+def _selected(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataFrame:
+    """The reported point of every label (`protocol.select`: highest FQ at MU >= 95% of the original's, else
     the highest MU): label, method, lr, epoch, qualified (seed 0, the sweep), FQ, MU, and "MU original" (the
     reference of the MU95 flag that `spread_table` computes from the seed mean)."""
     mu = original_mu(profile, forget)
@@ -219,12 +179,12 @@ def select(profile: Profile, sweep_table: pd.DataFrame, forget: str) -> pd.DataF
                          for label, best in protocol.select(profile, sweep_table, "label", mu)])
 
 
-def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataFrame,
-              sweep_table: pd.DataFrame | None, curves: bool = False) -> pd.DataFrame:
-    """Every run at its selected point with each seed of the grid: one row per (label, seed) with the TOFU
-    summary (or status "diverged"). Seed 0 is the sweep's own checkpoint (trained like the others when
-    `sweep_table` is None); other seeds train the same schedule up to the selected epoch. With `curves`, every
-    seed trains all epochs and is evaluated after each (rows per (label, seed, epoch))."""
+def _seeds(profile: Profile, runs: list[Run], forget: str, selected: pd.DataFrame,
+           sweep_table: pd.DataFrame | None, curves: bool = False) -> pd.DataFrame:
+    """Every run at its selected point with each seed of the grid (`protocol.seed_runs`): one row per (label,
+    seed) with the TOFU summary (or status "diverged"). Seed 0 is the sweep's own checkpoint (trained like the
+    others when `sweep_table` is None); other seeds train the same schedule up to the selected epoch. With
+    `curves`, every seed trains all epochs and is evaluated after each (rows per (label, seed, epoch))."""
     chosen = selected.set_index("label")
 
     def point(run: Run, seed: int) -> protocol.Point:
@@ -239,7 +199,7 @@ def seed_runs(profile: Profile, runs: list[Run], forget: str, selected: pd.DataF
         points = same if curves else same[(same["epoch"] == p.stop_epoch) & (same["status"] == STATUS_OK)]
         return [{**r, "seed": seed} for r in points.to_dict("records")]
 
-    return pd.DataFrame(protocol.seed_runs(profile, runs, point, partial(_planned_request, profile, forget),
+    return pd.DataFrame(protocol.seed_runs(profile, runs, point, partial(_request, profile, forget),
                                            partial(_rows, seeded=True, curves=curves), reuse))
 
 
@@ -258,11 +218,16 @@ class Tuned:
         return spread_table(self.seeds, self.selected, columns, by)
 
 
-def tune(profile: Profile, runs: list[Run], forget: str, curves: bool = False) -> Tuned:
-    """The tuning protocol of `paperlib.methods.tuning` for `runs`: sweep, selection, seeds (all cached)."""
-    table = sweep(profile, runs, forget)
-    chosen = select(profile, table, forget)
-    return Tuned(table, chosen, seed_runs(profile, runs, forget, chosen, table, curves))
+def tune(profile: Profile, runs: list[Run], forget: str, curves: bool = False, seeds: bool = True) -> Tuned:
+    """The tuning protocol (`paperlib.studies.protocol`, the rule of `paperlib.methods.tuning`) for the labelled
+    `runs` on TOFU's `forget` split: the sweep (every lr of the grid, evaluated after every epoch; one row per
+    label, lr and epoch, and a row with status "diverged" where a run diverged), the selected point per label,
+    and every seed there (`curves`: each seed evaluated after every epoch). `seeds` False: the sweep alone."""
+    table = pd.DataFrame(protocol.sweep(profile, runs, partial(_request, profile, forget), _rows))
+    if not seeds:
+        return Tuned(table, pd.DataFrame(), pd.DataFrame())
+    chosen = _selected(profile, table, forget)
+    return Tuned(table, chosen, _seeds(profile, runs, forget, chosen, table, curves))
 
 
 DRAW_SEED = 1  # the second draw of the tiny models: base, original and retain trained from this seed (issue 24)
@@ -287,7 +252,7 @@ def redraw(profile: Profile, tuned: Tuned, runs: list[Run], forget: str,
     if other is None:
         return None
     selected = tuned.selected.assign(**{"MU original": original_mu(other, forget)})
-    return other, Tuned(pd.DataFrame(), selected, seed_runs(other, runs, forget, selected, None, curves))
+    return other, Tuned(pd.DataFrame(), selected, _seeds(other, runs, forget, selected, None, curves))
 
 
 def spread_table(seeds: pd.DataFrame, selected: pd.DataFrame, columns: tuple[str, ...],

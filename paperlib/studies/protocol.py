@@ -113,33 +113,45 @@ class Arm(NamedTuple):
     method: str
 
 
-def tune(profile: Any, bench: Any, methods: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+def tune(profile: Any, bench: Any, methods: Sequence[str] | None = None, every_epoch: bool | None = None,
+         seeds: bool = True) -> dict[str, pd.DataFrame]:
     """The protocol on a benchmark plug-in (`paperlib.benchmarks`), per target and method: "sweep" (every lr x
-    epoch, rows of `bench.scores`), "selected" (the rule's point on the sweep's seed 0 against the starting
-    model's MU, `bench.reference`; `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`, beside the
-    sweep's own "qualified (seed 0)"), "seeds" (that point with every seed of the grid)."""
-    reference = bench.reference(profile)
+    epoch, rows of `bench.scores`; evaluated after every epoch as `every_epoch` says, None: as the grid says),
+    "selected" (the rule's point on the sweep's seed 0 against the starting model's MU, `bench.reference`;
+    `qualified`: the MU95 flag of the seed mean, `tuning.keeps_utility`, beside the sweep's own "qualified
+    (seed 0)"), "seeds" (that point with every seed of the grid). `seeds` False: the sweep alone."""
     arms = [Arm(t, m) for t in bench.targets(profile) for m in (methods or bench.methods)]
-    table = pd.DataFrame(sweep(profile, arms, partial(_bench_request, profile, bench), partial(_bench_rows, bench)))
+    table = pd.DataFrame(sweep(profile, arms, partial(_bench_request, profile, bench), partial(_bench_rows, bench),
+                               every_epoch))
+    if not seeds:
+        return {"sweep": table}
+    reference = bench.reference(profile)
     best = {Arm(*key): b for key, b in select(profile, table, ["target", "method"], lambda key: reference[key[0]])}
     points = {a: (float(best[a]["lr"]), int(best[a]["epoch"])) for a in arms}
-    seeds = pd.DataFrame(seed_points(profile, bench, points, table))
+    every = tuning.grid(profile).every_epoch if every_epoch is None else every_epoch
+    runs = pd.DataFrame(seed_points(profile, bench, points, table, every))
     chosen = [{"target": a.target, "method": a.method, "lr": points[a][0], "epoch": points[a][1],
-               "qualified": keeps(seeds, a, reference[a.target]), "qualified (seed 0)": bool(best[a]["qualified"])}
+               "qualified": keeps(runs, a, reference[a.target]), "qualified (seed 0)": bool(best[a]["qualified"])}
               for a in arms]
-    return {"sweep": table, "selected": pd.DataFrame(chosen), "seeds": seeds}
+    return {"sweep": table, "selected": pd.DataFrame(chosen), "seeds": runs}
 
 
-def seed_points(profile: Any, bench: Any, points: dict[Arm, tuple[float, int]], table: pd.DataFrame | None
-                ) -> list[dict]:
+def seed_points(profile: Any, bench: Any, points: dict[Arm, tuple[float, int]], table: pd.DataFrame | None,
+                every_epoch: bool = True) -> list[dict]:
     """Each arm's selected point (lr, epoch) with every seed of the grid: seed 0 is the sweep's row (`table`) or,
-    with no sweep (a second draw), trained up to that epoch like the others."""
+    with no sweep (a second draw), trained up to that epoch like the others. A benchmark with `final` columns
+    (read from a run's folder) runs every seed up to that epoch and reads its final evaluation; seed 0 is then
+    the sweep's own run (evaluated as `every_epoch` says) when the selected epoch is its last."""
 
     def point(arm: Arm, seed: int) -> Point:
-        return Point(points[arm][0], seed, points[arm][1], every_epoch=False)
+        lr, epoch = points[arm]
+        if bench.final is not None and table is not None and seed == 0 \
+                and epoch == tuning.grid(profile, arm.method).epochs:
+            return Point(lr, 0, 0, every_epoch)
+        return Point(lr, seed, epoch, every_epoch=False)
 
     def reuse(arm: Arm, seed: int) -> list[dict] | None:
-        if seed != 0 or table is None:
+        if seed != 0 or table is None or bench.final is not None:
             return None
         lr, epoch = points[arm]
         same = table[(table["target"] == arm.target) & (table["method"] == arm.method) & (table["lr"] == lr)
@@ -147,6 +159,10 @@ def seed_points(profile: Any, bench: Any, points: dict[Arm, tuple[float, int]], 
         return [{**r, "seed": 0} for r in same.to_dict("records")]
 
     def rows(arm: Arm, p: Point, info: dict) -> list[dict]:
+        if bench.final is not None:
+            base = {"target": arm.target, "method": arm.method, "lr": p.lr, "epoch": points[arm][1], "seed": p.seed}
+            return [final_row(info, base, lambda s: {**(bench.scores(s) if s is not None else {}),
+                                                     **bench.final(info)})]
         return [{**r, "seed": p.seed} for r in _bench_rows(bench, arm, p, info)
                 if r["epoch"] == p.stop_epoch or r["status"] != COMPLETED]
 
