@@ -149,3 +149,19 @@ def test_final_columns_run_every_seed_to_the_selected_epoch(monkeypatch):
     planned.clear()
     rows = protocol.seed_points(profile, benchmarks.Benchmark(*fields), {arm: (1e-3, 1)}, sweep)
     assert [p.seed for p in planned] == list(g.seeds[1:]) and rows[0]["seed"] == 0  # seed 0: the sweep's row
+
+
+def test_plan_rows_list_the_runs_the_protocol_launches():
+    """The dry run's rows of one arm: every lr of the grid, every further seed, every seed on the second draw."""
+    profile = get_profile("smoke")
+    g = tuning.grid(profile, "GA")
+    rows = protocol.plan_rows(profile, "GA", {"model": "m", "method": "GA"}, {"k": 1}, draw=("m2", 7))
+    assert len(rows) == len(g.lrs) + (len(g.seeds) - 1) + len(g.seeds)
+    assert [r["hyperparameters"] for r in rows[:len(g.lrs)]] == [{"k": 1, "lr": lr} for lr in g.lrs]
+    assert rows[0]["evaluations"] == (g.epochs if g.every_epoch else 1) and rows[-1]["evaluations"] == 1
+    drawn = rows[-len(g.seeds):]
+    assert {r["model"] for r in drawn} == {"m2"} and [r["hyperparameters"]["seed"] for r in drawn] == list(g.seeds)
+    assert all(r["hyperparameters"]["draw"] == 7 for r in drawn)
+    alone = protocol.plan_rows(profile, "GA", {}, {}, seeds=False, draw=("m2", 7), every_epoch=False)
+    assert len(alone) == len(g.lrs) + 1 and alone[-1]["hyperparameters"]["seed"] == 0  # seed 0 on the draw only
+    assert alone[0]["evaluations"] == 1

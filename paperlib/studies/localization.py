@@ -410,7 +410,7 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     from paperlib.engine import unlearn
     from paperlib.studies import palu as experiments
 
-    s, g, forget = scale(profile), tuning.grid(profile), profile.benchmark.forget
+    s, forget = scale(profile), profile.benchmark.forget
     tofu.check_split(forget, tofu.FORGET_SPLITS)
     n, retain = experiments._forget_size(profile, forget), tofu.retain_of(forget)
     out = [{"model": profile.model.base, "method": "finetune", "hyperparameters": {"stage": stage},
@@ -426,13 +426,9 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     for model, loss, mask, seeds in arms_:
         needs, own = unlearn.resolve(profile, loss)[0].needs(), tuning.grid(profile, loss)
         common = {"model": model, "method": loss, "n_examples": n, "epochs": own.epochs,
-                  "evaluations": own.epochs if own.every_epoch else 1,
                   "passes": 2 if needs.retain else 1, "reference": bool(needs.ref)}
-        out += [{**common, "hyperparameters": {"lr": lr, "mask": mask}} for lr in own.lrs]
-        out += [{**common, "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask}}
-                for seed in g.seeds if seed != 0 and seeds]
-        if experiments.second_draw(profile) is not None:  # `redraw`: the selected lr on the second draw's models
-            out += [{**common, "model": f"{model} (draw {experiments.DRAW_SEED})",
-                     "hyperparameters": {"lr": "selected", "seed": seed, "mask": mask, "draw": experiments.DRAW_SEED}}
-                    for seed in g.seeds if seed == 0 or seeds]
+        draw = ((f"{model} (draw {experiments.DRAW_SEED})", experiments.DRAW_SEED)  # `redraw`: the selected lr
+                if experiments.second_draw(profile) is not None else None)     # on the second draw's models
+        out += protocol.plan_rows(profile, loss, common, {"mask": mask}, seeds,
+                                  seed_evals=own.epochs if own.every_epoch else 1, draw=draw)
     return out

@@ -141,11 +141,10 @@ def plan(profile: Profile) -> list[dict]:
     for method in s.methods:
         common = {"model": "muse-target", "method": method, "n_examples": s.mini.n_events if s.mini else 0,
                   "epochs": g.epochs}
-        rows += [{**common, "hyperparameters": {"lr": lr}} for lr in g.lrs]
-        rows += [{**common, "hyperparameters": {"lr": "selected", "seed": seed}} for seed in g.seeds if seed != 0]
-        # `redraw`: every seed at the selected point on the second draw's target model
-        rows += [{**common, "model": f"muse-target (draw {DRAW_SEED})",
-                  "hyperparameters": {"lr": "selected", "seed": seed, "draw": DRAW_SEED}} for seed in g.seeds]
+        # the sweep evaluated after every epoch; `redraw`: every seed at the selected point on the second draw's
+        # target model
+        rows += protocol.plan_rows(name, method, common, {}, draw=(f"muse-target (draw {DRAW_SEED})", DRAW_SEED),
+                                   every_epoch=True)
     return rows
 
 

@@ -1,11 +1,11 @@
 """Is mini-MUSE faithful? Its target / retrained statistics and its baselines' sweep against real MUSE's.
 
 `statistics(sanity, sweep, n_questions)` reads issue 23's statistics from notebook 11's tables (`muse.sanity`,
-`studies.muse.sweep`); `targets` states every target against `REAL` (open-unlearning's reproduction of MUSE News and
-Books, the numbers of ../shared/spec/benchmarks.md; a test reads them back from there); `fidelity_table` lays
-them out for notebook 11. `DESIGNS` lists every design of the miniature tried, in order; `measure` builds one
-(`make calibrate-muse DESIGN=<name>`) into `RECORD`. A design is judged by these statistics and the baselines
-of `BASELINES` only: never PALU, a PALU variant or a claim.
+the sweep of `studies.muse.tune`); `targets` states every target against `REAL` (open-unlearning's
+reproduction of MUSE News and Books, the numbers of ../shared/spec/benchmarks.md; a test reads them back from
+there); `fidelity_table` lays them out for notebook 11. `DESIGNS` lists every design of the miniature tried, in
+order; `measure` builds one (`make calibrate-muse DESIGN=<name>`) into `RECORD`. A design is judged by these
+statistics and the baselines of `BASELINES` only: never PALU, a PALU variant or a claim.
 """
 
 from __future__ import annotations

@@ -419,16 +419,10 @@ def _planned(profile: Profile, run: Run, curves: bool) -> list[dict]:
     g = tuning.grid(profile, run.method)
     common = {"model": pipeline.original_model(profile), "method": run.method, "n_examples": _forget_size(profile),
               "epochs": g.epochs, "passes": 2 if m.needs().retain else 1, "reference": bool(m.needs().ref)}
-    evals = g.epochs if g.every_epoch else 1
-    out = [{**common, "hyperparameters": {**run.overrides, "lr": lr}, "evaluations": evals} for lr in g.lrs]
-    out += [{**common, "hyperparameters": {**run.overrides, "lr": "selected", "seed": s},
-             "evaluations": evals if curves else 1} for s in g.seeds if s != 0]
-    other = second_draw(profile)
-    if other is not None:  # `redraw`: every seed at the selected point on the second draw's models
-        out += [{**common, "model": pipeline.original_model(other),
-                 "hyperparameters": {**run.overrides, "lr": "selected", "seed": s, "draw": DRAW_SEED},
-                 "evaluations": evals if curves else 1} for s in g.seeds]
-    return out
+    other = second_draw(profile)  # `redraw`: every seed at the selected point on the second draw's models
+    draw = (pipeline.original_model(other), DRAW_SEED) if other is not None else None
+    return protocol.plan_rows(profile, run.method, common, run.overrides,
+                              seed_evals=(g.epochs if g.every_epoch else 1) if curves else 1, draw=draw)
 
 
 def plan(notebook: str, profile: Profile) -> list[dict]:

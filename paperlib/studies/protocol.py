@@ -105,6 +105,25 @@ def seed_runs(profile: Any, arms: Sequence[Any], point: Callable[[Any, int], Poi
     return out
 
 
+def plan_rows(profile: Any, method: str, common: dict, hyper: dict, seeds: bool = True, seed_evals: int = 1,
+              draw: tuple[str, int] | None = None, every_epoch: bool | None = None) -> list[dict]:
+    """The dry-run rows (`paperlib.runner.plan`) of the runs this protocol launches for one arm, from settings
+    alone: one per lr of the method's grid (evaluated after every epoch as `every_epoch` says; None: as the grid
+    says), one per further seed at the selected point (`seeds`; each evaluated `seed_evals` times), and with `draw`
+    (the second draw's model and seed) every seed there (seed 0 alone without `seeds`). `common`: the fields of
+    every row (model, method, n_examples, epochs, passes, reference); `hyper`: the arm's own settings."""
+    g = tuning.grid(profile, method)
+    evals = g.epochs if (g.every_epoch if every_epoch is None else every_epoch) else 1
+    out = [{**common, "hyperparameters": {**hyper, "lr": lr}, "evaluations": evals} for lr in g.lrs]
+    out += [{**common, "hyperparameters": {**hyper, "lr": "selected", "seed": s}, "evaluations": seed_evals}
+            for s in g.seeds if s != 0 and seeds]
+    if draw is not None:
+        model, tag = draw
+        out += [{**common, "model": model, "hyperparameters": {**hyper, "lr": "selected", "seed": s, "draw": tag},
+                 "evaluations": seed_evals} for s in g.seeds if s == 0 or seeds]
+    return out
+
+
 # ----------------------------------------------------------------------------------------- a benchmark's targets
 class Arm(NamedTuple):
     """One method on one target of a benchmark (`paperlib.benchmarks.Benchmark`)."""

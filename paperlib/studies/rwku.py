@@ -236,7 +236,7 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
     from paperlib.engine import unlearn
     from paperlib.studies.palu import DRAW_SEED
 
-    s, g = rwku.settings(profile), tuning.grid(profile)
+    s = rwku.settings(profile)
     model = rwku.base_model(profile) if s.mini is None else "rwku-base (tiny, trained here)"
     n = s.blocks_estimate
     out = []
@@ -245,15 +245,9 @@ def plan(profile: Profile) -> list[dict[str, Any]]:
         own = tuning.grid(profile, method)
         common = {"model": model, "method": method, "n_examples": n, "epochs": own.epochs, "passes": 1,
                   "reference": bool(m.needs().ref)}
+        draw = (f"rwku-base (draw {DRAW_SEED})", DRAW_SEED) if s.mini is not None else None  # `redraw`
         for i in range(s.n_targets):
-            out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": lr, "target": i},
-                     "evaluations": own.epochs if own.every_epoch else 1} for lr in own.lrs]
-            out += [{**common, "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd,
-                                                    "target": i}, "evaluations": 1} for sd in g.seeds if sd != 0]
-            if s.mini is not None:  # `redraw`: every seed at the selected point on the second draw's base model
-                out += [{**common, "model": f"rwku-base (draw {DRAW_SEED})", "evaluations": 1,
-                         "hyperparameters": {**NO_RETAIN.get(method, {}), "lr": "selected", "seed": sd, "target": i,
-                                             "draw": DRAW_SEED}} for sd in g.seeds]
+            out += protocol.plan_rows(profile, method, common, {**NO_RETAIN.get(method, {}), "target": i}, draw=draw)
     return out
 
 

@@ -1,5 +1,6 @@
-"""MUSE end to end: the benchmark folder, the target and retrained models, their evaluations, the "muse"
-evaluator of the raw-text engine, the tuned unlearning table of notebook 11 and its dry-run plan.
+"""MUSE's evaluation side: the target and retrained models' evaluations, the "muse" evaluator of the raw-text
+engine, the unlearning corpus and its automatic spans, and the numbers the tuning rule reads (notebook 11's study
+and tables: `paperlib.studies.muse`; its runs are planned by `paperlib.benchmarks.muse.plugin`).
 
 Tiny profiles (smoke, mini) generate mini-MUSE (`paperlib.benchmarks.muse.mini`) and fine-tune mini-TOFU's pretrained
 tiny base on forget + retain1 + retain2 (the target) and on retain1 + retain2 only (the retrained model), both

@@ -1,6 +1,7 @@
-"""RWKU in paperlib: the benchmark's source and scale per profile, the mini base stage (tokenizer and tiny
-model that learn the mini RWKU people), the "rwku" evaluator (registered in `paperlib.benchmarks.rwku.metrics`), and
-notebook 12's runs and tables.
+"""RWKU's evaluation side: the benchmark's source and scale per profile (`settings`), the mini base stage
+(`base`: tokenizer and tiny model that learn the mini RWKU people), the "rwku" evaluator (registered in
+`paperlib.benchmarks.rwku.metrics`), the forget corpora and the evaluations of the models (notebook 12's study and
+tables: `paperlib.studies.rwku`; its runs are planned by `paperlib.benchmarks.rwku.plugin`).
 
 Setting (RWKU's main one): single-target unlearning from the forget corpus alone (the target's passages, raw
 text cut into `block`-token blocks); no retain corpus, so every method runs with its retain weight alpha = 0
